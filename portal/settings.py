@@ -1,0 +1,283 @@
+"""The portal's only settings module.
+
+Everything comes from the environment (or an optional ``.env`` beside ``manage.py``). With no
+environment at all the portal runs on embedded defaults meant for a laptop: SQLite, private files
+under ``var/``, Celery on kombu's ``filesystem://`` broker, email to the console and the built-in
+sandbox upstream. Production sets ``DEBUG=false`` and the variables listed in ``.env.example``;
+it refuses to start when one of its secrets is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=True)
+VAR_DIR = Path(env.str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
+# The embedded defaults keep their database, private files and broker queue under var/.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Secrets and production guard -------------------------------------------------------------
+# Development gets working throwaway values; production must name every secret explicitly.
+_DEV_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production-0123456789"  # noqa: S105
+PRODUCTION_REQUIRED = ("SECRET_KEY", "ALLOWED_HOSTS", "PORTAL_PUBLIC_URL", "DATABASE_URL")
+
+if not DEBUG:
+    missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
+    if not env.bool("SANDBOX_ENABLED", default=False) and not env.str(
+        "ANYFAST_API_KEY", default=""
+    ):
+        missing.append("ANYFAST_API_KEY")
+    if missing:
+        raise ImproperlyConfigured(
+            "DEBUG=false needs these environment variables: " + ", ".join(missing)
+        )
+
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+PORTAL_PUBLIC_URL = env.str("PORTAL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PORTAL_PUBLIC_URL])
+
+# --- Applications -----------------------------------------------------------------------------
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "django_celery_results",
+    "consent",
+    "assets",
+]
+if SANDBOX_ENABLED:
+    INSTALLED_APPS.append("sandbox")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server, the worker and beat share one SQLite file in development: wait for locks
+    # instead of failing at once, and let readers proceed beside a writer.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Internationalisation ---------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文"), ("zh-hant", "繁體中文")]
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Files ------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+PRIVATE_MEDIA_ROOT = Path(env.str("PRIVATE_MEDIA_ROOT", default=str(VAR_DIR / "private")))
+# Every uploaded file is private (faces, voices, consent documents), so the default storage has
+# no public URL: files leave the portal only through signed, expiring links (assets.signing) or
+# an authorised admin session.
+PRIVATE_FILE_URL_MAX_AGE = env.int("PRIVATE_FILE_URL_MAX_AGE", default=15 * 60)
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    _private_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "querystring_expire": PRIVATE_FILE_URL_MAX_AGE,
+            "file_overwrite": False,
+            "location": "private",
+        },
+    }
+else:
+    _private_storage = {
+        "BACKEND": "portal.storage.PrivateFileSystemStorage",
+        "OPTIONS": {"location": PRIVATE_MEDIA_ROOT, "base_url": None},
+    }
+STORAGES = {
+    "default": _private_storage,
+    "staticfiles": {
+        "BACKEND": env.str(
+            "STATICFILES_BACKEND",
+            default="whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if not DEBUG
+            else "django.contrib.staticfiles.storage.StaticFilesStorage",
+        )
+    },
+}
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Email ------------------------------------------------------------------------------------
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default="Talent Consent Portal <portal@localhost>"
+)
+
+# --- Celery -----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_FILESYSTEM_DIR = VAR_DIR / "broker"
+if CELERY_BROKER_URL == "filesystem://":
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_FILESYSTEM_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_FILESYSTEM_DIR / "queue"),
+        "processed_folder": str(CELERY_BROKER_FILESYSTEM_DIR / "processed"),
+        "store_processed": False,
+    }
+    # kombu's filesystem transport needs its folders before the first worker starts.
+    (CELERY_BROKER_FILESYSTEM_DIR / "queue").mkdir(parents=True, exist_ok=True)
+    (CELERY_BROKER_FILESYSTEM_DIR / "processed").mkdir(parents=True, exist_ok=True)
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 10 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+# --- The upstream (Anyfast /volc/asset/*) -----------------------------------------------------
+# In development the client talks to the sandbox app mounted at /sandbox on this same server.
+ANYFAST_BASE_URL = env.str(
+    "ANYFAST_BASE_URL",
+    default=f"{PORTAL_PUBLIC_URL}/sandbox" if SANDBOX_ENABLED else "https://www.anyfast.ai",
+).rstrip("/")
+ANYFAST_API_KEY = env.str("ANYFAST_API_KEY", default="sk-sandbox-development-key")
+ANYFAST_CONNECT_TIMEOUT = env.float("ANYFAST_CONNECT_TIMEOUT", default=10.0)
+# Anyfast may hold create calls open well past a minute (reference §7).
+ANYFAST_READ_TIMEOUT = env.float("ANYFAST_READ_TIMEOUT", default=30.0)
+ANYFAST_CREATE_READ_TIMEOUT = env.float("ANYFAST_CREATE_READ_TIMEOUT", default=300.0)
+ANYFAST_READ_RETRIES = env.int("ANYFAST_READ_RETRIES", default=4)
+# The H5 link lives 120 s and the BytedToken 30 min per the API reference; one page of the
+# upstream docs says 120 s for the token too (reference §12.1, CONFLICT), hence settings.
+ANYFAST_H5_LINK_TTL = env.int("ANYFAST_H5_LINK_TTL", default=120)
+ANYFAST_TOKEN_TTL = env.int("ANYFAST_TOKEN_TTL", default=30 * 60)
+# Account-wide request budgets per action, documented by BytePlus (reference §8), as
+# "<count>/<seconds>". The limiter keeps every worker process together within them.
+ANYFAST_RATE_LIMITS = {
+    "CreateVisualValidateSession": env.str("ANYFAST_RATE_CREATE_SESSION", default="3/1"),
+    "GetVisualValidateResult": env.str("ANYFAST_RATE_GET_RESULT", default="3/1"),
+    "CreateAsset": env.str("ANYFAST_RATE_CREATE_ASSET", default="300/60"),
+    "GetAsset": env.str("ANYFAST_RATE_GET_ASSET", default="100/1"),
+    "ListAssets": env.str("ANYFAST_RATE_LIST_ASSETS", default="10/1"),
+    "UpdateAsset": env.str("ANYFAST_RATE_UPDATE_ASSET", default="10/1"),
+    "DeleteAsset": env.str("ANYFAST_RATE_DELETE_ASSET", default="10/1"),
+    "DeleteAssetGroup": env.str("ANYFAST_RATE_DELETE_GROUP", default="5/1"),
+    "ListAssetGroups": env.str("ANYFAST_RATE_LIST_GROUPS", default="10/1"),
+}
+ANYFAST_RATE_LIMIT_ENABLED = env.bool("ANYFAST_RATE_LIMIT_ENABLED", default=True)
+# Where the limiter keeps its shared counters: Redis when Redis is the broker, else a file.
+ANYFAST_RATE_LIMIT_REDIS_URL = env.str(
+    "ANYFAST_RATE_LIMIT_REDIS_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "",
+)
+ANYFAST_RATE_LIMIT_FILE = Path(
+    env.str("ANYFAST_RATE_LIMIT_FILE", default=str(VAR_DIR / "rate-limit.sqlite3"))
+)
+
+# --- Sandbox upstream (only when SANDBOX_ENABLED) ---------------------------------------------
+SANDBOX_PROCESSING_SECONDS = env.float("SANDBOX_PROCESSING_SECONDS", default=4.0)
+SANDBOX_VIDEO_PROCESSING_SECONDS = env.float("SANDBOX_VIDEO_PROCESSING_SECONDS", default=9.0)
+SANDBOX_H5_LINK_TTL = env.int("SANDBOX_H5_LINK_TTL", default=ANYFAST_H5_LINK_TTL)
+SANDBOX_TOKEN_TTL = env.int("SANDBOX_TOKEN_TTL", default=ANYFAST_TOKEN_TTL)
+SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=0)
+# Share of calls (0..1) answered with each fault.
+SANDBOX_FAULT_RATE_500 = env.float("SANDBOX_FAULT_RATE_500", default=0.0)
+SANDBOX_FAULT_RATE_502 = env.float("SANDBOX_FAULT_RATE_502", default=0.0)
+SANDBOX_FAULT_RATE_429 = env.float("SANDBOX_FAULT_RATE_429", default=0.0)
+SANDBOX_FAULT_RATE_TIMEOUT = env.float("SANDBOX_FAULT_RATE_TIMEOUT", default=0.0)
+SANDBOX_FAULT_RATE_DROP = env.float("SANDBOX_FAULT_RATE_DROP", default=0.0)
+SANDBOX_TIMEOUT_SECONDS = env.float("SANDBOX_TIMEOUT_SECONDS", default=35.0)
+SANDBOX_ENFORCE_RATE_LIMITS = env.bool("SANDBOX_ENFORCE_RATE_LIMITS", default=True)
+
+# --- Security ---------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    if len(set(SECRET_KEY)) < 5 or len(SECRET_KEY) < 50 or SECRET_KEY == _DEV_SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 50 characters")
+
+# --- Logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Talent Consent Portal"
+admin.site.site_title = "Talent Consent Portal"
+admin.site.index_title = "People, consent, verification and likeness assets"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("files/", include("assets.urls")),
+]
+
+if settings.SANDBOX_ENABLED:
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))
