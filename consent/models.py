@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import secrets
 
 from django.conf import settings
@@ -147,13 +148,13 @@ class ConsentRecord(models.Model):
         ]
         return [kind for kind, covers in covered if covers]
 
-    def is_in_force(self, on: object | None = None) -> bool:
+    def is_in_force(self, on: datetime.date | None = None) -> bool:
         """Approved, started and not expired on the given date (today by default)."""
         day = on or timezone.localdate()
         return (
             self.status == self.Status.APPROVED
-            and self.starts_on <= day  # type: ignore[operator]
-            and (self.expires_on is None or day <= self.expires_on)  # type: ignore[operator]
+            and self.starts_on <= day
+            and (self.expires_on is None or day <= self.expires_on)
         )
 
 
