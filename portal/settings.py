@@ -28,7 +28,16 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 # --- Secrets and production guard -------------------------------------------------------------
 # Development gets working throwaway values; production must name every secret explicitly.
 _DEV_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production-0123456789"  # noqa: S105
-PRODUCTION_REQUIRED = ("SECRET_KEY", "ALLOWED_HOSTS", "PORTAL_PUBLIC_URL", "DATABASE_URL")
+# Production also names its broker and mail server: the embedded filesystem broker and console
+# email would otherwise lose tasks across machines and silently drop invitations.
+PRODUCTION_REQUIRED = (
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "PORTAL_PUBLIC_URL",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "EMAIL_URL",
+)
 
 if not DEBUG:
     missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
