@@ -1,0 +1,86 @@
+"""The upstream (Anyfast ``/volc/asset/*``): the only code in the portal that speaks HTTP to it.
+
+Import from here::
+
+    from assets.upstream import AnyfastClient, TransientUpstreamError, key_fingerprint
+
+``client`` holds the client, ``errors`` the error hierarchy and the user-facing explanations,
+``types`` the typed results, ``ratelimit`` the deployment-wide limiter, ``keys`` the key
+fingerprint and redaction.
+"""
+
+from .client import AnyfastClient, Attempt, outgoing_session
+from .errors import (
+    AmbiguousCreate,
+    AmbiguousWrite,
+    AssetNotFound,
+    AuthenticationFailed,
+    EndpointNotFound,
+    GroupNotFound,
+    InvalidRequest,
+    LocalRateLimitExceeded,
+    PermanentUpstreamError,
+    RateLimited,
+    RateLimiterUnavailable,
+    TransientUpstreamError,
+    UnexpectedResponse,
+    UpstreamError,
+    UpstreamServerError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    WrongTokenGroup,
+    explain_asset_error,
+)
+from .keys import key_fingerprint
+from .ratelimit import NullRateLimiter, RateLimiter, rate_limiter_from_settings
+from .types import (
+    AssetCreated,
+    AssetPage,
+    AssetRenamed,
+    AssetStatus,
+    AssetType,
+    Deleted,
+    GroupType,
+    UpstreamAsset,
+    VerificationResult,
+    VerificationSessionStarted,
+)
+
+__all__ = [
+    "AmbiguousCreate",
+    "AmbiguousWrite",
+    "AnyfastClient",
+    "AssetCreated",
+    "AssetNotFound",
+    "AssetPage",
+    "AssetRenamed",
+    "AssetStatus",
+    "AssetType",
+    "Attempt",
+    "AuthenticationFailed",
+    "Deleted",
+    "EndpointNotFound",
+    "GroupNotFound",
+    "GroupType",
+    "InvalidRequest",
+    "LocalRateLimitExceeded",
+    "NullRateLimiter",
+    "PermanentUpstreamError",
+    "RateLimited",
+    "RateLimiter",
+    "RateLimiterUnavailable",
+    "TransientUpstreamError",
+    "UnexpectedResponse",
+    "UpstreamAsset",
+    "UpstreamError",
+    "UpstreamServerError",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+    "VerificationResult",
+    "VerificationSessionStarted",
+    "WrongTokenGroup",
+    "explain_asset_error",
+    "key_fingerprint",
+    "outgoing_session",
+    "rate_limiter_from_settings",
+]

@@ -1,0 +1,50 @@
+"""Helpers shared by the ``test_upstream_*`` modules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+BASE_URL = "https://anyfast.test"
+# A recognisable key: tests assert it never shows up in errors, logs or output.
+SECRET_KEY = "sk-LEAKCANARY0123456789abcdefSECRET"
+
+
+class FakeClock:
+    """A clock and a sleep that advances it, for code that waits."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def url(action: str, base_url: str = BASE_URL) -> str:
+    return f"{base_url}/volc/asset/{action}"
+
+
+def body_of(call: Any) -> dict[str, Any]:
+    """The JSON body a ``responses`` call sent."""
+    return json.loads(call.request.body)
+
+
+def asset_json(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "Id": "asset-20261124120000-abcde",
+        "Name": "tcp-0001",
+        "URL": "https://ark-media-asset.example/file.png?X-Tos-Expires=43200",
+        "AssetType": "Image",
+        "GroupId": "group-20261124115900-kbdhw",
+        "Status": "Active",
+        "ProjectName": "default",
+        "CreateTime": "2026-11-24T04:00:00Z",
+        "UpdateTime": "2026-11-24T04:00:05Z",
+    }
+    data.update(overrides)
+    return data
