@@ -221,6 +221,8 @@ CELERY_TASK_TIME_LIMIT = 10 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Tasks outside the installed apps, which autodiscovery does not see.
+CELERY_IMPORTS = ("portal.tasks",)
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- The upstream (Anyfast /volc/asset/*) -----------------------------------------------------

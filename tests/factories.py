@@ -24,6 +24,9 @@ class UserFactory(factory.django.DjangoModelFactory):
     is_staff = True
     password = factory.django.Password("correct horse battery staple")
 
+    class Params:
+        superuser = factory.Trait(is_superuser=True)
+
 
 class PersonFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -53,6 +56,17 @@ class ConsentRecordFactory(factory.django.DjangoModelFactory):
             status=ConsentRecord.Status.APPROVED,
             reviewed_at=factory.LazyFunction(timezone.now),
         )
+        revoked = factory.Trait(
+            status=ConsentRecord.Status.REVOKED,
+            reviewed_at=factory.LazyFunction(timezone.now),
+            revoked_at=factory.LazyFunction(timezone.now),
+            revocation_reason="Withdrawn by the person in writing.",
+        )
+        with_document = factory.Trait(
+            signed_document=factory.LazyFunction(
+                lambda: ContentFile(b"%PDF-1.4 signed consent", name="consent.pdf")
+            )
+        )
 
 
 class VerificationSessionFactory(factory.django.DjangoModelFactory):
@@ -60,6 +74,15 @@ class VerificationSessionFactory(factory.django.DjangoModelFactory):
         model = VerificationSession
 
     person = factory.SubFactory(PersonFactory)
+    consent = factory.SubFactory(
+        ConsentRecordFactory, person=factory.SelfAttribute("..person"), approved=True
+    )
+
+    class Params:
+        completed = factory.Trait(
+            status=VerificationSession.Status.COMPLETED,
+            completed_at=factory.LazyFunction(timezone.now),
+        )
 
 
 class AssetGroupFactory(factory.django.DjangoModelFactory):
@@ -76,6 +99,10 @@ class AssetFactory(factory.django.DjangoModelFactory):
 
     class Params:
         content = factory.Sequence(lambda n: f"portrait bytes {n}".encode())
+        active = factory.Trait(
+            status=Asset.Status.ACTIVE,
+            upstream_id=factory.Sequence(lambda n: f"asset-20261124120000-{n:05d}"),
+        )
 
     group = factory.SubFactory(AssetGroupFactory)
     kind = Asset.Kind.IMAGE

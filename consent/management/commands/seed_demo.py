@@ -1,0 +1,175 @@
+"""Demo data for a laptop: a superuser, people in every consent state, a verified group, assets.
+
+Runs only with DEBUG on, since it makes a superuser with a known password. Running it again
+changes nothing but that password, which it sets back to the one it prints.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from assets.models import Asset, AssetGroup
+from consent.models import ConsentRecord, Language, Person, VerificationSession
+from portal.tasks import record_heartbeat
+from sandbox.samples import make_image
+
+USERNAME = "admin"
+PASSWORD = "admin"  # noqa: S105 - a demo account, refused without DEBUG
+
+Status = ConsentRecord.Status
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    legal_name: str
+    display_name: str
+    language: str
+    consent: str
+    face: str  # the sandbox face identity written into their files
+
+    @property
+    def email(self) -> str:
+        return f"{self.display_name.lower()}@talent.test"
+
+
+PEOPLE = [
+    DemoPerson("Ada Moreau", "Ada", Language.ENGLISH, Status.APPROVED, face="ada"),
+    DemoPerson("Grace Okafor", "Grace", Language.ENGLISH, Status.PENDING_REVIEW, face="grace"),
+    DemoPerson("Linus Berg", "Linus", Language.CHINESE_SIMPLIFIED, Status.DRAFT, face="linus"),
+    DemoPerson("Sofia Rossi", "Sofia", Language.CHINESE_TRADITIONAL, Status.REVOKED, face=""),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo data and a superuser admin/admin (DEBUG only; safe to run again)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            raise CommandError(
+                "seed_demo creates a superuser with a known password: it runs only with DEBUG=true."
+            )
+        with transaction.atomic():
+            admin = self._superuser()
+            for demo in PEOPLE:
+                self._person(admin, demo)
+            self._heartbeat_schedule()
+        admin_url = settings.PORTAL_PUBLIC_URL + reverse("admin:index")
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(f"  Admin:    {admin_url}")
+        self.stdout.write(f"  Username: {USERNAME}")
+        self.stdout.write(f"  Password: {PASSWORD}")
+
+    def _superuser(self) -> Any:
+        user, _ = get_user_model().objects.get_or_create(
+            username=USERNAME, defaults={"email": "admin@studio.test"}
+        )
+        user.is_staff = user.is_superuser = True
+        user.set_password(PASSWORD)
+        user.save()
+        return user
+
+    def _person(self, admin: Any, demo: DemoPerson) -> None:
+        person, created = Person.objects.get_or_create(
+            email=demo.email,
+            defaults={
+                "legal_name": demo.legal_name,
+                "display_name": demo.display_name,
+                "preferred_language": demo.language,
+                "phone": "+44 20 7946 0000",
+                "notes": "Demo person made by seed_demo.",
+                "created_by": admin,
+            },
+        )
+        if not created:
+            self.stdout.write(f"  {person} is already there.")
+            return
+        consent = self._consent(admin, person, demo.consent)
+        if demo.consent == Status.APPROVED:
+            self._verified_with_assets(admin, person, consent, demo.face)
+        elif demo.consent == Status.PENDING_REVIEW:
+            VerificationSession.objects.create(person=person, consent=consent, created_by=admin)
+        self.stdout.write(f"  {person}: consent {consent.get_status_display().lower()}.")
+
+    def _consent(self, admin: Any, person: Person, status: str) -> ConsentRecord:
+        now = timezone.now()
+        today = timezone.localdate()
+        reviewed = status in (Status.APPROVED, Status.REVOKED)
+        return ConsentRecord.objects.create(
+            person=person,
+            consent_text_version="2026.1",
+            intended_uses="Reference likeness for AI-generated promotional video.",
+            projects="Spring campaign",
+            covers_audio=True,
+            starts_on=today - datetime.timedelta(days=30),
+            expires_on=today + datetime.timedelta(days=335),
+            capture_method=ConsentRecord.CaptureMethod.E_SIGNATURE,
+            signed_document=ContentFile(
+                f"Demo consent of {person.legal_name}, version 2026.1.\n".encode(),
+                name="signed-consent.txt",
+            ),
+            status=status,
+            reviewed_by=admin if reviewed else None,
+            reviewed_at=now if reviewed else None,
+            review_note="Demo review." if reviewed else "",
+            revoked_at=now if status == Status.REVOKED else None,
+            revocation_reason=(
+                "The person withdrew consent by email." if status == Status.REVOKED else ""
+            ),
+            created_by=admin,
+        )
+
+    def _verified_with_assets(
+        self, admin: Any, person: Person, consent: ConsentRecord, face: str
+    ) -> None:
+        now = timezone.now()
+        session = VerificationSession.objects.create(
+            person=person,
+            consent=consent,
+            status=VerificationSession.Status.COMPLETED,
+            completed_at=now,
+            created_by=admin,
+        )
+        stamp = now.strftime("%Y%m%d%H%M%S")
+        group = AssetGroup.objects.create(
+            group_id=f"group-{stamp}-demo{person.pk}",
+            person=person,
+            verification_session=session,
+        )
+        for number, (width, height) in enumerate([(1200, 1600), (1080, 1080)], start=1):
+            content = make_image(width=width, height=height, fmt="JPEG", face=face, label=face)
+            Asset.objects.create(
+                group=group,
+                kind=Asset.Kind.IMAGE,
+                file=ContentFile(content, name=f"{face}-{number}.jpg"),
+                original_filename=f"{face}-{number}.jpg",
+                sha256=hashlib.sha256(content).hexdigest(),
+                size_bytes=len(content),
+                content_type="image/jpeg",
+                width=width,
+                height=height,
+                status=Asset.Status.ACTIVE,
+                upstream_id=f"asset-{stamp}-demo{person.pk}x{number}",
+                uploaded_by=admin,
+            )
+
+    def _heartbeat_schedule(self) -> None:
+        """Beat runs ``record_heartbeat`` every minute, so the results admin shows a live worker."""
+        every_minute, _ = IntervalSchedule.objects.get_or_create(
+            every=1, period=IntervalSchedule.MINUTES
+        )
+        PeriodicTask.objects.update_or_create(
+            name="Worker heartbeat",
+            defaults={"task": record_heartbeat.name, "interval": every_minute, "enabled": True},
+        )

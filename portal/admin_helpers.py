@@ -1,0 +1,122 @@
+"""Pieces the portal's admin classes share: status badges, read-only inlines, private files.
+
+Every uploaded file is private: the storage refuses to give a plain URL. The admin reaches a
+file only through ``PrivateFileAdmin``'s view, which checks the staff user's ``view``
+permission on the row that owns the file and streams it without letting any cache keep it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse, Http404, HttpRequest
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+# Colour of each status value, across every model that has one.
+_TONES = {
+    "approved": "green",
+    "completed": "green",
+    "active": "green",
+    "pending_review": "amber",
+    "invited": "amber",
+    "link_issued": "amber",
+    "queued": "amber",
+    "uploading": "amber",
+    "processing": "amber",
+    "rejected": "red",
+    "revoked": "red",
+    "failed": "red",
+}
+
+
+def badge(value: str, label: str) -> str:
+    """A coloured badge for a status value (grey for the quiet ones: draft, expired, ...)."""
+    return format_html(
+        '<span class="status-badge status-{}">{}</span>', _TONES.get(value, "grey"), label
+    )
+
+
+@admin.display(description="status", ordering="status")
+def status_badge(obj: Any) -> str:
+    """The badge of a row whose model has a ``status`` choice field."""
+    return badge(obj.status, obj.get_status_display())
+
+
+class StatusColumn:
+    """Gives an admin or inline the ``status_badge`` column and read-only field."""
+
+    status_badge = staticmethod(status_badge)
+
+
+class KeepRows:
+    """No deleting from the admin: these rows are evidence or mirror the upstream.
+
+    Revoking consent and withdrawing assets are services of their own, which keep the row.
+    """
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(StatusColumn, admin.TabularInline):
+    """A list of related rows on a parent page; each row links to its own change page."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
+    """A ModelAdmin with a staff-only view that streams the row's private file."""
+
+    private_file_field: str
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}_file"
+        view = self.admin_site.admin_view(self.private_file_view, cacheable=True)
+        return [path("<path:object_id>/file/", view, name=name), *super().get_urls()]
+
+    def private_file_view(self, request: HttpRequest, object_id: str) -> FileResponse:
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such row.")
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        field_file: FieldFile = getattr(obj, self.private_file_field)
+        if not field_file.name or not field_file.storage.exists(field_file.name):
+            raise Http404("This row has no file.")
+        response = FileResponse(field_file.open("rb"), filename=file_basename(field_file))
+        response["Cache-Control"] = "private, no-store"
+        # Uploaded files are shown inline but may never run scripts in the portal's origin.
+        response["Content-Security-Policy"] = "sandbox"
+        return response
+
+    @admin.display(description="file")
+    def private_file_link(self, obj: models.Model) -> str:
+        return file_link(obj, self.private_file_field)
+
+
+def file_link(obj: models.Model, field_name: str) -> str:
+    """A link to ``obj``'s private file through its admin file view, or "—" when it has none."""
+    field_file: FieldFile = getattr(obj, field_name)
+    if not field_file:
+        return "—"
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_file", args=[quote(obj.pk)])
+    return format_html('<a href="{}" target="_blank">{}</a>', url, file_basename(field_file))
+
+
+def file_basename(field_file: FieldFile) -> str:
+    return (field_file.name or "file").rsplit("/", 1)[-1]

@@ -1,0 +1,256 @@
+"""Admin smoke tests, constant-query changelists and the private file view."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from assets.models import Asset
+from consent.models import Person
+from tests.factories import (
+    AssetFactory,
+    AssetGroupFactory,
+    ConsentRecordFactory,
+    PersonFactory,
+    UserFactory,
+    VerificationSessionFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+MODELS = ["consent.person", "consent.consentrecord", "consent.verificationsession"]
+MODELS += ["assets.assetgroup", "assets.asset"]
+
+
+def _admin_url(model: str, view: str, *args: object) -> str:
+    app_label, model_name = model.split(".")
+    return reverse(f"admin:{app_label}_{model_name}_{view}", args=args)
+
+
+def _one_row(model: str) -> int:
+    """Makes one row of ``model``, with what its admin pages show filled in, and returns its pk."""
+    makers: dict[str, Callable[[], object]] = {
+        "consent.person": lambda: VerificationSessionFactory().person,
+        "consent.consentrecord": lambda: ConsentRecordFactory(with_document=True),
+        "consent.verificationsession": VerificationSessionFactory,
+        "assets.assetgroup": lambda: AssetFactory(active=True).group,
+        "assets.asset": lambda: AssetFactory(active=True),
+    }
+    row = makers[model]()
+    if model == "consent.person":
+        AssetFactory(active=True, group=AssetGroupFactory(person=row))
+    return row.pk  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_superuser_sees_changelist_add_and_change_pages(model, superuser_client: Client):
+    pk = _one_row(model)
+
+    for url in (
+        _admin_url(model, "changelist"),
+        _admin_url(model, "changelist") + "?q=a",
+        _admin_url(model, "add"),
+        _admin_url(model, "change", pk),
+    ):
+        assert superuser_client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_staff_without_permissions_is_refused(model, staff_client: Client):
+    pk = _one_row(model)
+
+    for url in (
+        _admin_url(model, "changelist"),
+        _admin_url(model, "add"),
+        _admin_url(model, "change", pk),
+    ):
+        assert staff_client.get(url).status_code == 403, url
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_changelist_runs_the_same_number_of_queries_for_1_and_20_rows(
+    model, superuser_client: Client, django_assert_max_num_queries
+):
+    url = _admin_url(model, "changelist")
+    _one_row(model)
+    with CaptureQueriesContext(connection) as one_row:
+        assert superuser_client.get(url).status_code == 200
+
+    for _ in range(19):
+        _one_row(model)
+    with django_assert_max_num_queries(len(one_row.captured_queries)):
+        response = superuser_client.get(url)
+    assert response.context["cl"].result_count == 20
+
+
+def test_person_changelist_counts_consents_and_active_assets(superuser_client: Client):
+    person = PersonFactory(legal_name="Ada Example")
+    ConsentRecordFactory(person=person)
+    ConsentRecordFactory(person=person, approved=True)
+    group = AssetGroupFactory(person=person)
+    AssetFactory(group=group, active=True)
+    AssetFactory(group=group)  # still queued: not counted
+
+    response = superuser_client.get(_admin_url("consent.person", "changelist"))
+
+    row = response.context["cl"].result_list[0]
+    assert (row.consent_count, row.active_asset_count) == (2, 1)
+    assert row.latest_consent_status == "approved"
+    assert b'class="status-badge status-green">Approved<' in response.content
+
+
+def test_adding_a_person_records_who_added_them(superuser_client: Client, superuser):
+    response = superuser_client.post(
+        _admin_url("consent.person", "add"),
+        {"legal_name": "Grace Example", "display_name": "", "preferred_language": "en"},
+    )
+
+    assert response.status_code == 302
+    assert Person.objects.get().created_by == superuser
+
+
+def test_person_page_lists_consents_sessions_groups_and_assets(superuser_client: Client):
+    session = VerificationSessionFactory()
+    asset = AssetFactory(active=True, group=AssetGroupFactory(person=session.person))
+
+    response = superuser_client.get(_admin_url("consent.person", "change", session.person.pk))
+
+    page = response.content.decode()
+    assert session.consent.consent_text_version in page
+    assert "Verification session" in page
+    assert asset.group.group_id in page
+    assert f'data-copy="{asset.asset_uri}"' in page
+    assert _admin_url("assets.asset", "file", asset.pk) in page
+
+
+def test_asset_reference_and_copy_button_are_shown_for_active_assets_only(
+    superuser_client: Client,
+):
+    active = AssetFactory(active=True)
+    queued = AssetFactory(upstream_id="asset-20261124120000-queued")
+
+    page = superuser_client.get(_admin_url("assets.asset", "changelist")).content.decode()
+
+    assert page.count('class="button copy-button"') == 1
+    assert f'data-copy="asset://{active.upstream_id}"' in page
+    assert queued.upstream_id not in page
+    assert "portal/admin.js" in page
+
+
+def test_adding_an_asset_records_its_file_facts_and_uploader(superuser_client: Client, superuser):
+    group = AssetGroupFactory()
+    upload = SimpleUploadedFile("face.jpg", b"jpeg bytes", content_type="image/jpeg")
+
+    response = superuser_client.post(
+        _admin_url("assets.asset", "add"), {"group": group.pk, "kind": "image", "file": upload}
+    )
+
+    assert response.status_code == 302
+    asset = Asset.objects.get()
+    assert (asset.original_filename, asset.size_bytes, asset.content_type) == (
+        "face.jpg",
+        10,
+        "image/jpeg",
+    )
+    assert asset.sha256 == hashlib.sha256(b"jpeg bytes").hexdigest()
+    assert asset.uploaded_by == superuser
+    assert asset.status == Asset.Status.QUEUED
+
+
+def test_adding_the_same_file_twice_to_a_group_is_a_form_error(superuser_client: Client):
+    existing = AssetFactory(content=b"same bytes")
+    upload = SimpleUploadedFile("again.png", b"same bytes", content_type="image/png")
+
+    response = superuser_client.post(
+        _admin_url("assets.asset", "add"),
+        {"group": existing.group.pk, "kind": "image", "file": upload},
+    )
+
+    assert response.status_code == 200
+    assert "This file is already registered in this group." in response.content.decode()
+    assert Asset.objects.count() == 1
+
+
+def test_a_signed_consent_document_is_shown_as_a_link_not_an_upload_field(
+    superuser_client: Client,
+):
+    record = ConsentRecordFactory(with_document=True)
+
+    response = superuser_client.get(_admin_url("consent.consentrecord", "change", record.pk))
+
+    assert _admin_url("consent.consentrecord", "file", record.pk) in response.content.decode()
+    assert 'name="signed_document"' not in response.content.decode()
+
+
+# --- The private file view -------------------------------------------------------------------
+
+
+@pytest.fixture
+def asset_file_url() -> str:
+    asset = AssetFactory(content=b"portrait bytes")
+    return _admin_url("assets.asset", "file", asset.pk)
+
+
+def test_private_file_view_streams_the_file_to_staff_with_view_permission(
+    client: Client, asset_file_url: str
+):
+    producer = UserFactory(username="producer")
+    producer.user_permissions.add(Permission.objects.get(codename="view_asset"))
+    client.force_login(producer)
+
+    response = client.get(asset_file_url)
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"portrait bytes"
+    assert response["Cache-Control"] == "private, no-store"
+    assert response["Content-Type"] == "image/png"
+    assert response["Content-Security-Policy"] == "sandbox"
+
+
+def test_private_file_view_refuses_staff_without_view_permission(
+    staff_client: Client, asset_file_url: str
+):
+    assert staff_client.get(asset_file_url).status_code == 403
+
+
+def test_private_file_view_sends_anonymous_visitors_to_the_login_page(
+    client: Client, asset_file_url: str
+):
+    response = client.get(asset_file_url)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_private_file_view_serves_consent_documents(superuser_client: Client):
+    record = ConsentRecordFactory(with_document=True)
+
+    response = superuser_client.get(_admin_url("consent.consentrecord", "file", record.pk))
+
+    assert b"".join(response.streaming_content) == b"%PDF-1.4 signed consent"
+    assert response["Content-Type"] == "application/pdf"
+
+
+def test_private_file_view_answers_404_for_a_row_without_a_file(superuser_client: Client):
+    record = ConsentRecordFactory()
+
+    response = superuser_client.get(_admin_url("consent.consentrecord", "file", record.pk))
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("model", MODELS[1:])
+def test_evidence_and_upstream_rows_cannot_be_deleted_from_the_admin(
+    model, superuser_client: Client
+):
+    pk = _one_row(model)
+
+    assert superuser_client.get(_admin_url(model, "delete", pk)).status_code == 403

@@ -1,0 +1,61 @@
+"""``manage.py seed_demo``: demo data with real images, safe to run twice, DEBUG only."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+from django_celery_beat.models import PeriodicTask
+from PIL import Image
+
+from assets.models import Asset
+from consent.models import ConsentRecord, Person, VerificationSession
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def seeded(settings, capsys) -> str:
+    settings.DEBUG = True
+    call_command("seed_demo")
+    return capsys.readouterr().out
+
+
+def test_seed_demo_makes_people_in_every_consent_state_and_prints_the_login(seeded: str):
+    statuses = set(ConsentRecord.objects.values_list("status", flat=True))
+
+    assert statuses == {"draft", "pending_review", "approved", "revoked"}
+    assert ConsentRecord.objects.get(status="revoked").revocation_reason
+    assert VerificationSession.objects.count() == 2
+    assert authenticate(username="admin", password="admin").is_superuser
+    assert "http://127.0.0.1:8000/admin/" in seeded
+    assert "Password: admin" in seeded
+
+
+def test_seed_demo_assets_are_real_active_images(seeded: str):
+    assets = list(Asset.objects.all())
+
+    assert len(assets) == 2
+    for asset in assets:
+        assert asset.status == Asset.Status.ACTIVE
+        assert asset.asset_uri.startswith("asset://asset-")
+        with asset.file.open("rb") as file, Image.open(file) as image:
+            assert image.format == "JPEG"
+            assert image.size == (asset.width, asset.height)
+
+
+def test_seed_demo_can_run_again_without_duplicating_anything(seeded: str, capsys):
+    counts = (Person.objects.count(), ConsentRecord.objects.count(), Asset.objects.count())
+
+    call_command("seed_demo")
+
+    assert (Person.objects.count(), ConsentRecord.objects.count(), Asset.objects.count()) == counts
+    assert PeriodicTask.objects.filter(task="portal.tasks.record_heartbeat").count() == 1
+
+
+def test_seed_demo_refuses_to_run_without_debug(settings):
+    settings.DEBUG = False
+
+    with pytest.raises(CommandError, match="only with DEBUG=true"):
+        call_command("seed_demo")
+    assert not Person.objects.exists()

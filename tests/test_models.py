@@ -1,0 +1,116 @@
+"""Each database constraint refuses the bad data it names."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from consent.models import ConsentRecord, VerificationSession
+from tests.factories import (
+    AssetFactory,
+    AssetGroupFactory,
+    ConsentRecordFactory,
+    PersonFactory,
+    VerificationSessionFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+YESTERDAY = datetime.date(2026, 11, 23)
+
+# (constraint, factory of a valid row, the update that breaks exactly that constraint)
+CHECKS: list[tuple[str, Callable[[], models.Model], dict[str, Any]]] = [
+    ("person_language_valid", PersonFactory, {"preferred_language": "fr"}),
+    ("consent_status_valid", ConsentRecordFactory, {"status": "signed"}),
+    ("consent_capture_method_valid", ConsentRecordFactory, {"capture_method": "telepathy"}),
+    (
+        "consent_expires_after_start",
+        ConsentRecordFactory,
+        {"starts_on": datetime.date(2026, 11, 24), "expires_on": YESTERDAY},
+    ),
+    (
+        "consent_covers_some_media",
+        ConsentRecordFactory,
+        {"covers_images": False, "covers_video": False, "covers_audio": False},
+    ),
+    ("consent_revoked_has_time", ConsentRecordFactory, {"status": "revoked"}),
+    ("consent_reviewed_has_time", ConsentRecordFactory, {"status": "approved"}),
+    ("consent_reviewed_has_time", ConsentRecordFactory, {"status": "rejected"}),
+    ("verification_status_valid", VerificationSessionFactory, {"status": "verified"}),
+    ("asset_group_status_valid", AssetGroupFactory, {"status": "deleted"}),
+    ("asset_group_type_valid", AssetGroupFactory, {"group_type": "Cartoon"}),
+    ("asset_status_valid", AssetFactory, {"status": "done"}),
+    ("asset_kind_valid", AssetFactory, {"kind": "hologram"}),
+    ("asset_active_has_upstream_id", AssetFactory, {"status": "active"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("constraint", "make", "update"), CHECKS, ids=[f"{c}-{'-'.join(u)}" for c, _, u in CHECKS]
+)
+def test_check_constraint_rejects_bad_data(constraint, make, update):
+    row = make()
+
+    with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
+        type(row)._default_manager.filter(pk=row.pk).update(**update)
+
+
+def test_a_person_has_one_open_verification_session_at_a_time():
+    first = VerificationSessionFactory()
+
+    # PostgreSQL names the partial unique index; SQLite names its columns.
+    with (
+        pytest.raises(IntegrityError, match=r"one_open_verification_per_person|\.person_id"),
+        transaction.atomic(),
+    ):
+        VerificationSessionFactory(
+            person=first.person, status=VerificationSession.Status.LINK_ISSUED
+        )
+
+
+def test_a_new_verification_session_is_allowed_once_the_first_is_completed():
+    first = VerificationSessionFactory()
+    first.status = VerificationSession.Status.COMPLETED
+    first.completed_at = timezone.now()
+    first.save()
+
+    second = VerificationSessionFactory(person=first.person)
+
+    assert list(VerificationSession.objects.open()) == [second]
+
+
+def test_the_same_file_is_registered_once_per_group():
+    first = AssetFactory(content=b"same bytes")
+
+    with (
+        pytest.raises(IntegrityError, match=r"asset_file_once_per_group|\.sha256"),
+        transaction.atomic(),
+    ):
+        AssetFactory(content=b"same bytes", group=first.group)
+
+
+def test_a_failed_upload_does_not_block_the_same_file_again():
+    first = AssetFactory(content=b"same bytes", status="failed")
+
+    AssetFactory(content=b"same bytes", group=first.group)
+    AssetFactory(content=b"same bytes")  # another group
+
+
+def test_upstream_asset_ids_are_unique_but_many_assets_may_wait_for_one():
+    AssetFactory(upstream_id=None)
+    AssetFactory(upstream_id=None)
+    taken = AssetFactory(active=True)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AssetFactory(upstream_id=taken.upstream_id)
+
+
+def test_a_revoked_consent_with_its_time_and_reason_is_accepted():
+    record = ConsentRecordFactory(revoked=True)
+
+    assert ConsentRecord.objects.get(pk=record.pk).revocation_reason
