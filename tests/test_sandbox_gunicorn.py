@@ -1,0 +1,117 @@
+"""The sandbox under gunicorn with several worker processes, as in development.
+
+Django's live server shares one in-memory SQLite connection between its threads, which proves
+nothing about concurrency; these tests start real gunicorn processes on a file database instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings as django_settings
+
+MANAGE_DIR = Path(django_settings.BASE_DIR)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory) -> dict[str, str]:
+    """A migrated file database and the environment a gunicorn needs to serve the sandbox."""
+    var_dir = tmp_path_factory.mktemp("gunicorn-var")
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "SANDBOX_ENABLED": "true",
+        "PORTAL_VAR_DIR": str(var_dir),
+        "DATABASE_URL": f"sqlite:///{var_dir / 'portal.sqlite3'}",
+        "SANDBOX_ENFORCE_RATE_LIMITS": "true",
+        "ANYFAST_RATE_GET_ASSET": "5/3600",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=MANAGE_DIR, env=env, check=True
+    )
+    return env
+
+
+def _serve(env: dict[str, str], *, workers: int) -> Iterator[str]:
+    port = _free_port()
+    server = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            "--log-level=warning",
+        ],
+        cwd=MANAGE_DIR,
+        env=env,
+    )
+    base_url = f"http://127.0.0.1:{port}/sandbox/volc/asset"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                # Any answer (a 404 for this unknown action) means a worker is serving.
+                requests.post(f"{base_url}/Ping", timeout=5)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def workers(environment) -> Iterator[str]:
+    yield from _serve(environment, workers=3)
+
+
+@pytest.fixture(scope="module")
+def dropping_server(environment) -> Iterator[str]:
+    yield from _serve({**environment, "SANDBOX_FAULT_RATE_DROP": "1.0"}, workers=1)
+
+
+def test_the_budget_holds_across_worker_processes(workers):
+    def get_asset(_: int) -> int:
+        response = requests.post(
+            f"{workers}/GetAsset",
+            json={"Id": "asset-x"},
+            headers={"Authorization": "Bearer sk-concurrent"},
+            timeout=10,
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(get_asset, range(20)))
+
+    assert statuses.count(404) == 5  # within the budget: the action answers (unknown asset)
+    assert statuses.count(429) == 15
+
+
+def test_a_dropped_connection_is_a_connection_error_under_gunicorn(dropping_server):
+    with pytest.raises(requests.ConnectionError):
+        requests.post(
+            f"{dropping_server}/GetAsset",
+            json={"Id": "asset-x"},
+            headers={"Authorization": "Bearer sk-drop"},
+            timeout=5,
+        )
