@@ -24,7 +24,7 @@ from assets.upstream.ratelimit import (
     rate_limiter_from_settings,
     sliding_window_wait,
 )
-from tests.upstream_helpers import FakeClock
+from tests.upstream_helpers import FakeClock, max_in_any_window
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://localhost:6379/15")
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,17 +37,6 @@ def _redis_or_skip() -> redis.Redis:
     except redis.RedisError as exc:
         pytest.skip(f"Redis is not reachable at {REDIS_URL} ({exc}); the Redis backend is untested")
     return client
-
-
-def max_in_any_window(timestamps: list[float], seconds: float) -> int:
-    """The most timestamps inside any half-open window ``[t, t + seconds)``."""
-    ordered = sorted(timestamps)
-    best, start = 0, 0
-    for end, stamp in enumerate(ordered):
-        while ordered[start] <= stamp - seconds:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 @pytest.fixture

@@ -48,3 +48,14 @@ def asset_json(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+def max_in_any_window(timestamps: list[float], seconds: float) -> int:
+    """The most timestamps inside any half-open window ``[t, t + seconds)``."""
+    ordered = sorted(timestamps)
+    best, start = 0, 0
+    for end, stamp in enumerate(ordered):
+        while ordered[start] <= stamp - seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
