@@ -125,6 +125,15 @@ def test_actions_are_counted_separately_and_unbudgeted_actions_are_free(clock, t
     assert clock.sleeps == []
 
 
+def test_grants_from_a_clock_that_went_back_do_not_block(backend, clock):
+    limiter = RateLimiter({"GetAsset": Budget(1, 1)}, backend, max_wait=0)
+    clock.now += 3600
+    limiter.acquire("GetAsset")  # e.g. recorded during a test's time travel
+    clock.now -= 3600
+
+    limiter.acquire("GetAsset")  # not blocked for an hour
+
+
 def test_sqlite_grants_are_shared_by_every_limiter_on_the_same_file(clock, tmp_path):
     path = tmp_path / "limits.sqlite3"
     first = RateLimiter({"GetAsset": Budget(2, 1)}, SQLiteBackend(path, clock), max_wait=0)

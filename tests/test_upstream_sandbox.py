@@ -299,6 +299,34 @@ def test_reads_retry_injected_server_faults(upstream, settings, fault):
     ]
 
 
+def test_a_dropped_connection_is_retried_for_reads_and_ambiguous_for_creates(upstream, settings):
+    client = client_for(read_retries=2)
+    group_id = verified_group(client, upstream)
+    _, created = upload(client, group_id)
+    attempts: list[Attempt] = []
+
+    def clear_fault(attempt: Attempt) -> None:
+        attempts.append(attempt)
+        settings.SANDBOX_FAULT_RATE_DROP = 0.0
+
+    settings.SANDBOX_FAULT_RATE_DROP = 1.0
+    assert client_for(read_retries=2, on_attempt=clear_fault).get_asset(created.id).is_processing
+    assert [(a.http_status, a.outcome) for a in attempts] == [
+        (None, "UpstreamUnreachable"),
+        (200, "ok"),
+    ]
+
+    settings.SANDBOX_FAULT_RATE_DROP = 1.0
+    asset = AssetFactory(
+        group=AssetGroup.objects.get(group_id=group_id),
+        content=make_image(width=400, height=600, fmt="PNG", face=IDENTITY, label="drop"),
+    )
+    with pytest.raises(AmbiguousCreate) as caught:
+        client.create_asset(group_id, asset.upstream_name, "Image", signed_file_url(asset.file))
+    assert caught.value.code == "ConnectionDropped"
+    assert counters.snapshot()["CreateAsset"]["calls"] == 2  # the first upload, then this one
+
+
 def test_a_create_that_times_out_is_not_repeated_and_is_reconciled_by_name(
     upstream, settings, monkeypatch
 ):

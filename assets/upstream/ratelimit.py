@@ -109,6 +109,8 @@ class MemoryBackend:
             calls = self._calls.setdefault(action, deque())
             while calls and calls[0] <= now - window:
                 calls.popleft()
+            while calls and calls[-1] > now + window:  # from a clock that went back
+                calls.pop()
             wait = sliding_window_wait(list(calls), now, count, window)
             if wait == 0.0:
                 calls.append(now)
@@ -150,7 +152,13 @@ class SQLiteBackend:
         conn.execute("BEGIN IMMEDIATE")
         try:
             now = self.clock()
-            conn.execute("DELETE FROM grants WHERE action = ? AND at <= ?", (action, now - window))
+            # Grants older than the window are spent; grants more than a window ahead can only
+            # come from a clock that has since gone back (NTP step, a test's time travel) and
+            # would otherwise block callers until real time catches up with them.
+            conn.execute(
+                "DELETE FROM grants WHERE action = ? AND (at <= ? OR at > ?)",
+                (action, now - window, now + window),
+            )
             rows = conn.execute(
                 "SELECT at FROM grants WHERE action = ? ORDER BY at", (action,)
             ).fetchall()
@@ -167,9 +175,10 @@ class SQLiteBackend:
         return f"SQLite file {self.path}"
 
 
-# The same sliding-window log as ``sliding_window_wait``, run atomically inside Redis. Times are
-# integer microseconds from the Redis server's clock (``TIME``), so every host shares one clock;
-# ARGV[4], when given, replaces it (tests inject a clock).
+# The same sliding-window log as ``sliding_window_wait`` (and the same cleanup as the SQLite
+# backend), run atomically inside Redis. Times are integer microseconds from the Redis server's
+# clock (``TIME``), so every host shares one clock; ARGV[4], when given, replaces it (tests inject
+# a clock).
 _REDIS_SCRIPT = """
 local key, count, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local now
@@ -179,10 +188,13 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+-- Lua would pass numbers as '%.14g' strings (0.1 ms steps at today's epoch): format exactly.
+local function us(x) return string.format('%.0f', x) end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', us(now - window))
+redis.call('ZREMRANGEBYSCORE', key, '(' .. us(now + window), '+inf')
 local n = redis.call('ZCARD', key)
 if n < count then
-  redis.call('ZADD', key, now, member)
+  redis.call('ZADD', key, us(now), member)
   redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
   return 0
 end
