@@ -254,3 +254,15 @@ def test_evidence_and_upstream_rows_cannot_be_deleted_from_the_admin(
     pk = _one_row(model)
 
     assert superuser_client.get(_admin_url(model, "delete", pk)).status_code == 403
+
+
+def test_asset_group_page_lists_its_assets_read_only_with_references(superuser_client: Client):
+    asset = AssetFactory(active=True)
+
+    response = superuser_client.get(_admin_url("assets.assetgroup", "change", asset.group.pk))
+
+    page = response.content.decode()
+    assert f'data-copy="{asset.asset_uri}"' in page
+    assert _admin_url("assets.asset", "file", asset.pk) in page
+    assert "assets-TOTAL_FORMS" in page
+    assert 'name="assets-0-kind"' not in page  # shown, not editable

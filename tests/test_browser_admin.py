@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import unavailable
@@ -41,6 +42,8 @@ def browser(monkeypatch) -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # The ORM calls made while Playwright's loop ran opened their own connections.
+        connections.close_all()
 
 
 @pytest.fixture

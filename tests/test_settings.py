@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from django.conf import settings
 
+ENV_EXAMPLE = settings.BASE_DIR / ".env.example"
 PRODUCTION_SECRETS = {
     "SECRET_KEY": "h8Vq3Lr0-kP2zW7nXc5Tb1Jm9Yd4Ua6Ge0Sf3Qi8Ro2Ek7Hl5Nt1Cv9Bw4Mx6Zy3",
     "ALLOWED_HOSTS": "portal.example.com",
@@ -62,3 +64,12 @@ def test_production_with_all_secrets_passes_the_deployment_checklist(tmp_path: P
 
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_env_example_documents_every_variable_the_settings_read():
+    source = (settings.BASE_DIR / "portal" / "settings.py").read_text()
+    read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))
+    documented = set(re.findall(r"^# ([A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+
+    assert len(read) > 40
+    assert read - documented == set()
