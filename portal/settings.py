@@ -203,6 +203,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(CELERY_BROKER_FILESYSTEM_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_FILESYSTEM_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_FILESYSTEM_DIR / "processed"),
+        # Broadcast (pidbox) exchanges; kombu's default is ./control in the working directory.
+        "control_folder": str(CELERY_BROKER_FILESYSTEM_DIR / "control"),
         "store_processed": False,
     }
     # kombu's filesystem transport needs its folders before the first worker starts.
