@@ -7,8 +7,6 @@ this admin only records files and shows what the upstream said.
 
 from __future__ import annotations
 
-import hashlib
-import mimetypes
 from typing import Any
 
 from django import forms
@@ -17,6 +15,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from assets.media import MediaRejected, validate_media
 from assets.models import Asset, AssetGroup
 from portal.admin_helpers import (
     KeepRows,
@@ -69,31 +68,30 @@ class AssetColumns:
 
 
 class AssetAddForm(forms.ModelForm):
-    """Records an uploaded file; the facts read from its bytes are filled in, never typed."""
+    """Records an uploaded file once it passes the upstream's documented limits.
+
+    The kind and the facts read from the file's bytes are filled in, never typed; a file that
+    breaks a limit is refused with every reason before anything is stored.
+    """
 
     class Meta:
         model = Asset
-        fields = ("group", "kind", "file")
+        fields = ("group", "file")
 
     def clean(self) -> dict[str, Any]:
         cleaned = self.cleaned_data
         upload = cleaned.get("file")
         if upload is None or cleaned.get("group") is None:
             return cleaned
-        digest = hashlib.sha256()
-        for chunk in upload.chunks():
-            digest.update(chunk)
+        try:
+            info = validate_media(upload, filename=upload.name)
+        except MediaRejected as rejected:
+            raise forms.ValidationError(
+                {"file": [violation.message for violation in rejected.violations]}
+            ) from rejected
         asset = self.instance
         asset.group = cleaned["group"]
-        asset.kind = cleaned.get("kind", "")
-        asset.original_filename = upload.name
-        asset.sha256 = digest.hexdigest()
-        asset.size_bytes = upload.size
-        asset.content_type = (
-            mimetypes.guess_type(upload.name)[0]
-            or upload.content_type
-            or "application/octet-stream"
-        )
+        asset.record_measurements(info, original_filename=upload.name)
         # sha256 is not a form field, so the form's own checks skip the constraint on it.
         asset.validate_constraints()
         return cleaned
@@ -224,7 +222,7 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         ),
         ("System", {"classes": ("collapse",), "fields": ("uploaded_by", *_SYSTEM_FIELDS)}),
     )
-    add_fieldsets = ((None, {"fields": ("group", "kind", "file")}),)
+    add_fieldsets = ((None, {"fields": ("group", "file")}),)
 
     def get_form(
         self, request: HttpRequest, obj: Asset | None = None, change: bool = False, **kwargs: Any

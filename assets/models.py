@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from assets.media import MediaInfo
+
 
 class GroupType(models.TextChoices):
     LIVENESS_FACE = "LivenessFace", "LivenessFace (verified real person)"
@@ -160,6 +162,18 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.original_filename or self.upstream_name}"
+
+    def record_measurements(self, info: MediaInfo, *, original_filename: str) -> None:
+        """Fill in what was read from the file's bytes (kind, hash, size, dimensions, timing)."""
+        self.kind = info.kind
+        self.original_filename = original_filename
+        self.sha256 = info.sha256
+        self.size_bytes = info.size_bytes
+        self.content_type = info.content_type
+        self.width = info.width
+        self.height = info.height
+        self.duration_seconds = info.duration_seconds
+        self.fps = info.fps
 
     @property
     def asset_uri(self) -> str:

@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from assets.models import Asset
 from consent.models import Person
+from sandbox.samples import make_image, make_video
 from tests.factories import (
     AssetFactory,
     AssetGroupFactory,
@@ -147,31 +148,65 @@ def test_asset_reference_and_copy_button_are_shown_for_active_assets_only(
 
 def test_adding_an_asset_records_its_file_facts_and_uploader(superuser_client: Client, superuser):
     group = AssetGroupFactory()
-    upload = SimpleUploadedFile("face.jpg", b"jpeg bytes", content_type="image/jpeg")
+    content = make_image(width=900, height=1200, fmt="JPEG")
+    upload = SimpleUploadedFile("face.jpg", content, content_type="image/jpeg")
 
     response = superuser_client.post(
-        _admin_url("assets.asset", "add"), {"group": group.pk, "kind": "image", "file": upload}
+        _admin_url("assets.asset", "add"), {"group": group.pk, "file": upload}
     )
 
     assert response.status_code == 302
     asset = Asset.objects.get()
-    assert (asset.original_filename, asset.size_bytes, asset.content_type) == (
+    assert (asset.kind, asset.original_filename, asset.size_bytes, asset.content_type) == (
+        "image",
         "face.jpg",
-        10,
+        len(content),
         "image/jpeg",
     )
-    assert asset.sha256 == hashlib.sha256(b"jpeg bytes").hexdigest()
+    assert (asset.width, asset.height) == (900, 1200)
+    assert asset.sha256 == hashlib.sha256(content).hexdigest()
     assert asset.uploaded_by == superuser
     assert asset.status == Asset.Status.QUEUED
 
 
-def test_adding_the_same_file_twice_to_a_group_is_a_form_error(superuser_client: Client):
-    existing = AssetFactory(content=b"same bytes")
-    upload = SimpleUploadedFile("again.png", b"same bytes", content_type="image/png")
+def test_adding_a_video_measures_its_duration_and_frame_rate(superuser_client: Client):
+    group = AssetGroupFactory()
+    content = make_video(width=480, height=854, seconds=2.5, fps=24)
+    upload = SimpleUploadedFile("take.mp4", content, content_type="video/mp4")
+
+    superuser_client.post(_admin_url("assets.asset", "add"), {"group": group.pk, "file": upload})
+
+    asset = Asset.objects.get()
+    assert (asset.kind, asset.width, asset.height, asset.fps) == ("video", 480, 854, 24)
+    assert asset.duration_seconds == pytest.approx(2.5, abs=0.05)
+
+
+def test_a_file_outside_the_upstream_limits_is_refused_with_every_reason(
+    superuser_client: Client,
+):
+    group = AssetGroupFactory()
+    upload = SimpleUploadedFile(
+        "tiny.png", make_image(width=200, height=600, fmt="PNG"), content_type="image/png"
+    )
 
     response = superuser_client.post(
-        _admin_url("assets.asset", "add"),
-        {"group": existing.group.pk, "kind": "image", "file": upload},
+        _admin_url("assets.asset", "add"), {"group": group.pk, "file": upload}
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "200 × 600 px; each side must be between 300 and 6000 px" in page  # noqa: RUF001
+    assert "a width/height ratio of 0.333; it must be between 0.4 and 2.5." in page
+    assert not Asset.objects.exists()
+
+
+def test_adding_the_same_file_twice_to_a_group_is_a_form_error(superuser_client: Client):
+    content = make_image(width=900, height=1200, fmt="PNG")
+    existing = AssetFactory(content=content)
+    upload = SimpleUploadedFile("again.png", content, content_type="image/png")
+
+    response = superuser_client.post(
+        _admin_url("assets.asset", "add"), {"group": existing.group.pk, "file": upload}
     )
 
     assert response.status_code == 200
