@@ -7,7 +7,7 @@ changes nothing but that password, which it sets back to the one it prints.
 from __future__ import annotations
 
 import datetime
-import hashlib
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from assets.media import validate_media
 from assets.models import Asset, AssetGroup
 from consent.models import ConsentRecord, Language, Person, VerificationSession
 from portal.tasks import record_heartbeat
@@ -148,21 +149,19 @@ class Command(BaseCommand):
             verification_session=session,
         )
         for number, (width, height) in enumerate([(1200, 1600), (1080, 1080)], start=1):
+            filename = f"{face}-{number}.jpg"
             content = make_image(width=width, height=height, fmt="JPEG", face=face, label=face)
-            Asset.objects.create(
+            asset = Asset(
                 group=group,
-                kind=Asset.Kind.IMAGE,
-                file=ContentFile(content, name=f"{face}-{number}.jpg"),
-                original_filename=f"{face}-{number}.jpg",
-                sha256=hashlib.sha256(content).hexdigest(),
-                size_bytes=len(content),
-                content_type="image/jpeg",
-                width=width,
-                height=height,
+                file=ContentFile(content, name=filename),
                 status=Asset.Status.ACTIVE,
                 upstream_id=f"asset-{stamp}-demo{person.pk}x{number}",
                 uploaded_by=admin,
             )
+            asset.record_measurements(
+                validate_media(io.BytesIO(content), filename=filename), original_filename=filename
+            )
+            asset.save()
 
     def _heartbeat_schedule(self) -> None:
         """Beat runs ``record_heartbeat`` every minute, so the results admin shows a live worker."""
