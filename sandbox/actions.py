@@ -534,13 +534,13 @@ def list_assets(caller: Caller, body: Body) -> dict[str, Any]:
                 "Filter.Statuses", "Statuses must be among [Active, Processing, Failed]"
             )
         assets = assets.with_statuses(statuses, now)
-    assets = _sorted(
+    ordered = _sorted(
         assets,
         body,
         # UpdateTime is derived from the clock; the end of processing orders it closely enough.
         {"CreateTime": "created_at", "UpdateTime": "ready_at", "GroupId": "group__group_id"},
     )
-    number, size, total, rows = _paginate(assets, body)
+    number, size, total, rows = _paginate(ordered, body)
     return {
         "PageNumber": number,
         "PageSize": size,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
@@ -9,7 +11,7 @@ from django.utils import timezone
 from sandbox import counters
 from sandbox.models import (
     ActionCounter,
-    RateLimitWindow,
+    RateLimitBucket,
     SandboxAsset,
     SandboxGroup,
     SandboxSession,
@@ -59,7 +61,7 @@ class SandboxSessionAdmin(ReadOnlyAdmin):
 class SandboxAssetInline(admin.TabularInline):
     model = SandboxAsset
     fields = ["asset_id", "name", "asset_type", "face_identity", "outcome", "error_code"]
-    readonly_fields = fields
+    readonly_fields = ["asset_id", "name", "asset_type", "face_identity", "outcome", "error_code"]
     extra = 0
     can_delete = False
     show_change_link = True
@@ -116,7 +118,11 @@ class ActionCounterAdmin(ReadOnlyAdmin):
     actions = [reset_counters]
 
 
-@admin.register(RateLimitWindow)
-class RateLimitWindowAdmin(ReadOnlyAdmin):
-    list_display = ["action", short_fingerprint, "window", "count"]
+@admin.register(RateLimitBucket)
+class RateLimitBucketAdmin(ReadOnlyAdmin):
+    list_display = ["action", short_fingerprint, "next_free"]
     list_filter = ["action"]
+
+    @admin.display(description="bucket full again at")
+    def next_free(self, obj: RateLimitBucket) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(obj.tat, tz=datetime.UTC)

@@ -14,20 +14,28 @@ fault, not a rate-limit refusal).
 
 from __future__ import annotations
 
+import threading
+
 from django.db.models import F
 
 from sandbox.models import ActionCounter
 
 FIELDS = ("calls", "rate_limited", "faults")
 
+# Django's test live server shares one SQLite connection among its request threads; a shared
+# connection can report another statement's row count, so bumps are serialised per process.
+_lock = threading.Lock()
+
 
 def _bump(action: str, field: str) -> None:
     # One UPDATE in the common case; the row is created the first time an action is seen.
     # ignore_conflicts makes the creation safe when two processes race for it.
-    if ActionCounter.objects.filter(action=action).update(**{field: F(field) + 1}):
-        return
-    ActionCounter.objects.bulk_create([ActionCounter(action=action)], ignore_conflicts=True)
-    ActionCounter.objects.filter(action=action).update(**{field: F(field) + 1})
+    rows = ActionCounter.objects.filter(action=action)
+    with _lock:
+        if rows.update(**{field: F(field) + 1}):
+            return
+        ActionCounter.objects.bulk_create([ActionCounter(action=action)], ignore_conflicts=True)
+        rows.update(**{field: F(field) + 1})
 
 
 def record_call(action: str) -> None:

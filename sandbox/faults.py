@@ -107,7 +107,8 @@ def drop_connection(request: HttpRequest) -> HttpResponse:
     """Close the client's connection so that it never gets an answer.
 
     WSGI has no way to say "no response", so this shuts the socket down under the server:
-    gunicorn hands the socket over as ``environ["gunicorn.socket"]``; Django's runserver and
+    gunicorn hands the socket over as ``environ["gunicorn.socket"]`` (Django's ``request.META`` is
+    the WSGI environ); Django's runserver and
     the test live server only through the connection's buffered reader, which Django's
     ``LimitedStream`` (``wsgi.input``) keeps as its bound ``read``. The server's later write
     fails with a broken pipe, which both servers treat as a client that went away.
@@ -117,7 +118,7 @@ def drop_connection(request: HttpRequest) -> HttpResponse:
     500.
     """
     request.body  # noqa: B018 - read the body so the server finds no leftover bytes to parse
-    conn, duplicated = _connection_of(request.environ)
+    conn, duplicated = _connection_of(request.META)
     if conn is None:
         raise ConnectionAbortedError("sandbox: dropped connection (no socket to close)")
     try:
@@ -127,8 +128,9 @@ def drop_connection(request: HttpRequest) -> HttpResponse:
     finally:
         if duplicated:
             conn.close()
-    # The content never reaches the client; it only gives the server something to fail writing.
-    return HttpResponse(b"", status=500)
+    # Never reaches the client; it only gives the server something to fail writing. A 2xx keeps
+    # Django from logging the drop as a server error.
+    return HttpResponse(b"", status=200)
 
 
 def _connection_of(environ: dict[str, Any]) -> tuple[socket.socket | None, bool]:

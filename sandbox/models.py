@@ -203,20 +203,22 @@ class ActionCounter(models.Model):
         return self.action
 
 
-class RateLimitWindow(models.Model):
-    """Calls one key made to one action in one fixed window of the action's budget."""
+class RateLimitBucket(models.Model):
+    """One key's token bucket for one action (see ``sandbox.ratelimit``)."""
 
     owner_fingerprint = models.CharField(max_length=64)
     action = models.CharField(max_length=64)
-    window = models.BigIntegerField(help_text="Start of the window, in whole periods since 1970.")
-    count = models.PositiveIntegerField(default=0)
+    tat = models.FloatField(
+        "theoretical arrival time",
+        help_text="Seconds since 1970; the bucket is empty while this is a burst ahead of now.",
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["owner_fingerprint", "action", "window"], name="sandbox_rate_window_once"
+                fields=["owner_fingerprint", "action"], name="sandbox_rate_bucket_once"
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.action} {self.owner_fingerprint[:12]} #{self.window}: {self.count}"
+        return f"{self.action} {self.owner_fingerprint[:12]}"

@@ -34,12 +34,10 @@ def language(value: str | None) -> str:
 
 class VerifyForm(forms.Form):
     decision = forms.ChoiceField(choices=[("complete", "Complete"), ("fail", "Fail")])
-    identity = forms.ChoiceField(required=False, widget=forms.RadioSelect)
+    identity = forms.ChoiceField(
+        required=False, choices=[(identity, identity) for identity in faces.IDENTITIES]
+    )
     selfie = forms.FileField(required=False)
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["identity"].choices = [(identity, identity) for identity in faces.IDENTITIES]
 
 
 def h5(request: HttpRequest, link_id: str) -> HttpResponse:

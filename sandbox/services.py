@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.db import transaction
@@ -20,8 +21,8 @@ class LinkUnusable(Exception):
     """The H5 link was already used, or it (or the token) has expired."""
 
 
-def _claim_link(session: SandboxSession) -> SandboxSession:
-    """Mark the link used, exactly once even when two taps race; the claimed row, locked."""
+def _claim_link(session: SandboxSession) -> tuple[SandboxSession, datetime.datetime]:
+    """Mark the link used, exactly once even when two taps race; the locked row and the time."""
     now = timezone.now()
     locked = SandboxSession.objects.select_for_update().get(pk=session.pk)
     if not locked.link_is_usable(now):
@@ -33,7 +34,7 @@ def _claim_link(session: SandboxSession) -> SandboxSession:
     if not claimed:
         raise LinkUnusable
     locked.link_used_at = now
-    return locked
+    return locked, now
 
 
 def session_complete(*, session: SandboxSession, identity: str) -> SandboxSession:
@@ -42,8 +43,7 @@ def session_complete(*, session: SandboxSession, identity: str) -> SandboxSessio
     Raises ``LinkUnusable`` when the link was used or has expired.
     """
     with transaction.atomic():
-        locked = _claim_link(session)
-        now = locked.link_used_at
+        locked, now = _claim_link(session)
         group = SandboxGroup.objects.create(
             group_id=new_group_id(now),
             group_type=GroupType.LIVENESS_FACE,
@@ -67,8 +67,8 @@ def session_fail(*, session: SandboxSession) -> SandboxSession:
     Raises ``LinkUnusable`` when the link was used or has expired.
     """
     with transaction.atomic():
-        locked = _claim_link(session)
-        locked.completed_at = locked.link_used_at
+        locked, now = _claim_link(session)
+        locked.completed_at = now
         locked.result_code = RESULT_FAILURE
         locked.save(update_fields=["completed_at", "result_code"])
     return locked

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
@@ -25,7 +24,7 @@ def api_path(action: str) -> str:
 
 def call(
     client: Client, action: str, body: dict[str, Any] | None = None, *, key: str = DEFAULT_KEY
-) -> HttpResponse:
+) -> Any:
     """``POST /sandbox/volc/asset/<action>`` with a Bearer key and a JSON body."""
     return client.post(
         api_path(action),
