@@ -26,6 +26,7 @@ check-and-record across processes on both stores with less code than this.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import random
@@ -139,11 +140,18 @@ class SQLiteBackend:
             return conn
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        # WAL: readers never block the writer; losing the last grants on an OS crash is harmless.
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL answers "database is locked" at once, without waiting for
+        # the busy timeout, when another process does the same: set the file up under a lock.
+        with open(self.path.with_name(self.path.name + ".setup-lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            # WAL: readers never block the writer; losing the last grants on an OS crash is
+            # harmless.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS grants (action TEXT NOT NULL, at REAL NOT NULL)"
+            )
+            conn.execute("CREATE INDEX IF NOT EXISTS grants_action_at ON grants (action, at)")
         conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("CREATE TABLE IF NOT EXISTS grants (action TEXT NOT NULL, at REAL NOT NULL)")
-        conn.execute("CREATE INDEX IF NOT EXISTS grants_action_at ON grants (action, at)")
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
