@@ -9,6 +9,7 @@ from django_celery_beat.models import PeriodicTask
 from PIL import Image
 
 from assets.models import Asset
+from assets.upstream import AnyfastClient
 from consent.models import ConsentRecord, Person, VerificationSession
 
 pytestmark = pytest.mark.django_db
@@ -59,3 +60,18 @@ def test_seed_demo_refuses_to_run_without_debug(settings):
     with pytest.raises(CommandError, match="only with DEBUG=true"):
         call_command("seed_demo")
     assert not Person.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_references_are_active_in_the_sandbox(settings, live_server):
+    settings.DEBUG = True
+    settings.ANYFAST_BASE_URL = f"{live_server.url}/sandbox"
+    settings.ANYFAST_RATE_LIMIT_ENABLED = False
+    call_command("seed_demo")
+    client = AnyfastClient()
+
+    for asset in Asset.objects.select_related("group"):
+        upstream = client.get_asset(asset.upstream_id, group_id=asset.group.group_id)
+        assert upstream.is_active
+        assert upstream.asset_uri == asset.asset_uri
+        assert upstream.name == asset.upstream_name

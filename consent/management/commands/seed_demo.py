@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
@@ -22,6 +23,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from assets.media import validate_media
 from assets.models import Asset, AssetGroup
+from assets.upstream import key_fingerprint
 from consent.models import ConsentRecord, Language, Person, VerificationSession
 from portal.tasks import record_heartbeat
 from sandbox.samples import make_image
@@ -134,19 +136,27 @@ class Command(BaseCommand):
     def _verified_with_assets(
         self, admin: Any, person: Person, consent: ConsentRecord, face: str
     ) -> None:
+        """A completed verification and two active portraits, present in the sandbox too."""
+        if not apps.is_installed("sandbox"):
+            self.stdout.write("  (sandbox off: no verified group or assets for the demo)")
+            return
+        from sandbox.demo import demo_asset_create, demo_group_create
+
         now = timezone.now()
         session = VerificationSession.objects.create(
             person=person,
             consent=consent,
             status=VerificationSession.Status.COMPLETED,
             completed_at=now,
+            api_key_fingerprint=key_fingerprint(settings.ANYFAST_API_KEY),
             created_by=admin,
         )
-        stamp = now.strftime("%Y%m%d%H%M%S")
+        upstream_group = demo_group_create(api_key=settings.ANYFAST_API_KEY, identity=face)
         group = AssetGroup.objects.create(
-            group_id=f"group-{stamp}-demo{person.pk}",
+            group_id=upstream_group.group_id,
             person=person,
             verification_session=session,
+            api_key_fingerprint=session.api_key_fingerprint,
         )
         for number, (width, height) in enumerate([(1200, 1600), (1080, 1080)], start=1):
             filename = f"{face}-{number}.jpg"
@@ -155,12 +165,19 @@ class Command(BaseCommand):
                 group=group,
                 file=ContentFile(content, name=filename),
                 status=Asset.Status.ACTIVE,
-                upstream_id=f"asset-{stamp}-demo{person.pk}x{number}",
                 uploaded_by=admin,
             )
             asset.record_measurements(
                 validate_media(io.BytesIO(content), filename=filename), original_filename=filename
             )
+            asset.upstream_id = demo_asset_create(
+                group=upstream_group,
+                name=asset.upstream_name,
+                asset_type="Image",
+                content_type=asset.content_type,
+                sha256=asset.sha256,
+                size=asset.size_bytes,
+            ).asset_id
             asset.save()
 
     def _heartbeat_schedule(self) -> None:
