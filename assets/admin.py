@@ -15,7 +15,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from assets.media import MediaRejected, validate_media
+from assets.media import LIMITS, MediaRejected, validate_media
 from assets.models import Asset, AssetGroup
 from portal.admin_helpers import (
     KeepRows,
@@ -77,6 +77,11 @@ class AssetAddForm(forms.ModelForm):
     class Meta:
         model = Asset
         fields = ("group", "file")
+        help_texts = {
+            "file": " ".join(
+                f"{kind.capitalize()}: {limits.describe()}." for kind, limits in LIMITS.items()
+            )
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = self.cleaned_data

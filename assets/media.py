@@ -88,6 +88,25 @@ class KindLimits:
     duration_seconds: Range | None = None
     fps: Range | None = None
 
+    def describe(self) -> str:
+        """The rules in one line for staff, e.g. "MP3 or WAV, at most 15 MB, 2-15 s"."""
+        names = [fmt.upper() for fmt in self.formats]
+        parts = [", ".join(names[:-1]) + " or " + names[-1]]
+        size = "at most" if self.max_bytes_inclusive else "under"
+        parts.append(f"{size} {_num(self.max_bytes / MB)} MB")
+        if self.side_px:
+            parts.append(f"each side {self.side_px.low}-{self.side_px.high} px")
+        if self.aspect_ratio:
+            low, high = _num(self.aspect_ratio.low), _num(self.aspect_ratio.high)
+            parts.append(f"width/height {low}-{high}")
+        if self.pixels:
+            parts.append(f"{self.pixels.low:,}-{self.pixels.high:,} pixels")
+        if self.duration_seconds:
+            parts.append(f"{self.duration_seconds.low}-{self.duration_seconds.high} s")
+        if self.fps:
+            parts.append(f"{self.fps.low}-{self.fps.high} fps")
+        return ", ".join(parts)
+
 
 # The single source of truth, keyed by AssetKind value; the sandbox enforces the same table.
 LIMITS: dict[str, KindLimits] = {

@@ -423,3 +423,11 @@ def _variable_rate_video(*, frame_gaps: tuple[int, ...], time_base: Fraction, fr
             pts += frame_gaps[index % len(frame_gaps)]
         output.mux(stream.encode(None))
     return buffer.getvalue()
+
+
+def test_each_kind_describes_its_limits_for_staff():
+    assert LIMITS["image"].describe() == (
+        "JPEG, PNG, WEBP, GIF or HEIC, under 30 MB, each side 300-6000 px, width/height 0.4-2.5"
+    )
+    assert LIMITS["audio"].describe() == "MP3 or WAV, at most 15 MB, 2-15 s"
+    assert "409,600-2,086,876 pixels, 2-15 s, 24-60 fps" in LIMITS["video"].describe()
