@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -27,6 +28,13 @@ from portal.admin_helpers import (
 )
 
 _SYSTEM_FIELDS = ("created_by", "created_at", "updated_at")
+
+
+def _count(rows: QuerySet[Any]) -> Coalesce:
+    """``COUNT(*)`` of ``rows`` (correlated to the outer row) as an annotation."""
+    # COUNT as a plain function, not an aggregate: Django would otherwise add a GROUP BY.
+    counted = rows.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 class CreatedByAdmin(StatusColumn, admin.ModelAdmin):
@@ -81,17 +89,17 @@ class PersonAdmin(CreatedByAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Person]:
         latest = ConsentRecord.objects.filter(person=OuterRef("pk")).order_by("-created_at", "-pk")
+        # Each count in its own subquery: joining consent records and assets in one query would
+        # multiply them per person before counting.
+        consents = ConsentRecord.objects.filter(person=OuterRef("pk"))
+        active_assets = Asset.objects.active().filter(group__person=OuterRef("pk"))
         return (
             super()
             .get_queryset(request)
             .annotate(
                 latest_consent_status=Subquery(latest.values("status")[:1]),
-                consent_count=Count("consent_records", distinct=True),
-                active_asset_count=Count(
-                    "asset_groups__assets",
-                    filter=Q(asset_groups__assets__status=Asset.Status.ACTIVE),
-                    distinct=True,
-                ),
+                consent_count=_count(consents),
+                active_asset_count=_count(active_assets),
             )
         )
 

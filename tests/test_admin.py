@@ -95,15 +95,19 @@ def test_changelist_runs_the_same_number_of_queries_for_1_and_20_rows(
 def test_person_changelist_counts_consents_and_active_assets(superuser_client: Client):
     person = PersonFactory(legal_name="Ada Example")
     ConsentRecordFactory(person=person)
+    ConsentRecordFactory(person=person)
     ConsentRecordFactory(person=person, approved=True)
     group = AssetGroupFactory(person=person)
     AssetFactory(group=group, active=True)
+    AssetFactory(group=AssetGroupFactory(person=person), active=True)
     AssetFactory(group=group)  # still queued: not counted
+    PersonFactory(legal_name="Zoe Newcomer")
 
     response = superuser_client.get(_admin_url("consent.person", "changelist"))
 
-    row = response.context["cl"].result_list[0]
-    assert (row.consent_count, row.active_asset_count) == (2, 1)
+    row, newcomer = response.context["cl"].result_list
+    assert (row.consent_count, row.active_asset_count) == (3, 2)
+    assert (newcomer.consent_count, newcomer.active_asset_count) == (0, 0)
     assert row.latest_consent_status == "approved"
     assert b'class="status-badge status-green">Approved<' in response.content
 
