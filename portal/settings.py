@@ -280,6 +280,9 @@ SANDBOX_FAULT_RATE_TIMEOUT = env.float("SANDBOX_FAULT_RATE_TIMEOUT", default=0.0
 SANDBOX_FAULT_RATE_DROP = env.float("SANDBOX_FAULT_RATE_DROP", default=0.0)
 SANDBOX_TIMEOUT_SECONDS = env.float("SANDBOX_TIMEOUT_SECONDS", default=35.0)
 SANDBOX_ENFORCE_RATE_LIMITS = env.bool("SANDBOX_ENFORCE_RATE_LIMITS", default=True)
+# One report says GetAsset cannot see LivenessFace assets on Anyfast (reference §4.5): on, the
+# sandbox answers NotFound.asset_id there and the client must fall back to ListAssets.
+SANDBOX_GETASSET_HIDES_LIVENESS = env.bool("SANDBOX_GETASSET_HIDES_LIVENESS", default=False)
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

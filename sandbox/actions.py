@@ -505,8 +505,18 @@ def _face_outcome(
 
 
 def get_asset(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"Id"}`` → the asset object, or 404 ``NotFound.asset_id`` (reference §4.5)."""
+    """``{"Id"}`` → the asset object, or 404 ``NotFound.asset_id`` (reference §4.5).
+
+    With ``SANDBOX_GETASSET_HIDES_LIVENESS`` it plays one integrator's report of the live API:
+    GetAsset answers ``NotFound.asset_id`` for every asset of a LivenessFace group, which only
+    ListAssets scoped to the group then finds (reference §4.5, CONFLICT between reports).
+    """
     asset = _owned_asset(caller, _required_str(body, "Id"))
+    if (
+        settings.SANDBOX_GETASSET_HIDES_LIVENESS
+        and asset.group.group_type == GroupType.LIVENESS_FACE
+    ):
+        raise asset_not_found(asset.asset_id)
     return asset_object(asset, timezone.now())
 
 

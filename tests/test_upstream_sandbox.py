@@ -191,6 +191,23 @@ def test_face_mismatch_is_a_failed_asset_with_the_guides_explanation(upstream, s
     assert "clearer, front-facing asset of the same person" in failed.explanation
 
 
+def test_get_asset_falls_back_to_the_group_listing_when_liveness_assets_are_hidden(
+    upstream, settings
+):
+    client = client_for()
+    group_id = verified_group(client, upstream)
+    _, created = upload(client, group_id)
+    settings.SANDBOX_GETASSET_HIDES_LIVENESS = True
+
+    with pytest.raises(AssetNotFound):
+        client.get_asset(created.id)  # no group known: nothing to fall back on
+    with after_processing(settings):
+        found = client.get_asset(created.id, group_id=group_id)
+
+    assert (found.id, found.group_id) == (created.id, group_id)
+    assert found.is_active and found.asset_uri == f"asset://{created.id}"
+
+
 def test_an_aigc_key_is_told_to_use_the_byteplus_direct_group(upstream):
     client = client_for(AIGC_KEY)
 
