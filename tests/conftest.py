@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from django.db import connections
 from django.test import Client
+from playwright.sync_api import Browser, sync_playwright
 
 from tests.factories import UserFactory
 
@@ -64,3 +67,31 @@ def staff_client(client: Client, db) -> Client:
     """A staff member with no permission at all."""
     client.force_login(UserFactory(username="no-permissions"))
     return client
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the networking flags Chromium tries to reach the internet, which this machine refuses.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser(monkeypatch) -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (never a browser Playwright downloads)."""
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium (bin/test does)")
+    # Playwright's sync API runs an event loop in this thread, beside the Django ORM.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+        # The ORM calls made while Playwright's loop ran opened their own connections.
+        connections.close_all()
