@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+import redis
 from django.db import connections
 from django.test import Client
 from playwright.sync_api import Browser, sync_playwright
@@ -41,6 +42,16 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail(f"{reason} (CI=true: integration and browser tests must run)")
     pytest.skip(reason)
+
+
+def redis_or_unavailable(url: str) -> redis.Redis:
+    """A client of the Redis at ``url``, or ``unavailable`` when nothing answers there."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis is not reachable at {url} ({exc})")
+    return client
 
 
 def port_open(host: str, port: int) -> bool:

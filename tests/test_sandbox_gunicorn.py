@@ -7,10 +7,8 @@ nothing about concurrency; these tests start real gunicorn processes on a file d
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,13 +17,9 @@ import pytest
 import requests
 from django.conf import settings as django_settings
 
+from sandbox.testing import gunicorn
+
 MANAGE_DIR = Path(django_settings.BASE_DIR)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,37 +45,8 @@ def environment(tmp_path_factory) -> dict[str, str]:
 
 
 def _serve(env: dict[str, str], *, workers: int, threads: int = 1) -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "portal.wsgi",
-            f"--bind=127.0.0.1:{port}",
-            f"--workers={workers}",
-            f"--threads={threads}",
-            "--log-level=warning",
-        ],
-        cwd=MANAGE_DIR,
-        env=env,
-    )
-    base_url = f"http://127.0.0.1:{port}/sandbox/volc/asset"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                # Any answer (a 404 for this unknown action) means a worker is serving.
-                requests.post(f"{base_url}/Ping", timeout=5)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with gunicorn(env, workers=workers, threads=threads) as base_url:
+        yield f"{base_url}/sandbox/volc/asset"
 
 
 @pytest.fixture(scope="module")

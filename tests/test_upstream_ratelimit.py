@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
 from assets.upstream import LocalRateLimitExceeded, NullRateLimiter, RateLimiter
 from assets.upstream.ratelimit import (
@@ -24,19 +23,11 @@ from assets.upstream.ratelimit import (
     rate_limiter_from_settings,
     sliding_window_wait,
 )
+from tests.conftest import redis_or_unavailable
 from tests.upstream_helpers import FakeClock, max_in_any_window
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://localhost:6379/15")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _redis_or_skip() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis is not reachable at {REDIS_URL} ({exc}); the Redis backend is untested")
-    return client
 
 
 @pytest.fixture
@@ -52,7 +43,7 @@ def backend(request, clock: FakeClock, tmp_path: Path):
     if request.param == "sqlite":
         yield SQLiteBackend(tmp_path / "limits.sqlite3", clock)
         return
-    client = _redis_or_skip()
+    client = redis_or_unavailable(REDIS_URL)
     prefix = f"test:{uuid.uuid4().hex}:"
     yield RedisBackend(client, prefix=prefix, clock=clock)
     for key in client.scan_iter(f"{prefix}*"):
@@ -229,7 +220,7 @@ def test_file_backend_holds_the_budget_across_processes(tmp_path):
 
 
 def test_redis_backend_holds_the_budget_across_processes():
-    client = _redis_or_skip()
+    client = redis_or_unavailable(REDIS_URL)
     prefix = f"test:{uuid.uuid4().hex}:"
     try:
         stamps = _hammer("redis", REDIS_URL, prefix)
