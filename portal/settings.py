@@ -223,6 +223,14 @@ CELERY_TASK_TIME_LIMIT = 10 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat's DatabaseScheduler copies these into its tables at start, where the admin can edit them.
+HEARTBEAT_INTERVAL_SECONDS = 60
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {
+        "task": "portal.tasks.record_heartbeat",
+        "schedule": float(HEARTBEAT_INTERVAL_SECONDS),
+    },
+}
 # Tasks outside the installed apps, which autodiscovery does not see.
 CELERY_IMPORTS = ("portal.tasks",)
 CELERY_TIMEZONE = TIME_ZONE

@@ -15,7 +15,8 @@ def record_heartbeat(self: Any) -> dict[str, str]:
     """Proves that a worker consumes the queue.
 
     The result that django-celery-results stores is the heartbeat; ``last_heartbeat`` reads it.
-    The demo data schedules it every minute (django-celery-beat).
+    Beat sends it every ``HEARTBEAT_INTERVAL_SECONDS`` (``CELERY_BEAT_SCHEDULE``); ``/healthz``
+    reports its age.
     """
     return {"worker": str(self.request.hostname)}
 

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from portal.views import healthz
+
 admin.site.site_header = "Talent Consent Portal"
 admin.site.site_title = "Talent Consent Portal"
 admin.site.index_title = "People, consent, verification and likeness assets"
@@ -9,6 +11,7 @@ admin.site.index_title = "People, consent, verification and likeness assets"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("files/", include("assets.urls")),
+    path("healthz", healthz, name="healthz"),
 ]
 
 if settings.SANDBOX_ENABLED:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
-from django_celery_beat.models import PeriodicTask
 from PIL import Image
 
 from assets.models import Asset
@@ -51,7 +50,6 @@ def test_seed_demo_can_run_again_without_duplicating_anything(seeded: str, capsy
     call_command("seed_demo")
 
     assert (Person.objects.count(), ConsentRecord.objects.count(), Asset.objects.count()) == counts
-    assert PeriodicTask.objects.filter(task="portal.tasks.record_heartbeat").count() == 1
 
 
 def test_seed_demo_refuses_to_run_without_debug(settings):

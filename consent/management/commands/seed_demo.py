@@ -19,13 +19,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from assets.media import validate_media
 from assets.models import Asset, AssetGroup
 from assets.upstream import key_fingerprint
 from consent.models import ConsentRecord, Language, Person, VerificationSession
-from portal.tasks import record_heartbeat
 from sandbox.samples import make_image
 
 USERNAME = "admin"
@@ -67,7 +65,6 @@ class Command(BaseCommand):
             admin = self._superuser()
             for demo in PEOPLE:
                 self._person(admin, demo)
-            self._heartbeat_schedule()
         admin_url = settings.PORTAL_PUBLIC_URL + reverse("admin:index")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Admin:    {admin_url}")
@@ -179,13 +176,3 @@ class Command(BaseCommand):
                 size=asset.size_bytes,
             ).asset_id
             asset.save()
-
-    def _heartbeat_schedule(self) -> None:
-        """Beat runs ``record_heartbeat`` every minute, so the results admin shows a live worker."""
-        every_minute, _ = IntervalSchedule.objects.get_or_create(
-            every=1, period=IntervalSchedule.MINUTES
-        )
-        PeriodicTask.objects.update_or_create(
-            name="Worker heartbeat",
-            defaults={"task": record_heartbeat.name, "interval": every_minute, "enabled": True},
-        )
