@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 
 import pytest
 import requests
@@ -83,19 +84,23 @@ def test_every_call_sends_bearer_key_json_user_agent_and_explicit_timeouts(clien
             "H5Link": "https://h5",
         },
     )
+    mocked.post(url("CreateAsset"), json={"Id": ASSET})
 
     client.get_asset(ASSET)
     client.create_visual_validate_session("https://portal.test/cb")
+    client.create_asset(GROUP, "tcp-1", "Image", "https://portal.test/f")
 
-    read, create = mocked.calls
+    read, session, create = mocked.calls
     assert read.request.headers["Authorization"] == f"Bearer {SECRET_KEY}"
     assert read.request.headers["Content-Type"] == "application/json"
     assert read.request.headers["User-Agent"].startswith("talent-consent-portal/")
     assert body_of(read) == {"Id": ASSET}
     assert read.request.req_kwargs["timeout"] == (3.0, 7.0)
-    # Creates get the long read timeout: the gateway may hold them open (reference §7).
+    # A person waits for a verification session, whose link lives 120 s: no long wait there.
+    assert session.request.req_kwargs["timeout"] == (3.0, 7.0)
+    assert body_of(session) == {"CallbackURL": "https://portal.test/cb"}
+    # Asset creates get the long read timeout: the gateway may hold them open (reference §7).
     assert create.request.req_kwargs["timeout"] == (3.0, 99.0)
-    assert body_of(create) == {"CallbackURL": "https://portal.test/cb"}
 
 
 def test_client_defaults_come_from_settings(settings):
@@ -541,6 +546,19 @@ def test_html_404_means_the_base_url_is_wrong(client, mocked):
     assert "ANYFAST_BASE_URL" in caught.value.explanation
 
 
+def test_the_gateways_invalid_url_answer_means_the_base_url_is_wrong(client, mocked):
+    mocked.post(
+        url("GetAsset"),
+        json={"error": {"message": "Invalid URL (POST /v1/volc/asset/GetAsset)", "type": "x"}},
+        status=404,
+    )
+
+    with pytest.raises(EndpointNotFound) as caught:
+        client.get_asset(ASSET)
+
+    assert "ANYFAST_BASE_URL" in caught.value.explanation
+
+
 def test_throttling_code_without_429_is_rate_limited():
     error = upstream_errors.error_from_response(
         action="ListAssets",
@@ -688,6 +706,29 @@ def test_a_refused_connection_on_create_is_retried_because_nothing_was_sent(clie
     assert len(mocked.calls) == 2
 
 
+def test_a_refused_certificate_on_create_is_retried_because_nothing_was_sent(
+    client, mocked, sleeps
+):
+    refused = requests.exceptions.SSLError(
+        MaxRetryError(None, "/volc/asset/CreateAsset", ssl.SSLCertVerificationError(1, "bad"))  # type: ignore[arg-type]
+    )
+    mocked.post(url("CreateAsset"), body=refused)
+    mocked.post(url("CreateAsset"), json={"Id": ASSET})
+
+    assert client.create_asset(GROUP, "tcp-1", "Image", "https://portal.test/f").id == ASSET
+
+
+def test_a_tls_failure_after_sending_a_create_is_ambiguous_and_not_repeated(client, mocked):
+    broken = requests.exceptions.SSLError(
+        MaxRetryError(None, "/volc/asset/CreateAsset", ssl.SSLError(1, "bad record mac"))  # type: ignore[arg-type]
+    )
+    mocked.post(url("CreateAsset"), body=broken)
+
+    with pytest.raises(AmbiguousCreate):
+        client.create_asset(GROUP, "tcp-1", "Image", "https://portal.test/f")
+    assert len(mocked.calls) == 1
+
+
 def test_unreachable_upstream_is_transient(client, mocked):
     refused = requests.ConnectionError(
         MaxRetryError(None, "/volc/asset/GetAsset", NewConnectionError(None, "Connection refused"))  # type: ignore[arg-type]
@@ -785,3 +826,22 @@ def test_key_fingerprint_is_short_stable_and_not_the_key():
     assert fingerprint.startswith("sha256:") and len(fingerprint) <= 32
     assert SECRET_KEY not in fingerprint
     assert key_fingerprint("") == ""
+
+
+def test_an_upstream_error_quoting_a_signed_file_link_does_not_carry_the_live_link(
+    client, mocked, caplog
+):
+    link = "https://portal.test/files/eyJuIjoiYXNzZXRzIn0:1tX:abc/3f9a.jpg"
+    presigned = "https://s3.test/private/a.jpg?X-Amz-Expires=900&X-Amz-Signature=deadbeef42"
+    mocked.post(
+        url("CreateAsset"),
+        json={"error": {"message": f"upstream_error: [InvalidParameter.URL] {link} {presigned}"}},
+        status=400,
+    )
+
+    with caplog.at_level("DEBUG"), pytest.raises(InvalidRequest) as caught:
+        client.create_asset(GROUP, "tcp-1", "Image", link)
+
+    shown = f"{caught.value} {caught.value!r} {caught.value.explanation} {caplog.text}"
+    assert "eyJuIjoiYXNzZXRzIn0" not in shown and "deadbeef42" not in shown
+    assert "/files/***/3f9a.jpg" in str(caught.value)

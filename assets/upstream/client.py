@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ WRITE_ACTIONS = frozenset(
     }
 )
 # Calls the gateway may hold open for a long time (§7): they get ANYFAST_CREATE_READ_TIMEOUT.
-CREATE_ACTIONS = frozenset({"CreateVisualValidateSession", "CreateAsset", "CreateAssetGroup"})
+# Not CreateVisualValidateSession: a person waits for it, its H5 link lives 120 s, and an
+# orphaned session is harmless, so it keeps the ordinary read timeout.
+CREATE_ACTIONS = frozenset({"CreateAsset", "CreateAssetGroup"})
 
 
 class Limiter(Protocol):
@@ -121,14 +124,34 @@ def outgoing_session(timeout: tuple[float, float]) -> requests.Session:
 
 def _never_sent(exc: requests.RequestException) -> bool:
     """Whether the request certainly did not reach the server (a failed connect)."""
-    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+    if isinstance(exc, requests.ConnectTimeout):
         return True
+    if isinstance(exc, requests.exceptions.SSLError):
+        # A refused certificate stops the handshake before any byte of the request; other TLS
+        # failures (a corrupt record mid-response) can come after the server received it all.
+        return _caused_by(exc, ssl.SSLCertVerificationError)
     if isinstance(exc, requests.ConnectionError):
         reason: object = exc.args[0] if exc.args else None
         if isinstance(reason, MaxRetryError):
             reason = reason.reason
         # NameResolutionError is a NewConnectionError too.
         return isinstance(reason, NewConnectionError)
+    return False
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is ``exc`` or anywhere in its causes or its arguments (urllib3 wraps)."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        pending += [current.__cause__, current.__context__, *current.args]
+        pending.append(getattr(current, "reason", None))
     return False
 
 
@@ -187,6 +210,17 @@ class AnyfastClient:
 
     def __repr__(self) -> str:
         return f"AnyfastClient(base_url={self.base_url!r}, key={self.key_fingerprint!r})"
+
+    def close(self) -> None:
+        """Close the pooled connections (a client made per task should be closed, or used in
+        ``with``)."""
+        self.session.close()
+
+    def __enter__(self) -> AnyfastClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # --- Verification (§4.1, §4.2, §6.1) -----------------------------------------------------
 
@@ -405,7 +439,6 @@ class AnyfastClient:
                             "Authorization": f"Bearer {self._api_key}",
                             "Content-Type": "application/json",
                             "Accept": "application/json",
-                            "User-Agent": USER_AGENT,
                         },
                         timeout=(self.connect_timeout, read_timeout),
                     )
@@ -460,8 +493,6 @@ class AnyfastClient:
         """Seconds to wait before trying again, or ``None`` to give up and raise ``error``."""
         if attempt > self.read_retries or not isinstance(error, errors.TransientUpstreamError):
             return None
-        if isinstance(error, errors.LocalRateLimitExceeded):
-            return None  # the limiter already waited as long as it may
         # Writes reach this point only with errors where nothing happened upstream (429, failed
         # connect): everything ambiguous was turned into AmbiguousWrite, which is not transient.
         if isinstance(error, errors.RateLimited) and error.retry_after is not None:

@@ -450,7 +450,11 @@ def error_from_response(
         return AssetNotFound(message, **common)
     if http_status >= 500:
         return UpstreamServerError(message, **common)
-    if http_status == 404 and not is_api_error:
+    # An HTML 404, or the gateway's own "Invalid URL (POST ...)" answer for an unknown route:
+    # the base URL is wrong, not the request.
+    if http_status == 404 and (
+        not is_api_error or lowered == "invalid_url" or message.startswith("Invalid URL")
+    ):
         return EndpointNotFound(message, **common)
     if http_status >= 400:
         return InvalidRequest(message, **common)
