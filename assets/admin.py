@@ -56,7 +56,8 @@ def measured(asset: Asset) -> str:
 
 @admin.display(description="file")
 def asset_file(asset: Asset) -> str:
-    return file_link(asset, "file")
+    # Stored under a random name (assets.models.asset_file_path); staff know it by its upload name.
+    return file_link(asset, "file", asset.original_filename)
 
 
 class AssetColumns:
@@ -246,6 +247,9 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         if not change:
             obj.uploaded_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
+
+    def download_name(self, obj: Asset) -> str:
+        return obj.original_filename or super().download_name(obj)
 
     @admin.display(description="person", ordering="group__person__legal_name")
     def person(self, asset: Asset) -> str:

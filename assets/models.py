@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import uuid
 
@@ -69,8 +70,13 @@ class AssetGroup(models.Model):
 
 
 def asset_file_path(asset: Asset, filename: str) -> str:
-    # The person's name never appears in storage paths; a random folder keeps them unguessable.
-    return f"assets/{asset.kind}/{secrets.token_hex(8)}/{filename}"
+    """A random storage name that keeps only the extension of the uploaded file.
+
+    Uploaded names often carry the person's name, and the storage name travels in the signed
+    link the upstream downloads from: ``original_filename`` keeps it for staff instead.
+    """
+    extension = os.path.splitext(filename)[1].lower()[:10]
+    return f"assets/{asset.kind}/{secrets.token_hex(16)}{extension}"
 
 
 def new_upstream_name() -> str:

@@ -97,25 +97,30 @@ class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
         field_file: FieldFile = getattr(obj, self.private_file_field)
         if not field_file.name or not field_file.storage.exists(field_file.name):
             raise Http404("This row has no file.")
-        response = FileResponse(field_file.open("rb"), filename=file_basename(field_file))
+        response = FileResponse(field_file.open("rb"), filename=self.download_name(obj))
         response["Cache-Control"] = "private, no-store"
         # Uploaded files are shown inline but may never run scripts in the portal's origin.
         response["Content-Security-Policy"] = "sandbox"
         return response
+
+    def download_name(self, obj: Any) -> str:
+        """The name the browser saves the file under."""
+        return file_basename(getattr(obj, self.private_file_field))
 
     @admin.display(description="file")
     def private_file_link(self, obj: models.Model) -> str:
         return file_link(obj, self.private_file_field)
 
 
-def file_link(obj: models.Model, field_name: str) -> str:
+def file_link(obj: models.Model, field_name: str, label: str = "") -> str:
     """A link to ``obj``'s private file through its admin file view, or "—" when it has none."""
     field_file: FieldFile = getattr(obj, field_name)
     if not field_file:
         return "—"
     opts = obj._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_file", args=[quote(obj.pk)])
-    return format_html('<a href="{}" target="_blank">{}</a>', url, file_basename(field_file))
+    text = label or file_basename(field_file)
+    return format_html('<a href="{}" target="_blank">{}</a>', url, text)
 
 
 def file_basename(field_file: FieldFile) -> str:

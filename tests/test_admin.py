@@ -252,6 +252,8 @@ def test_private_file_view_streams_the_file_to_staff_with_view_permission(
     assert response["Cache-Control"] == "private, no-store"
     assert response["Content-Type"] == "image/png"
     assert response["Content-Security-Policy"] == "sandbox"
+    # Stored under a random name; saved under the name it was uploaded with.
+    assert 'filename="portrait.png"' in response["Content-Disposition"]
 
 
 def test_private_file_view_refuses_staff_without_view_permission(

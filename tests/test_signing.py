@@ -1,5 +1,6 @@
 import pytest
 import time_machine
+from django.core.files.base import ContentFile
 from django.test import Client
 
 from assets.signing import signed_file_url
@@ -46,3 +47,11 @@ def test_altered_link_is_refused(asset, client: Client):
 def test_private_files_have_no_public_url(asset):
     with pytest.raises(ValueError):
         asset.file.storage.url(asset.file.name)
+
+
+def test_stored_asset_names_keep_only_the_extension_of_the_upload():
+    asset = AssetFactory(file=ContentFile(b"portrait bytes", name="Jane_Doe_front.JPG"))
+
+    assert "Jane" not in asset.file.name
+    assert asset.file.name.endswith(".jpg")
+    assert "Jane" not in signed_file_url(asset.file)

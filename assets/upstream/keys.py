@@ -20,6 +20,10 @@ _FINGERPRINT_HEX_DIGITS = 16
 # looks like one is masked even when it is not the configured key (a body echoing another key).
 _KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
 _BEARER_PATTERN = re.compile(r"(?i)\bbearer\s+\S+")
+# The portal's signed file links (assets.signing) are credentials too while they last: an
+# upstream error quoting the URL it could not download must not put a live link in the logs.
+_SIGNED_LINK_PATTERN = re.compile(r"/files/[^/\s]+/")
+_PRESIGNED_PATTERN = re.compile(r"(?i)\b(X-Amz-Signature|Signature)=[^&\s\"']+")
 
 REDACTED = "***"
 
@@ -38,9 +42,11 @@ def key_fingerprint(api_key: str) -> str:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every given secret, every ``sk-…`` key and every bearer token masked."""
+    """``text`` with every given secret, ``sk-…`` key, bearer token and signed link masked."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
     text = _BEARER_PATTERN.sub(f"Bearer {REDACTED}", text)
+    text = _SIGNED_LINK_PATTERN.sub(f"/files/{REDACTED}/", text)
+    text = _PRESIGNED_PATTERN.sub(rf"\1={REDACTED}", text)
     return _KEY_PATTERN.sub(f"sk-{REDACTED}", text)
