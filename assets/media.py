@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import warnings
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import BinaryIO
@@ -299,24 +298,26 @@ def _sniff(head: bytes) -> str | None:
 
 
 def _measure_image(fileobj: BinaryIO, info: MediaInfo) -> MediaInfo:
-    # Pillow only warns about a decompression bomb at open(); as an error it stops here, before
-    # anything (a thumbnail, a face check) decodes the pixels. The warning filter is process-wide
-    # state, held only for the header read.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(fileobj)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            message = (
-                f"The image has more than {Image.MAX_IMAGE_PIXELS:,} pixels, "
-                "too many to open safely."
-            )
-            raise MediaRejected([LimitViolation("image_too_large", message)]) from exc
-    with image:
+    # Pillow refuses a decompression bomb at open() only above twice MAX_IMAGE_PIXELS and merely
+    # warns below that; turning the warning into an error would change process-wide state under
+    # a threaded server, so the header's own size is checked here, before anything (a thumbnail,
+    # a face check) decodes the pixels.
+    try:
+        image = Image.open(fileobj)
+    except Image.DecompressionBombError as exc:
+        raise _too_many_pixels() from exc
+    with image:  # leaving the block does not close the caller's file; image.close() would
+        if image.width * image.height > Image.MAX_IMAGE_PIXELS:
+            raise _too_many_pixels()
         width, height = image.size
         if header_exif(image).get(ExifTags.Base.Orientation) in _QUARTER_TURNS:
             width, height = height, width
     return replace(info, width=width, height=height)
+
+
+def _too_many_pixels() -> MediaRejected:
+    message = f"The image has more than {Image.MAX_IMAGE_PIXELS:,} pixels, too many to open safely."
+    return MediaRejected([LimitViolation("image_too_large", message)])
 
 
 def _measure_av(fileobj: BinaryIO, info: MediaInfo) -> MediaInfo:

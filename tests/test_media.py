@@ -310,6 +310,7 @@ def test_variable_frame_rate_video_is_judged_by_its_average_rate() -> None:
     assert [v.code for v in check_limits(info)] == ["fps"]
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns first
 def test_decompression_bomb_is_rejected_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
 
