@@ -307,7 +307,8 @@ def _measure_image(fileobj: BinaryIO, info: MediaInfo) -> MediaInfo:
     except Image.DecompressionBombError as exc:
         raise _too_many_pixels() from exc
     with image:  # leaving the block does not close the caller's file; image.close() would
-        if image.width * image.height > Image.MAX_IMAGE_PIXELS:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and image.width * image.height > limit:
             raise _too_many_pixels()
         width, height = image.size
         if header_exif(image).get(ExifTags.Base.Orientation) in _QUARTER_TURNS:

@@ -7,6 +7,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -67,6 +68,13 @@ class AssetGroup(models.Model):
 
     def __str__(self) -> str:
         return self.group_id
+
+    def clean(self) -> None:
+        session = self.verification_session
+        if session is not None and self.person_id and session.person_id != self.person_id:
+            raise ValidationError(
+                {"verification_session": "This verification session is another person's."}
+            )
 
 
 def asset_file_path(asset: Asset, filename: str) -> str:
@@ -168,6 +176,13 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.original_filename or self.upstream_name}"
+
+    def clean(self) -> None:
+        # A withdrawn group's person revoked consent or lost verification: nothing more goes in.
+        if self._state.adding and self.group_id and self.group.status != GroupStatus.ACTIVE:
+            raise ValidationError(
+                {"group": "This asset group is withdrawn: it takes no new files."}
+            )
 
     def record_measurements(self, info: MediaInfo, *, original_filename: str) -> None:
         """Fill in what was read from the file's bytes (kind, hash, size, dimensions, timing)."""

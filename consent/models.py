@@ -6,6 +6,7 @@ import datetime
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -235,3 +236,8 @@ class VerificationSession(models.Model):
 
     def __str__(self) -> str:
         return f"Verification of {self.person} ({self.get_status_display()})"
+
+    def clean(self) -> None:
+        consent = self.consent
+        if consent is not None and self.person_id and consent.person_id != self.person_id:
+            raise ValidationError({"consent": "This consent record is another person's."})

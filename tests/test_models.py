@@ -7,10 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, models, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from assets.models import AssetGroup
 from consent.models import ConsentRecord, VerificationSession
+from sandbox.samples import make_image
 from tests.factories import (
     AssetFactory,
     AssetGroupFactory,
@@ -114,3 +119,34 @@ def test_a_revoked_consent_with_its_time_and_reason_is_accepted():
     record = ConsentRecordFactory(revoked=True)
 
     assert ConsentRecord.objects.get(pk=record.pk).revocation_reason
+
+
+def test_a_verification_session_cannot_serve_another_persons_consent():
+    session = VerificationSession(person=PersonFactory(), consent=ConsentRecordFactory())
+
+    with pytest.raises(ValidationError, match="another person's"):
+        session.full_clean()
+
+
+def test_an_asset_group_cannot_come_from_another_persons_verification():
+    group = AssetGroup(
+        group_id="group-1",
+        person=PersonFactory(),
+        verification_session=VerificationSessionFactory(),
+    )
+
+    with pytest.raises(ValidationError, match="another person's"):
+        group.full_clean()
+
+
+def test_a_withdrawn_group_takes_no_new_assets(superuser_client):
+    group = AssetGroupFactory(status="withdrawn")
+    upload = SimpleUploadedFile("face.png", make_image(width=900, height=1200, fmt="PNG"))
+
+    response = superuser_client.post(
+        reverse("admin:assets_asset_add"), {"group": group.pk, "file": upload}
+    )
+
+    assert response.status_code == 200
+    assert "This asset group is withdrawn: it takes no new files." in response.content.decode()
+    assert not group.assets.exists()
