@@ -38,6 +38,7 @@ def prepare(workdir: Path, *, database_url: str, port: int) -> dict[str, str]:
     var_dir = workdir / "var"
     var_dir.mkdir(parents=True, exist_ok=True)
     public_url = f"http://127.0.0.1:{port}"
+    get_asset_budget = os.environ.get("BENCH_GET_ASSET_BUDGET", DEFAULT_GET_ASSET_BUDGET)
     values = {
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DEBUG": "true",
@@ -61,10 +62,10 @@ def prepare(workdir: Path, *, database_url: str, port: int) -> dict[str, str]:
         "SANDBOX_FAULT_RATE_429": "0",
         "SANDBOX_FAULT_RATE_TIMEOUT": "0",
         "SANDBOX_FAULT_RATE_DROP": "0",
-        "ANYFAST_RATE_GET_ASSET": os.environ.get(
-            "BENCH_GET_ASSET_BUDGET", DEFAULT_GET_ASSET_BUDGET
-        ),
+        # The client's limiter and the sandbox enforce the same budgets here.
+        "ANYFAST_RATE_GET_ASSET": get_asset_budget,
         "ANYFAST_RATE_LIST_ASSETS": "10/1",
+        "SANDBOX_RATE_LIMITS": f"GetAsset={get_asset_budget},ListAssets=10/1",
         "LOG_LEVEL": "WARNING",
     }
     os.environ.update(values)

@@ -262,6 +262,7 @@ def run(workdir: Path, *, base_env: dict[str, str], port: int) -> list[Result]:
     capacity_port = free_port()
     capacity_env = {
         "ANYFAST_RATE_GET_ASSET": CAPACITY_BUDGET,
+        "SANDBOX_RATE_LIMITS": f"GetAsset={CAPACITY_BUDGET},ListAssets=10/1",
         "PORTAL_PUBLIC_URL": f"http://127.0.0.1:{capacity_port}",
         "ANYFAST_BASE_URL": f"http://127.0.0.1:{capacity_port}/sandbox",
     }

@@ -253,16 +253,31 @@ ANYFAST_H5_LINK_TTL = env.int("ANYFAST_H5_LINK_TTL", default=120)
 ANYFAST_TOKEN_TTL = env.int("ANYFAST_TOKEN_TTL", default=30 * 60)
 # Account-wide request budgets per action, documented by BytePlus (reference §8), as
 # "<count>/<seconds>". The limiter keeps every worker process together within them.
+DOCUMENTED_RATE_LIMITS = {
+    "CreateVisualValidateSession": "3/1",
+    "GetVisualValidateResult": "3/1",
+    "CreateAsset": "300/60",
+    "GetAsset": "100/1",
+    "ListAssets": "10/1",
+    "UpdateAsset": "10/1",
+    "DeleteAsset": "10/1",
+    "DeleteAssetGroup": "5/1",
+    "ListAssetGroups": "10/1",
+}
+_RATE_LIMIT_VARIABLES = {
+    "CreateVisualValidateSession": "ANYFAST_RATE_CREATE_SESSION",
+    "GetVisualValidateResult": "ANYFAST_RATE_GET_RESULT",
+    "CreateAsset": "ANYFAST_RATE_CREATE_ASSET",
+    "GetAsset": "ANYFAST_RATE_GET_ASSET",
+    "ListAssets": "ANYFAST_RATE_LIST_ASSETS",
+    "UpdateAsset": "ANYFAST_RATE_UPDATE_ASSET",
+    "DeleteAsset": "ANYFAST_RATE_DELETE_ASSET",
+    "DeleteAssetGroup": "ANYFAST_RATE_DELETE_GROUP",
+    "ListAssetGroups": "ANYFAST_RATE_LIST_GROUPS",
+}
 ANYFAST_RATE_LIMITS = {
-    "CreateVisualValidateSession": env.str("ANYFAST_RATE_CREATE_SESSION", default="3/1"),
-    "GetVisualValidateResult": env.str("ANYFAST_RATE_GET_RESULT", default="3/1"),
-    "CreateAsset": env.str("ANYFAST_RATE_CREATE_ASSET", default="300/60"),
-    "GetAsset": env.str("ANYFAST_RATE_GET_ASSET", default="100/1"),
-    "ListAssets": env.str("ANYFAST_RATE_LIST_ASSETS", default="10/1"),
-    "UpdateAsset": env.str("ANYFAST_RATE_UPDATE_ASSET", default="10/1"),
-    "DeleteAsset": env.str("ANYFAST_RATE_DELETE_ASSET", default="10/1"),
-    "DeleteAssetGroup": env.str("ANYFAST_RATE_DELETE_GROUP", default="5/1"),
-    "ListAssetGroups": env.str("ANYFAST_RATE_LIST_GROUPS", default="10/1"),
+    action: env.str(_RATE_LIMIT_VARIABLES[action], default=budget)
+    for action, budget in DOCUMENTED_RATE_LIMITS.items()
 }
 ANYFAST_RATE_LIMIT_ENABLED = env.bool("ANYFAST_RATE_LIMIT_ENABLED", default=True)
 # Where the limiter keeps its shared counters: Redis when Redis is the broker, else a file.
@@ -288,6 +303,13 @@ SANDBOX_FAULT_RATE_TIMEOUT = env.float("SANDBOX_FAULT_RATE_TIMEOUT", default=0.0
 SANDBOX_FAULT_RATE_DROP = env.float("SANDBOX_FAULT_RATE_DROP", default=0.0)
 SANDBOX_TIMEOUT_SECONDS = env.float("SANDBOX_TIMEOUT_SECONDS", default=35.0)
 SANDBOX_ENFORCE_RATE_LIMITS = env.bool("SANDBOX_ENFORCE_RATE_LIMITS", default=True)
+# The sandbox enforces the documented budgets on its own, not the portal's ANYFAST_RATE_*
+# (raising the client's budget must not raise the stand-in's with it). Override per action as
+# "GetAsset=40/1,ListAssets=10/1".
+SANDBOX_RATE_LIMITS = {
+    **DOCUMENTED_RATE_LIMITS,
+    **env.dict("SANDBOX_RATE_LIMITS", default={}),
+}
 # One report says GetAsset cannot see LivenessFace assets on Anyfast (reference §4.5): on, the
 # sandbox answers NotFound.asset_id there and the client must fall back to ListAssets.
 SANDBOX_GETASSET_HIDES_LIVENESS = env.bool("SANDBOX_GETASSET_HIDES_LIVENESS", default=False)

@@ -1,4 +1,4 @@
-"""Per key, per action request budgets (``settings.ANYFAST_RATE_LIMITS``), kept in the database.
+"""Per key, per action request budgets (``settings.SANDBOX_RATE_LIMITS``), kept in the database.
 
 A budget ``"<count>/<seconds>"`` is a token bucket of ``count`` calls refilled at
 ``count/seconds``, run as the generic cell rate algorithm: one row per key and action holds the
@@ -44,14 +44,17 @@ class Budget:
 
 
 def parse_budget(text: str) -> Budget:
-    """``"300/60"`` → ``Budget(count=300, seconds=60.0)``."""
+    """``"300/60"`` → ``Budget(count=300, seconds=60.0)``; ``ValueError`` unless both are > 0."""
     count, _, seconds = text.partition("/")
-    return Budget(count=int(count), seconds=float(seconds or 1))
+    budget = Budget(count=int(count), seconds=float(seconds or 1))
+    if budget.count <= 0 or budget.seconds <= 0:
+        raise ValueError(f"A rate budget needs a positive count and period, not {text!r}")
+    return budget
 
 
 def budget_for(action: str) -> Budget | None:
-    """The documented budget of ``action``; None for actions without one."""
-    text = settings.ANYFAST_RATE_LIMITS.get(action)
+    """The budget the sandbox enforces for ``action``; None for actions without one."""
+    text = settings.SANDBOX_RATE_LIMITS.get(action)
     return parse_budget(text) if text else None
 
 

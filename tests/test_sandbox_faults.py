@@ -22,8 +22,8 @@ TOKEN_BODY = {"BytedToken": "2026" + "0" * 30}
 @pytest.fixture(autouse=True)
 def sandbox_settings(settings):
     settings.SANDBOX_ENFORCE_RATE_LIMITS = True
-    settings.ANYFAST_RATE_LIMITS = {
-        **settings.ANYFAST_RATE_LIMITS,
+    settings.SANDBOX_RATE_LIMITS = {
+        **settings.SANDBOX_RATE_LIMITS,
         "GetVisualValidateResult": "3/1",
         "ListAssets": "10/1",
     }
@@ -123,7 +123,7 @@ def test_the_budget_is_per_key_and_per_action(client):
 
 @pytest.mark.django_db
 def test_minute_budgets_refill_over_the_minute(client, settings):
-    settings.ANYFAST_RATE_LIMITS = {**settings.ANYFAST_RATE_LIMITS, "GetAsset": "2/60"}
+    settings.SANDBOX_RATE_LIMITS = {**settings.SANDBOX_RATE_LIMITS, "GetAsset": "2/60"}
     with time_machine.travel(START, tick=False):
         assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 404
         assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 404

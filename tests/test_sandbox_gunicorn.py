@@ -33,7 +33,7 @@ def environment(tmp_path_factory) -> dict[str, str]:
         "PORTAL_VAR_DIR": str(var_dir),
         "DATABASE_URL": f"sqlite:///{var_dir / 'portal.sqlite3'}",
         "SANDBOX_ENFORCE_RATE_LIMITS": "true",
-        "ANYFAST_RATE_GET_ASSET": "5/3600",
+        "SANDBOX_RATE_LIMITS": "GetAsset=5/3600",
     }
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "sandbox", "-v0"],
