@@ -24,6 +24,7 @@ from assets.media import header_exif
 
 FACE_MARKER_PREFIX = "sandbox-face:"
 MULTIPLE_FACES = "crowd"
+MAX_IDENTITY_LENGTH = 64
 
 IDENTITY_DESCRIPTIONS: dict[str, str] = {
     "ada": "Ada, a demo talent: verify as ada, then upload files marked ada.",
@@ -50,7 +51,8 @@ def face_identity_of(fileobj: BinaryIO, *, kind: str) -> str | None:
         fileobj.seek(0)
     if text is None or not text.startswith(FACE_MARKER_PREFIX):
         return None
-    return text.removeprefix(FACE_MARKER_PREFIX).strip() or None
+    # Identities are stored in 64-character columns; a longer marker names the same person.
+    return text.removeprefix(FACE_MARKER_PREFIX).strip()[:MAX_IDENTITY_LENGTH] or None
 
 
 def _image_marker(fileobj: BinaryIO) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.db import transaction
 from django.utils import timezone
@@ -83,12 +83,15 @@ def callback_url(session: SandboxSession) -> str:
     """
     succeeded = session.result_code == RESULT_SUCCESS
     parts = urlsplit(session.callback_url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    query += [
-        ("bytedToken", session.byted_token),
-        ("resultCode", session.result_code),
-        ("algorithmBaseRespCode", "0"),
-        ("reqMeasureInfoValue", "1" if succeeded else "0"),
-        ("verify_type", "real_time"),
-    ]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    added = urlencode(
+        [
+            ("bytedToken", session.byted_token),
+            ("resultCode", session.result_code),
+            ("algorithmBaseRespCode", "0"),
+            ("reqMeasureInfoValue", "1" if succeeded else "0"),
+            ("verify_type", "real_time"),
+        ]
+    )
+    # Appended to the query exactly as given: re-encoding it could alter what the caller signed.
+    query = f"{parts.query}&{added}" if parts.query else added
+    return urlunsplit(parts._replace(query=query))

@@ -73,3 +73,9 @@ def test_file_is_rewound_after_reading_the_marker(kind: str, fmt: str) -> None:
     face_identity_of(fileobj, kind=kind)
 
     assert fileobj.tell() == 0
+
+
+def test_an_overlong_marker_is_cut_to_the_stored_length():
+    data = make_image(width=400, height=400, fmt="PNG", face="x" * 200)
+
+    assert face_identity_of(io.BytesIO(data), kind="image") == "x" * 64

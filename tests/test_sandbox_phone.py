@@ -191,3 +191,13 @@ def test_complete_without_an_identity_asks_for_one(client):
     response = client.post(path, {"decision": "complete"})
     assert response.status_code == 400
     assert "Choose a face or upload a selfie." in response.content.decode()
+
+
+def test_the_callback_urls_own_query_is_kept_byte_for_byte(client):
+    callback = "http://testserver/verify/callback?flag&sig=a%20b+c&x=1"
+    body = call(client, "CreateVisualValidateSession", {"CallbackURL": callback}).json()
+    path = body["H5Link"].removeprefix("http://testserver")
+
+    response = client.post(path, {"decision": "fail"})
+
+    assert response["Location"].startswith(f"{callback}&bytedToken={body['BytedToken']}&")
