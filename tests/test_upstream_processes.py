@@ -6,12 +6,10 @@ processes together within them: the sandbox, which enforces the same limits, nev
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -20,6 +18,7 @@ from django.conf import settings
 
 from sandbox.testing import gunicorn
 from tests.conftest import redis_or_unavailable
+from tests.upstream_helpers import run_together
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +36,7 @@ _WORKER = textwrap.dedent(
     django.setup()
     from assets.upstream import AnyfastClient
 
-    base_url, start_at, duration = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+    start_at, base_url, duration = float(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     statuses, stamps = [], []
     client = AnyfastClient(
         base_url, "sk-processes", on_attempt=lambda attempt: statuses.append(attempt.http_status)
@@ -73,25 +72,10 @@ def sandbox_server(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def _run_workers(base_url: str, env: dict[str, str]) -> tuple[list[float], list[int]]:
-    start_at = time.time() + 2.0  # time for every interpreter to start and set Django up
-    workers = [
-        subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", _WORKER, base_url, str(start_at), str(SECONDS)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=settings.BASE_DIR,
-            env={**os.environ, "PYTHONPATH": str(settings.BASE_DIR), **env},
-        )
-        for _ in range(PROCESSES)
-    ]
-    stamps: list[float] = []
-    statuses: list[int] = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=60)
-        assert worker.returncode == 0, err.decode()
-        result = json.loads(out)
-        stamps += result["stamps"]
-        statuses += result["statuses"]
+    # Two seconds' lead: every interpreter starts and sets Django up first.
+    outputs = run_together(_WORKER, base_url, str(SECONDS), processes=PROCESSES, env=env, lead=2.0)
+    stamps = [stamp for result in outputs for stamp in result["stamps"]]
+    statuses = [status for result in outputs for status in result["statuses"]]
     return stamps, statuses
 
 

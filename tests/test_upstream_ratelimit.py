@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -24,10 +20,9 @@ from assets.upstream.ratelimit import (
     sliding_window_wait,
 )
 from tests.conftest import redis_or_unavailable
-from tests.upstream_helpers import FakeClock, max_in_any_window
+from tests.upstream_helpers import FakeClock, max_in_any_window, run_together
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://localhost:6379/15")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -162,7 +157,7 @@ _WORKER = textwrap.dedent(
     import json, sys, time
     from assets.upstream.ratelimit import Budget, RateLimiter, RedisBackend, SQLiteBackend
 
-    kind, location, prefix, budget, start_at, duration = sys.argv[1:7]
+    start_at, kind, location, prefix, budget, duration = sys.argv[1:7]
     if kind == "redis":
         backend = RedisBackend.from_url(location, prefix=prefix)
     else:
@@ -180,28 +175,12 @@ _WORKER = textwrap.dedent(
 
 def _hammer(kind: str, location: str, prefix: str, *, processes: int = 3) -> list[float]:
     """Run ``processes`` interpreters acquiring GetAsset slots at "5/1" for 2 s together."""
-    start_at = time.time() + 1.5  # time for every interpreter to start and import
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    workers = [
-        subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", _WORKER, kind, location, prefix, "5/1", str(start_at), "2"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=ROOT,
-        )
-        for _ in range(processes)
-    ]
-    stamps: list[float] = []
-    per_process: list[int] = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=30)
-        assert worker.returncode == 0, err.decode()
-        mine = json.loads(out)
-        per_process.append(len(mine))
-        stamps += mine
+    outputs = run_together(
+        _WORKER, kind, location, prefix, "5/1", "2", processes=processes, lead=1.5
+    )
+    stamps = [stamp for mine in outputs for stamp in mine]
     print(
-        f"{kind}: {len(stamps)} grants, per process {per_process}, "
+        f"{kind}: {len(stamps)} grants, per process {[len(mine) for mine in outputs]}, "
         f"max in any 1 s window {max_in_any_window(stamps, 1.0)}"
     )
     return stamps

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BASE_URL = "https://anyfast.test"
 # A recognisable key: tests assert it never shows up in errors, logs or output.
@@ -59,3 +67,30 @@ def max_in_any_window(timestamps: list[float], seconds: float) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+def run_together(
+    script: str, *args: str, processes: int, env: Mapping[str, str] | None = None, lead: float
+) -> list[Any]:
+    """Run ``processes`` interpreters of ``script`` that start working at the same moment.
+
+    Each gets ``argv[1]`` = the shared start time (``lead`` seconds from now, time enough to
+    start and import), then ``args``; each must print one JSON document, which is returned.
+    """
+    start_at = time.time() + lead
+    workers = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", script, str(start_at), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        )
+        for _ in range(processes)
+    ]
+    outputs = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err.decode()
+        outputs.append(json.loads(out))
+    return outputs
