@@ -8,7 +8,6 @@ once. The database is PostgreSQL, dropped and created again on every run; its na
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,12 +24,6 @@ API_KEY = "sk-bench-0123456789abcdef"
 # So the benchmark runs GetAsset at a budget the machine sustains; BENCH_GET_ASSET_BUDGET=100/1
 # tries the real one on a bigger machine.
 DEFAULT_GET_ASSET_BUDGET = "40/1"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def prepare(workdir: Path, *, database_url: str, port: int) -> dict[str, str]:

@@ -234,9 +234,8 @@ def overhead_results(workdir: Path, redis_url: str) -> list[Result]:
 def run(workdir: Path, *, base_env: dict[str, str], port: int) -> list[Result]:
     from django.conf import settings
 
-    from benchmarks.environment import free_port
     from sandbox import counters
-    from sandbox.testing import gunicorn
+    from sandbox.servers import free_port, gunicorn
 
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     results = overhead_results(workdir, redis_url)

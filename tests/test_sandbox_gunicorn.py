@@ -17,7 +17,7 @@ import pytest
 import requests
 from django.conf import settings as django_settings
 
-from sandbox.testing import gunicorn
+from sandbox.servers import gunicorn
 
 MANAGE_DIR = Path(django_settings.BASE_DIR)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
-from sandbox.testing import gunicorn
+from sandbox.servers import gunicorn
 from tests.conftest import redis_or_unavailable
 from tests.upstream_helpers import run_together
 
