@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
 
 class Language(models.TextChoices):
@@ -149,15 +147,6 @@ class ConsentRecord(models.Model):
         ]
         return [kind for kind, covers in covered if covers]
 
-    def is_in_force(self, on: datetime.date | None = None) -> bool:
-        """Approved, started and not expired on the given date (today by default)."""
-        day = on or timezone.localdate()
-        return (
-            self.status == self.Status.APPROVED
-            and self.starts_on <= day
-            and (self.expires_on is None or day <= self.expires_on)
-        )
-
 
 def new_invitation_token() -> str:
     return secrets.token_urlsafe(32)
@@ -165,7 +154,7 @@ def new_invitation_token() -> str:
 
 class VerificationSessionQuerySet(models.QuerySet["VerificationSession"]):
     def open(self) -> VerificationSessionQuerySet:
-        return self.filter(status__in=VerificationSession.OPEN_STATUSES)
+        return self.filter(status__in=OPEN_VERIFICATION_STATUSES)
 
 
 class VerificationStatus(models.TextChoices):
@@ -177,6 +166,10 @@ class VerificationStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# Sessions that still wait for the person: a person has at most one (a constraint below).
+OPEN_VERIFICATION_STATUSES = [VerificationStatus.INVITED, VerificationStatus.LINK_ISSUED]
+
+
 class VerificationSession(models.Model):
     """One invitation of a person to real-person verification, and its upstream session.
 
@@ -186,8 +179,6 @@ class VerificationSession(models.Model):
     """
 
     Status = VerificationStatus
-
-    OPEN_STATUSES = (Status.INVITED, Status.LINK_ISSUED)
 
     person = models.ForeignKey(
         Person, on_delete=models.PROTECT, related_name="verification_sessions"
@@ -228,7 +219,7 @@ class VerificationSession(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["person"],
-                condition=Q(status__in=["invited", "link_issued"]),
+                condition=Q(status__in=OPEN_VERIFICATION_STATUSES),
                 name="one_open_verification_per_person",
                 violation_error_message="This person already has an open verification session.",
             ),
