@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks import environment
 from benchmarks.results import Result, table
+from sandbox.servers import free_port
 
 NAMES = ("ratelimit", "media", "admin")
 
@@ -32,7 +33,7 @@ def main() -> int:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(NAMES)}")
 
     database_url = os.environ.get("BENCH_DATABASE_URL", environment.DEFAULT_DATABASE_URL)
-    port = environment.free_port()
+    port = free_port()
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as tmp:
         workdir = Path(tmp)
