@@ -99,11 +99,12 @@ def clear_redis_limits(redis_url: str) -> None:
 
 def load(backend_env: dict[str, str], *, group_id: str, asset_id: str) -> dict[str, Any]:
     """Run the client processes together; their reports merged per action."""
+    start_at = time.time() + 3.0  # time for every interpreter to start and set up Django
     config = {
         "threads": THREADS,
         "asset_id": asset_id,
         "group_id": group_id,
-        "start_at": time.time() + 3.0,  # time for every interpreter to start and set up Django
+        "start_at": start_at,
         "duration": DURATION,
     }
     workers = [
@@ -127,7 +128,7 @@ def load(backend_env: dict[str, str], *, group_id: str, asset_id: str) -> dict[s
             for name in ("statuses", "errors"):
                 for key, count in part[name].items():
                     mine[name][key] = mine[name].get(key, 0) + count
-    merged["_window"] = (config["start_at"], config["start_at"] + DURATION)
+    merged["_window"] = (start_at, start_at + DURATION)
     return merged
 
 
@@ -185,7 +186,13 @@ class SteppingClock:
 def overhead_results(workdir: Path, redis_url: str) -> list[Result]:
     import redis
 
-    from assets.upstream.ratelimit import Budget, RateLimiter, RedisBackend, SQLiteBackend
+    from assets.upstream.ratelimit import (
+        Backend,
+        Budget,
+        RateLimiter,
+        RedisBackend,
+        SQLiteBackend,
+    )
 
     budget = Budget(100, 1)
     # One slot per call, a hair slower than the budget: every acquire is granted at once with
@@ -196,7 +203,7 @@ def overhead_results(workdir: Path, redis_url: str) -> list[Result]:
         raise AssertionError(f"the overhead benchmark must never wait ({seconds} s)")
 
     prefix = f"bench:overhead:{uuid.uuid4().hex}:"
-    backends = {
+    backends: dict[str, Backend] = {
         "Redis": RedisBackend(
             redis.Redis.from_url(redis_url, socket_timeout=5),
             prefix=prefix,
