@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
 from assets.media import LIMITS, MediaRejected, validate_media
@@ -160,7 +161,7 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         "status_badge",
         "reference",
         "measured",
-        "size_bytes",
+        "size",
         "created_at",
     )
     list_select_related = ("group", "group__person")
@@ -250,6 +251,10 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
 
     def download_name(self, obj: Asset) -> str:
         return obj.original_filename or super().download_name(obj)
+
+    @admin.display(description="size", ordering="size_bytes")
+    def size(self, asset: Asset) -> str:
+        return filesizeformat(asset.size_bytes)
 
     @admin.display(description="person", ordering="group__person__legal_name")
     def person(self, asset: Asset) -> str:

@@ -136,6 +136,14 @@ def test_person_page_lists_consents_sessions_groups_and_assets(superuser_client:
     assert _admin_url("assets.asset", "file", asset.pk) in page
 
 
+def test_asset_changelist_shows_sizes_for_people(superuser_client: Client):
+    AssetFactory(content=b"x" * 34_956)
+
+    page = superuser_client.get(_admin_url("assets.asset", "changelist")).content.decode()
+
+    assert "34.1\xa0KB" in page
+
+
 def test_asset_reference_and_copy_button_are_shown_for_active_assets_only(
     superuser_client: Client,
 ):
