@@ -7,6 +7,8 @@ owner's operation, is not refused: Django's test database flush uses it; ``verif
 
 from django.db import migrations
 
+from portal.dbtriggers import run_sql_by_vendor
+
 _POSTGRESQL_UP = """
 CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
 BEGIN
@@ -28,24 +30,18 @@ _SQLITE_UP = [
     BEGIN SELECT RAISE(ABORT, 'audit events are append-only: {operation} refused'); END;"""
     for operation in ("UPDATE", "DELETE")
 ]
-_SQLITE_DOWN = ["DROP TRIGGER IF EXISTS audit_event_no_update", "DROP TRIGGER IF EXISTS audit_event_no_delete"]
-
-
-def _run(statements_by_vendor):
-    def run(apps, schema_editor):
-        statements = statements_by_vendor.get(schema_editor.connection.vendor, [])
-        for statement in [statements] if isinstance(statements, str) else statements:
-            schema_editor.execute(statement, params=None)
-
-    return run
+_SQLITE_DOWN = [
+    "DROP TRIGGER IF EXISTS audit_event_no_update",
+    "DROP TRIGGER IF EXISTS audit_event_no_delete",
+]
 
 
 class Migration(migrations.Migration):
     dependencies = [("audit", "0001_initial")]
 
     operations = [
-        migrations.RunPython(
-            _run({"postgresql": _POSTGRESQL_UP, "sqlite": _SQLITE_UP}),
-            _run({"postgresql": _POSTGRESQL_DOWN, "sqlite": _SQLITE_DOWN}),
+        run_sql_by_vendor(
+            {"postgresql": _POSTGRESQL_UP, "sqlite": _SQLITE_UP},
+            {"postgresql": _POSTGRESQL_DOWN, "sqlite": _SQLITE_DOWN},
         )
     ]
