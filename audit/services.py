@@ -25,7 +25,7 @@ _CHAIN_LOCK_KEY = 0x61756469  # "audi"
 def audit_record(
     *,
     action: str,
-    obj: models.Model,
+    obj: models.Model | None,
     actor: AbstractBaseUser | AnonymousUser | None = None,
     actor_label: str = "",
     person_id: int | None = None,
@@ -33,7 +33,7 @@ def audit_record(
     after: dict[str, Any] | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event about ``obj`` to the chain and return it.
+    """Append one event about ``obj`` (``None``: about no one row, e.g. an export) to the chain.
 
     ``actor`` is the user who acted; without one, ``actor_label`` names the system part that did
     (``"celery"``, ``"upstream callback"``, ...; default ``"system"``). ``before``/``after``/
@@ -50,9 +50,9 @@ def audit_record(
             actor_id=user.pk if user is not None else None,
             actor_label=label[:150],
             action=action,
-            object_type=object_type_of(obj),
-            object_id=str(obj.pk),
-            object_repr=str(obj)[:300],
+            object_type=object_type_of(obj) if obj is not None else "",
+            object_id=str(obj.pk) if obj is not None else "",
+            object_repr=str(obj)[:300] if obj is not None else "",
             person_id=person_id,
             before=_as_json(before),
             after=_as_json(after),

@@ -19,12 +19,15 @@ from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from assets.admin import asset_file, asset_reference, measured
 from assets.models import Asset, AssetGroup
+from audit.services import audit_record
 from consent import services
+from consent.exports import consent_records_csv
 from consent.forms import ApproveForm, RejectForm, RevokeForm
 from consent.models import (
     ConsentRecord,
@@ -366,10 +369,32 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         compare = self.admin_site.admin_view(self.compare_view)
+        export = self.admin_site.admin_view(self.export_csv_view)
         return [
+            path("export.csv", export, name="consent_consentrecord_export_csv"),
             path("<path:object_id>/compare/", compare, name="consent_consentrecord_compare"),
             *super().get_urls(),
         ]
+
+    def export_csv_view(self, request: HttpRequest) -> HttpResponse:
+        """The changelist as filtered (same query string), as a CSV file; the export is audited."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        records = changelist.get_queryset(request).select_related("person", "reviewed_by")
+        records = records.prefetch_related("uses")
+        body = consent_records_csv(records)
+        audit_record(
+            action="consent.exported_csv",
+            obj=None,
+            actor=request.user,
+            detail={"filters": request.GET.urlencode(), "records": len(records)},
+        )
+        response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="consent-records-{stamp}.csv"'
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     def change_view(
         self,
