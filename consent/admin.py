@@ -147,7 +147,8 @@ class PersonAdmin(CreatedByAdmin):
 
     # Columns that show other models' data, and the models a user must be allowed to view.
     _column_models: dict[str, tuple[type[Model], ...]] = {
-        "latest_consent": (ConsentRecord,),
+        "consent_in_force": (ConsentRecord,),
+        "consents_in_force": (ConsentRecord,),
         "consent_count": (ConsentRecord,),
         "active_asset_count": (Asset,),
         # asset_list shows each asset's group id beside its reference and file.
@@ -162,10 +163,12 @@ class PersonAdmin(CreatedByAdmin):
         return [column for column in self.list_display if self._may_view_column(request, column)]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        # A new person has no assets yet; a user who may not view assets and groups sees none.
-        if obj is None or not self._may_view_column(request, "asset_list"):
-            return [fieldset for fieldset in self.fieldsets if fieldset[0] != "Assets"]
-        return self.fieldsets
+        hidden = {
+            field for field in self._column_models if not self._may_view_column(request, field)
+        }
+        if obj is None:
+            hidden.add("asset_list")  # a new person has no assets yet
+        return [fieldset for fieldset in self.fieldsets if hidden.isdisjoint(fieldset[1]["fields"])]
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
         if obj is None:

@@ -115,7 +115,11 @@ def _consent_form(person_pk: int, document: SimpleUploadedFile) -> dict[str, obj
         "covers_images": "on",
         "territory": "Worldwide",
         "starts_on": "2026-11-24",
+        "consent_text_language": "en",
+        "representation": ConsentRecord.Representation.NONE,
         "signed_document": document,
+        "uses-TOTAL_FORMS": "0",
+        "uses-INITIAL_FORMS": "0",
     }
 
 

@@ -45,6 +45,7 @@ def _traces_of(asset) -> dict[str, str]:
         "group id": asset.group.group_id,
         "consent version": session.consent.consent_text_version,
         "verification inline": "Verification session",
+        "consent in force": "Consent in force today",
     }
 
 
@@ -61,6 +62,7 @@ def test_each_inline_follows_the_view_permission_of_its_own_model(client: Client
     traces = _traces_of(asset)
 
     assert traces["consent version"] in page
+    assert traces["consent in force"] in page
     assert traces["group id"] not in page
     assert traces["verification inline"] not in page
 
@@ -81,7 +83,7 @@ def test_the_asset_list_needs_view_permission_on_assets_and_their_groups(client:
 
 def test_the_people_list_shows_counts_only_of_models_the_user_may_view(client: Client, asset):
     url = reverse("admin:consent_person_changelist")
-    related = {"latest_consent", "consent_count", "active_asset_count"}
+    related = {"consent_in_force", "consent_count", "active_asset_count"}
 
     limited = _client_with(client, "view_person").get(url)
     client.logout()
