@@ -36,7 +36,7 @@ def _person_page(client: Client, asset) -> str:
 
 def _traces_of(asset) -> dict[str, str]:
     """What each related model would give away on the person page."""
-    session = asset.group.verification_session or asset.group.person.verification_sessions.get()
+    session = asset.group.person.verification_sessions.get()
     return {
         "asset reference": asset.upstream_id,
         "asset file name": asset.original_filename,
@@ -44,7 +44,7 @@ def _traces_of(asset) -> dict[str, str]:
         "asset file link": reverse("admin:assets_asset_file", args=[asset.pk]),
         "group id": asset.group.group_id,
         "consent version": session.consent.consent_text_version,
-        "verification inline": "Verification session",
+        "verification inline": "Invitations",
         "consent in force": "Consent in force today",
     }
 
