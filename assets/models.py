@@ -38,13 +38,15 @@ class AssetGroup(models.Model):
     person = models.ForeignKey(
         "consent.Person", on_delete=models.PROTECT, related_name="asset_groups"
     )
-    verification_session = models.OneToOneField(
-        "consent.VerificationSession",
+    # The upstream session whose GetVisualValidateResult gave this GroupId (not the invitation:
+    # an invitation may hold several upstream sessions, and exactly one of them made the group).
+    upstream_verification = models.OneToOneField(
+        "consent.UpstreamVerification",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="asset_group",
-        help_text="The verification session that created this group.",
+        help_text="The upstream verification session that created this group.",
     )
     api_key_fingerprint = models.CharField(
         max_length=32,
@@ -70,10 +72,14 @@ class AssetGroup(models.Model):
         return self.group_id
 
     def clean(self) -> None:
-        session = self.verification_session
-        if session is not None and self.person_id and session.person_id != self.person_id:
+        session = self.upstream_verification
+        if (
+            session is not None
+            and self.person_id
+            and session.invitation.person_id != self.person_id
+        ):
             raise ValidationError(
-                {"verification_session": "This verification session is another person's."}
+                {"upstream_verification": "This verification session is another person's."}
             )
 
 

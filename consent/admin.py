@@ -55,7 +55,7 @@ class ConsentRecordInline(ReadOnlyInline):
 class VerificationSessionInline(ReadOnlyInline):
     model = VerificationSession
     fk_name = "person"
-    fields = ("status_badge", "created_at", "completed_at")
+    fields = ("status_badge", "created_at", "expires_at", "verified_at")
     readonly_fields = fields
 
 
@@ -228,37 +228,29 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
 
 @admin.register(VerificationSession)
 class VerificationSessionAdmin(KeepRows, CreatedByAdmin):
+    """Invitations; their workflow (invite, resend, cancel, reissue, desk QR) is in
+    ``consent.services``, so every status field is read-only here."""
+
     list_display = (
         "person",
         "status_badge",
         "consent",
         "created_at",
-        "token_expires_at",
-        "completed_at",
-        "attempts",
+        "expires_at",
+        "verified_at",
     )
     list_select_related = ("person", "consent", "consent__person")
-    list_filter = ("status", "created_at", "completed_at")
-    search_fields = ("person__legal_name", "person__display_name", "person__email", "byted_token")
+    list_filter = ("status", "created_at", "verified_at")
+    search_fields = ("person__legal_name", "person__display_name", "person__email", "code")
     autocomplete_fields = ("person", "consent")
-    _upstream_fields = (
-        "byted_token",
-        "h5_link",
-        "h5_link_expires_at",
-        "token_expires_at",
-        "callback_params",
-        "api_key_fingerprint",
-        "attempts",
-        "last_error",
-    )
-    _system_fields = ("invitation_token", *_SYSTEM_FIELDS, "completed_at")
+    _status_fields = ("status_badge", "code", "expires_at", "opened_at", "verified_at", "ended_at")
+    _system_fields = ("invitation_token", "ended_by", "replaced_by", *_SYSTEM_FIELDS)
     fieldsets = (
-        (None, {"fields": ("person", "consent", "status_badge")}),
-        ("Upstream session", {"classes": ("collapse",), "fields": _upstream_fields}),
+        (None, {"fields": ("person", "consent", *_status_fields)}),
         ("System", {"classes": ("collapse",), "fields": _system_fields}),
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        system = ("status_badge", *self._upstream_fields, *self._system_fields)
+        system = (*self._status_fields, *self._system_fields)
         # An invitation belongs to one person and consent for good.
         return system if obj is None else ("person", "consent", *system)

@@ -9,7 +9,7 @@ from django.utils.safestring import SafeString, mark_safe
 from qrcode.image.svg import SvgPathFillImage
 
 
-def qr_svg(data: str, *, label: str) -> SafeString:
+def qr_svg(data: str, *, label: str = "QR code") -> SafeString:
     """An ``<svg class="qr-code">`` element encoding ``data``, to be placed inline in a page.
 
     ``label`` becomes the image's accessible name. The image has a white background and the

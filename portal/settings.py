@@ -129,6 +129,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文"), ("zh-hant", "繁體中文")]
+# The person's pages and emails (consent) in zh-Hans and zh-Hant; the .mo files are committed.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -195,6 +197,18 @@ DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Talent Consent Portal <portal@localhost>"
 )
 
+# --- Real-person verification (consent.services) --------------------------------------------
+# How long an invitation link (and its short code) works, and how many upstream sessions a person
+# may start from one invitation (each Start press uses one; see UpstreamVerification.attempts).
+# Who invites people, as their pages and emails name it.
+PORTAL_ORGANISATION_NAME = env.str("PORTAL_ORGANISATION_NAME", default="The studio")
+VERIFICATION_INVITATION_TTL_DAYS = env.int("VERIFICATION_INVITATION_TTL_DAYS", default=7)
+VERIFICATION_MAX_ATTEMPTS = env.int("VERIFICATION_MAX_ATTEMPTS", default=5)
+# Beat polls pending upstream sessions this often (GetVisualValidateResult, 3/s for the whole
+# deployment): with the 5-second cadence of consent.services.poll_interval, a person who completes
+# and closes the phone without reaching the callback page is confirmed within about 15 s.
+VERIFICATION_POLL_SWEEP_SECONDS = env.float("VERIFICATION_POLL_SWEEP_SECONDS", default=10.0)
+
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_FILESYSTEM_DIR = VAR_DIR / "broker"
@@ -229,6 +243,17 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "portal.tasks.record_heartbeat",
         "schedule": float(HEARTBEAT_INTERVAL_SECONDS),
+    },
+    # People who complete verification but never reach the callback page (VERIFICATION_*).
+    "poll-upstream-verifications": {
+        "task": "consent.tasks.poll_upstream_verifications",
+        "schedule": VERIFICATION_POLL_SWEEP_SECONDS,
+        # A sweep that waited in the queue past the next one is dropped, not run late.
+        "options": {"expires": VERIFICATION_POLL_SWEEP_SECONDS},
+    },
+    "expire-invitations": {
+        "task": "consent.tasks.expire_invitations",
+        "schedule": 600.0,
     },
 }
 # Tasks outside the installed apps, which autodiscovery does not see.

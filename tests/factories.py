@@ -11,7 +11,13 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from assets.models import Asset, AssetGroup
-from consent.models import ConsentRecord, Person, VerificationSession
+from consent.models import (
+    ConsentRecord,
+    OutboundEmail,
+    Person,
+    UpstreamVerification,
+    VerificationSession,
+)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -79,10 +85,41 @@ class VerificationSessionFactory(factory.django.DjangoModelFactory):
     )
 
     class Params:
-        completed = factory.Trait(
-            status=VerificationSession.Status.COMPLETED,
-            completed_at=factory.LazyFunction(timezone.now),
+        verified = factory.Trait(
+            status=VerificationSession.Status.VERIFIED,
+            verified_at=factory.LazyFunction(timezone.now),
+            ended_at=factory.LazyFunction(timezone.now),
         )
+
+
+class UpstreamVerificationFactory(factory.django.DjangoModelFactory):
+    """A pending upstream session (created, polled from now on)."""
+
+    class Meta:
+        model = UpstreamVerification
+
+    invitation = factory.SubFactory(VerificationSessionFactory)
+    purpose = UpstreamVerification.Purpose.PHONE
+    byted_token = factory.Sequence(lambda n: f"20261124120000{n:020X}")
+    h5_link = factory.LazyAttribute(
+        lambda row: f"https://h5.upstream.test/liveness?bytedToken={row.byted_token}&lng=en"
+    )
+    h5_link_expires_at = factory.LazyFunction(
+        lambda: timezone.now() + datetime.timedelta(seconds=120)
+    )
+    token_expires_at = factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(minutes=30))
+    next_poll_at = factory.LazyFunction(timezone.now)
+
+
+class OutboundEmailFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboundEmail
+
+    invitation = factory.SubFactory(VerificationSessionFactory)
+    to = factory.LazyAttribute(lambda row: row.invitation.person.email)
+    template = "invitation"
+    language = "en"
+    subject = "You are invited to verify"
 
 
 class AssetGroupFactory(factory.django.DjangoModelFactory):

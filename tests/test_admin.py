@@ -130,7 +130,7 @@ def test_person_page_lists_consents_sessions_groups_and_assets(superuser_client:
 
     page = response.content.decode()
     assert session.consent.consent_text_version in page
-    assert "Verification session" in page
+    assert "Invitation" in page
     assert asset.group.group_id in page
     assert f'data-copy="{asset.asset_uri}"' in page
     assert _admin_url("assets.asset", "file", asset.pk) in page
