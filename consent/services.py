@@ -523,18 +523,20 @@ def is_token_gone(error: UpstreamError) -> bool:
 
 
 def _claim_poll(verification: UpstreamVerification, now: datetime.datetime, *, force: bool) -> bool:
-    """Take this poll: count it and move ``next_poll_at`` on, unless another worker just did.
+    """Take this poll: count it and move ``next_poll_at`` on, unless another worker has it.
 
-    ``force`` (a callback's confirmation, or a task's own retry) claims even before the session
-    is due, but never two polls of one session within a second.
+    Without ``force`` only a due session is taken (beat's sweep); ``force`` (the confirmation a
+    callback asks for, and its retries) takes it whenever it was not polled within the last
+    second, so that a sweep and a task never both ask at once.
     """
-    due = now if not force else now + datetime.timedelta(seconds=1)
     interval = datetime.timedelta(seconds=poll_interval(verification, now))
     rows = UpstreamVerification.objects.filter(
-        pk=verification.pk, status__in=PENDING_UPSTREAM_STATUSES, next_poll_at__lte=due
+        pk=verification.pk, status__in=PENDING_UPSTREAM_STATUSES
     )
     if force:
         rows = rows.exclude(last_polled_at__gt=now - datetime.timedelta(seconds=1))
+    else:
+        rows = rows.filter(next_poll_at__lte=now)
     return bool(
         rows.update(
             attempts=F("attempts") + 1,
@@ -634,6 +636,7 @@ def _complete(verification: UpstreamVerification, group_id: str) -> None:
         upstream_verification_id=verification.pk,
     )
     # An invitation that expired by time meanwhile still records the verification that happened.
+    now = timezone.now()  # after the group, so that a timeline shows them in that order
     VerificationSession.objects.filter(
         pk=invitation.pk,
         status__in=[*OPEN_VERIFICATION_STATUSES, VerificationStatus.EXPIRED],
@@ -740,7 +743,7 @@ def outbound_email_send(*, outbound_email_id: int) -> OutboundEmail:
     """
     with transaction.atomic():
         email = (
-            OutboundEmail.objects.select_for_update()
+            OutboundEmail.objects.select_for_update(of=("self",))
             .select_related("invitation__person", "invitation__created_by")
             .get(pk=outbound_email_id)
         )

@@ -102,8 +102,7 @@ def _render(
             status=status,
         )
     response["Content-Language"] = language
-    # The pages carry a personal link: never cached, never indexed.
-    response["Cache-Control"] = "no-store"
+    # The pages carry a personal link: never indexed (and never cached: every view is never_cache).
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
