@@ -439,7 +439,7 @@ class VerificationSessionAdmin(KeepRows, CreatedByAdmin):
     _system_fields = ("ended_by", "replaced_by", *_SYSTEM_FIELDS)
     fieldsets = (
         (None, {"fields": ("person", "consent", *_status_fields)}),
-        ("Timeline", {"fields": ("timeline",)}),
+        ("Verification", {"fields": ("timeline",)}),
         ("System", {"classes": ("collapse",), "fields": _system_fields}),
     )
     readonly_fields = ("person", "consent", "timeline", *_status_fields, *_system_fields)
@@ -556,6 +556,8 @@ class VerificationSessionAdmin(KeepRows, CreatedByAdmin):
     ) -> Any:
         if obj is not None:
             context.update(self._panel(request, obj))
+        # Every field is read-only: there is nothing to save.
+        context.update(show_save=False, show_save_and_continue=False)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _panel(self, request: HttpRequest, invitation: VerificationSession) -> dict[str, Any]:

@@ -448,7 +448,10 @@ def test_upstream_sessions_and_emails_are_read_only(superuser_client: Client):
 
     assert superuser_client.get(_url("upstreamverification_add")).status_code == 403
     assert superuser_client.get(_url("outboundemail_add")).status_code == 403
-    for url in (_url("upstreamverification_change", row.pk), _url("outboundemail_change", email.pk)):
+    for url in (
+        _url("upstreamverification_change", row.pk),
+        _url("outboundemail_change", email.pk),
+    ):
         page = superuser_client.get(url).content.decode()
         assert 'name="_save"' not in page
 
@@ -552,9 +555,7 @@ def test_desk_page_of_an_ended_invitation_goes_back_with_the_reason(superuser_cl
     response = superuser_client.get(_url("verificationsession_desk", invitation.pk))
 
     assert response["Location"] == _url("verificationsession_change", invitation.pk)
-    assert "This invitation is cancelled: there is nobody to verify with it." in _messages(
-        response
-    )
+    assert "This invitation is cancelled: there is nobody to verify with it." in _messages(response)
 
 
 def test_desk_status_reports_waiting_a_finished_desk_session_and_verified(
