@@ -151,13 +151,24 @@ def _invitation_context(request: HttpRequest, invitation: VerificationSession) -
     user_agent = request.headers.get("User-Agent", "")
     latest = invitation.upstream_verifications.exclude(byted_token=None).first()
     link = services.invitation_url(invitation)
+    last_attempt = ""
+    if latest is not None:
+        last_attempt = {
+            UpstreamStatus.CONFIRMED: "confirmed",
+            UpstreamStatus.FAILED: "failed",
+            UpstreamStatus.EXPIRED: "expired",
+        }.get(UpstreamStatus(latest.status), "pending")
+        # The page reported a failure: say so now (the upstream confirms it only at expiry).
+        if last_attempt == "pending" and latest.callback_received_at is not None:
+            failed = latest.callback_result_code != services.SUCCESS_RESULT_CODE
+            last_attempt = "failed" if failed else "pending"
     return {
         "invitation": invitation,
         "person": invitation.person,
         "consent": invitation.consent,
         "inviter": invitation.created_by,
         "attempts_left": services.invitation_attempts_left(invitation),
-        "latest": latest,
+        "last_attempt": last_attempt,
         "in_app_browser": in_app_browser(user_agent),
         "desktop": looks_like_desktop(user_agent),
         "link": link,
