@@ -91,7 +91,7 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     expect(staff.locator(".qr-page svg.qr-code")).to_be_visible()
     expect(staff.locator(".qr-page")).to_contain_text(services.invitation_url(invitation))
     expect(staff.locator(".typed-code")).to_have_text(invitation.display_code)
-    staff.screenshot(path=screenshots / "qr-page.png", full_page=True)
+    staff.screenshot(path=screenshots / "admin-qr-page.png", full_page=True)
 
     # The invitation page: the same QR code, the link, the code and what staff can do.
     staff.get_by_role("link", name="Back to the invitation").click()
@@ -99,7 +99,7 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     expect(staff.locator(".invitation-panel")).to_contain_text(invitation.display_code)
     for button in ("Resend email", "Cancel invitation", "Reissue (new link and code)"):
         expect(staff.get_by_role("button", name=button)).to_be_visible()
-    staff.screenshot(path=screenshots / "invitation-page.png", full_page=True)
+    staff.screenshot(path=screenshots / "admin-invitation-page.png", full_page=True)
 
     # "Verify here now" with short-lived links: the countdown runs and a new code comes by itself.
     settings.ANYFAST_H5_LINK_TTL = settings.SANDBOX_H5_LINK_TTL = 3
@@ -119,7 +119,7 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     third = _wait_for_a_new_code(staff, than=second)
     assert _seconds_left(staff) >= 115
     expect(staff.locator(".desk-seconds")).to_have_text(re.compile(r"^(1[01]\d|120)$"))
-    staff.screenshot(path=screenshots / "desk-page.png", full_page=True)
+    staff.screenshot(path=screenshots / "admin-desk-page.png", full_page=True)
 
     # The person scans the code: the sandbox's phone page, as a phone, completes.
     h5_link = staff.locator("#desk").get_attribute("data-h5-link") or ""
@@ -136,7 +136,7 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     expect(staff.locator(".desk-state")).to_contain_text(f"{person} is verified")
     colour = staff.locator("#desk").evaluate("e => getComputedStyle(e).backgroundColor")
     assert colour == "rgb(220, 245, 227)"
-    staff.screenshot(path=screenshots / "desk-verified.png", full_page=True)
+    staff.screenshot(path=screenshots / "admin-desk-verified.png", full_page=True)
     codes_when_verified = UpstreamVerification.objects.filter(invitation=invitation).count()
 
     # The invitation page tells the whole story.
@@ -149,7 +149,7 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     expect(staff.locator("#upstream_verifications-group")).to_contain_text(
         f"…{row.byted_token[-6:]}"
     )
-    staff.screenshot(path=screenshots / "invitation-timeline.png", full_page=True)
+    staff.screenshot(path=screenshots / "admin-invitation-timeline.png", full_page=True)
     # Once verified, the desk made no more codes.
     assert UpstreamVerification.objects.filter(invitation=invitation).count() == codes_when_verified
 
