@@ -62,10 +62,6 @@ class Outcome:
     level: int = messages.SUCCESS
     invitation: VerificationSession | None = None
 
-    @property
-    def ok(self) -> bool:
-        return self.level == messages.SUCCESS
-
 
 def _refused(subject: object, exc: services.VerificationRefused) -> Outcome:
     return Outcome(f"{subject}: {exc}", messages.ERROR)

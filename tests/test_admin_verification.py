@@ -111,6 +111,21 @@ def test_invite_action_invites_emails_and_goes_to_the_qr_page(
     assert services.invitation_url(invitation) in mail.outbox[0].body
 
 
+def test_an_invitation_backs_the_latest_approved_consent_else_the_latest_open_one(
+    superuser_client: Client,
+):
+    approved = ConsentRecordFactory(approved=True)
+    ConsentRecordFactory(person=approved.person)  # a later draft
+    draft = ConsentRecordFactory(person__email="")
+    ConsentRecordFactory(person=draft.person, revoked=True)  # later, but revoked
+    nothing = ConsentRecordFactory(revoked=True, person__email="").person
+
+    _invite_action(superuser_client, approved.person, draft.person, nothing)
+
+    backed = dict(VerificationSession.objects.values_list("person", "consent"))
+    assert backed == {approved.person.pk: approved.pk, draft.person.pk: draft.pk, nothing.pk: None}
+
+
 def test_invite_action_is_labelled_invite_to_verify(superuser_client: Client):
     PersonFactory()
 

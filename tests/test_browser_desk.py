@@ -153,6 +153,15 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     # Once verified, the desk made no more codes.
     assert UpstreamVerification.objects.filter(invitation=invitation).count() == codes_when_verified
 
+    # The person page and the People list say so too.
+    staff.goto(f"/admin/consent/person/{person.pk}/change/")
+    expect(staff.locator(".timeline-block")).to_contain_text("Group created")
+    expect(staff.get_by_role("button", name="Invite to verify")).to_be_visible()
+    staff.goto("/admin/consent/person/")
+    staff.locator("#changelist-filter").get_by_role("link", name="Verified").click()
+    expect(staff.locator("#result_list tbody tr")).to_have_count(1)
+    expect(staff.locator("#result_list")).to_contain_text("Ada Lovelace")
+
 
 def test_the_desk_stops_after_unused_codes_offers_a_new_one_and_closes_with_the_invitation(
     staff: Page, settings, monkeypatch
