@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from consent import services, tasks
 from consent.models import EmailStatus, OutboundEmail, VerificationSession, normalise_code
+from consent.selectors import invitation_timeline
 from tests.factories import (
     ConsentRecordFactory,
     OutboundEmailFactory,
@@ -256,3 +257,31 @@ def test_reissuing_replaces_the_invitation_with_a_new_link_and_code(queued):
 def test_a_verified_invitation_is_not_reissued():
     with pytest.raises(services.VerificationRefused, match="verified"):
         services.invitation_reissue(invitation=VerificationSessionFactory(verified=True), by=None)
+
+
+def test_the_timeline_tells_emails_cancellation_and_reissue_in_order(queued, settings):
+    staff = UserFactory(username="maya")
+    old = _invite(PersonFactory(email="ada@talent.test"), by=staff)
+    sent, failed = old.emails.get(), OutboundEmailFactory(invitation=old)
+    services.outbound_email_send(outbound_email_id=sent.pk)
+    OutboundEmail.objects.filter(pk=failed.pk).update(
+        status=EmailStatus.FAILED,
+        attempts=5,
+        last_error="SMTPRecipientsRefused: 550",
+        updated_at=timezone.now(),
+    )
+    services.invitation_reissue(invitation=old, by=staff, send_email=False)
+
+    entries = invitation_timeline(VerificationSession.objects.get(pk=old.pk))
+
+    assert [entry.label for entry in entries] == [
+        "Invited",
+        "Email sent",
+        "Email failed",
+        "Cancelled",
+        "Reissued",
+    ]
+    assert entries[0].detail.startswith("Invitation created by maya; code ")
+    assert entries[2].tone == "red" and "550" in entries[2].detail
+    assert "resend" in entries[2].explanation
+    assert entries[3].detail == "Invitation cancelled by maya."
