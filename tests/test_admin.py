@@ -12,15 +12,18 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from assets.models import Asset
-from consent.models import Person
+from consent.models import Person, VerificationSession
 from sandbox.samples import make_image, make_video
 from tests.factories import (
     AssetFactory,
     AssetGroupFactory,
     ConsentRecordFactory,
+    OutboundEmailFactory,
     PersonFactory,
+    UpstreamVerificationFactory,
     UserFactory,
     VerificationSessionFactory,
 )
@@ -29,6 +32,10 @@ pytestmark = pytest.mark.django_db
 
 MODELS = ["consent.person", "consent.consentrecord", "consent.verificationsession"]
 MODELS += ["assets.assetgroup", "assets.asset"]
+MODELS += ["consent.upstreamverification", "consent.outboundemail"]
+# Invitations are made by "Invite to verify" on a person; upstream sessions and emails are logs.
+WITHOUT_ADD_PAGE = {"consent.verificationsession", "consent.upstreamverification"}
+WITHOUT_ADD_PAGE |= {"consent.outboundemail"}
 
 
 def _admin_url(model: str, view: str, *args: object) -> str:
@@ -36,14 +43,30 @@ def _admin_url(model: str, view: str, *args: object) -> str:
     return reverse(f"admin:{app_label}_{model_name}_{view}", args=args)
 
 
+def _invitation_with_history() -> VerificationSession:
+    """An invitation with an email and an upstream session that called back."""
+    invitation = VerificationSessionFactory()
+    OutboundEmailFactory(invitation=invitation)
+    UpstreamVerificationFactory(
+        invitation=invitation,
+        callback_params={"resultCode": "10000"},
+        callback_received_at=timezone.now(),
+    )
+    return invitation
+
+
 def _one_row(model: str) -> int:
     """Makes one row of ``model``, with what its admin pages show filled in, and returns its pk."""
     makers: dict[str, Callable[[], object]] = {
-        "consent.person": lambda: VerificationSessionFactory().person,
+        "consent.person": lambda: _invitation_with_history().person,
         "consent.consentrecord": lambda: ConsentRecordFactory(with_document=True),
-        "consent.verificationsession": VerificationSessionFactory,
+        "consent.verificationsession": _invitation_with_history,
         "assets.assetgroup": lambda: AssetFactory(active=True).group,
         "assets.asset": lambda: AssetFactory(active=True),
+        "consent.upstreamverification": lambda: UpstreamVerificationFactory(
+            callback_params={"resultCode": "10001"}, callback_received_at=timezone.now()
+        ),
+        "consent.outboundemail": OutboundEmailFactory,
     }
     row = makers[model]()
     if model == "consent.person":
@@ -58,10 +81,11 @@ def test_superuser_sees_changelist_add_and_change_pages(model, superuser_client:
     for url in (
         _admin_url(model, "changelist"),
         _admin_url(model, "changelist") + "?q=a",
-        _admin_url(model, "add"),
         _admin_url(model, "change", pk),
     ):
         assert superuser_client.get(url).status_code == 200, url
+    add_page = superuser_client.get(_admin_url(model, "add")).status_code
+    assert add_page == (403 if model in WITHOUT_ADD_PAGE else 200)
 
 
 @pytest.mark.parametrize("model", MODELS)
