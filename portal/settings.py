@@ -1,10 +1,10 @@
 """The portal's only settings module.
 
-Everything comes from the environment (or an optional ``.env`` beside ``manage.py``). With no
-environment at all the portal runs on embedded defaults meant for a laptop: SQLite, private files
-under ``var/``, Celery on kombu's ``filesystem://`` broker, email to the console and the built-in
-sandbox upstream. Production sets ``DEBUG=false`` and the variables listed in ``.env.example``;
-it refuses to start when one of its secrets is missing.
+Everything comes from the environment (or an optional ``.env`` beside ``manage.py``). With
+``DEBUG=true`` and nothing else the portal runs on embedded defaults meant for a laptop: SQLite,
+private files under ``var/``, Celery on kombu's ``filesystem://`` broker, email to the console
+and the built-in sandbox upstream. Without it (production) it needs the variables listed in
+``.env.example`` and refuses to start when one of its secrets is missing.
 """
 
 from __future__ import annotations
@@ -391,7 +391,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
         "style-src": [SELF, NONCE],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF],
         "object-src": [NONE],
         "base-uri": [NONE],
         "form-action": [SELF],
