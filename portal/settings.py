@@ -1,17 +1,19 @@
 """The portal's only settings module.
 
-Everything comes from the environment (or an optional ``.env`` beside ``manage.py``). With no
-environment at all the portal runs on embedded defaults meant for a laptop: SQLite, private files
-under ``var/``, Celery on kombu's ``filesystem://`` broker, email to the console and the built-in
-sandbox upstream. Production sets ``DEBUG=false`` and the variables listed in ``.env.example``;
-it refuses to start when one of its secrets is missing.
+Everything comes from the environment (or an optional ``.env`` beside ``manage.py``). With
+``DEBUG=true`` and nothing else the portal runs on embedded defaults meant for a laptop: SQLite,
+private files under ``var/``, Celery on kombu's ``filesystem://`` broker, email to the console
+and the built-in sandbox upstream. Without it (production) it needs the variables listed in
+``.env.example`` and refuses to start when one of its secrets is missing.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -20,7 +22,9 @@ env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: a deployment that forgets DEBUG must not run in debug mode with the
+# sandbox. bin/dev, bin/test and pytest (pyproject's [tool.pytest_env]) turn it on.
+DEBUG = env.bool("DEBUG", default=False)
 VAR_DIR = Path(env.str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 # The embedded defaults keep their database, private files and broker queue under var/.
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -39,25 +43,41 @@ PRODUCTION_REQUIRED = (
     "EMAIL_URL",
 )
 
+# The sandbox accepts any API key and downloads any URL it is given: development only.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+
 if not DEBUG:
-    missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
-    if not env.bool("SANDBOX_ENABLED", default=False) and not env.str(
-        "ANYFAST_API_KEY", default=""
-    ):
-        missing.append("ANYFAST_API_KEY")
+    if SANDBOX_ENABLED:
+        raise ImproperlyConfigured(
+            "SANDBOX_ENABLED=true is refused with DEBUG=false: the sandbox is a development "
+            "stand-in that accepts any API key and fetches any URL. Unset SANDBOX_ENABLED."
+        )
+    # A value of only spaces counts as missing (a stray " " in a deployment's variables).
+    missing = [
+        name
+        for name in (*PRODUCTION_REQUIRED, "ANYFAST_API_KEY")
+        if not env.str(name, default="").strip()
+    ]
     if missing:
         raise ImproperlyConfigured(
             "DEBUG=false needs these environment variables: " + ", ".join(missing)
         )
 
-SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY).strip()
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+    if host.strip()
+]
+if not DEBUG and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS='*' is refused with DEBUG=false: name the portal's host names, "
+        "e.g. ALLOWED_HOSTS=portal.example.com (with '*' any Host header is believed)"
+    )
 PORTAL_PUBLIC_URL = env.str("PORTAL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PORTAL_PUBLIC_URL])
 
 # --- Applications -----------------------------------------------------------------------------
-SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
-
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -68,6 +88,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "django_celery_results",
+    "axes",
+    "csp",
     "consent",
     "assets",
     "audit",
@@ -76,6 +98,8 @@ if SANDBOX_ENABLED:
     INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
+    # First, so that an oversized body is refused before anything reads it.
+    "portal.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "audit.context.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -86,6 +110,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -274,7 +301,10 @@ ANYFAST_BASE_URL = env.str(
     "ANYFAST_BASE_URL",
     default=f"{PORTAL_PUBLIC_URL}/sandbox" if SANDBOX_ENABLED else "https://www.anyfast.ai",
 ).rstrip("/")
-ANYFAST_API_KEY = env.str("ANYFAST_API_KEY", default="sk-sandbox-development-key")
+# Only the sandbox gets a default key; it accepts any. Production requires a real one (above).
+ANYFAST_API_KEY = env.str(
+    "ANYFAST_API_KEY", default="sk-sandbox-development-key" if SANDBOX_ENABLED else ""
+).strip()
 ANYFAST_CONNECT_TIMEOUT = env.float("ANYFAST_CONNECT_TIMEOUT", default=10.0)
 # Anyfast may hold create calls open well past a minute (reference §7).
 ANYFAST_READ_TIMEOUT = env.float("ANYFAST_READ_TIMEOUT", default=30.0)
@@ -349,19 +379,74 @@ SANDBOX_GETASSET_HIDES_LIVENESS = env.bool("SANDBOX_GETASSET_HIDES_LIVENESS", de
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# A staff session lasts a working day, not Django's two weeks.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SILENCED_SYSTEM_CHECKS: list[str] = []
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    # Both bind more than this portal (every subdomain; browsers' built-in preload list, which
+    # takes months to leave), so the studio opts in. check --deploy recommends them (W005,
+    # W021): silence exactly the warning of each one not chosen, on purpose.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    if SECURE_HSTS_PRELOAD and not SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        raise ImproperlyConfigured(
+            "SECURE_HSTS_PRELOAD=true needs SECURE_HSTS_INCLUDE_SUBDOMAINS=true: the browsers' "
+            "preload list accepts only sites that cover their subdomains"
+        )
+    if not SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        SILENCED_SYSTEM_CHECKS.append("security.W005")
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     if len(set(SECRET_KEY)) < 5 or len(SECRET_KEY) < 50 or SECRET_KEY == _DEV_SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 50 characters")
+
+# Every page may load scripts, styles and images from this origin only; an inline <script> or
+# <style> needs the request's nonce (request.csp_nonce). The admin uses files only. Responses
+# that set their own policy (private files: "sandbox; default-src 'none'") keep it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Request bodies (portal.middleware.RequestBodyLimitMiddleware): a signed-in session may send up
+# to MAX_REQUEST_BODY_BYTES (the largest asset, a 50 MB video, plus the form around it); anyone
+# else (the login form, people's phones) up to MAX_ANONYMOUS_REQUEST_BODY_BYTES.
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024 * 1024)
+MAX_ANONYMOUS_REQUEST_BODY_BYTES = env.int("MAX_ANONYMOUS_REQUEST_BODY_BYTES", default=1024 * 1024)
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one user name from
+# one address, that pair is refused for AXES_COOLOFF_MINUTES, even with the right password.
+# Attempts live in the database (shared by every web process, listed in the admin); unlock
+# early with "python manage.py axes_reset_username <name>" (or axes_reset for everyone).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "portal.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "portal.login_throttle.client_ip"
+# How many reverse proxies in front of gunicorn append to X-Forwarded-For (0: none, so the
+# client's address is REMOTE_ADDR). Behind one nginx, 1.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- Logging ----------------------------------------------------------------------------------
 # A signed file link is a credential while it lasts: its token is masked in every record the
