@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from csp.decorators import csp_update
 from django import forms
 from django.conf import settings
 from django.core.cache import cache
@@ -177,7 +178,13 @@ def _invitation_context(request: HttpRequest, invitation: VerificationSession) -
     }
 
 
+# "Start verification" posts here and is redirected to the provider's H5 page on its own origin;
+# browsers apply form-action to that redirect, so the invitation page allows any HTTPS target.
+_START_REDIRECTS_TO_THE_PROVIDER = {"form-action": ["https:"]}
+
+
 @never_cache
+@csp_update(_START_REDIRECTS_TO_THE_PROVIDER)
 @require_GET
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     """The invitation page, or a plain page saying that it ended (and how)."""
@@ -204,6 +211,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
+@csp_update(_START_REDIRECTS_TO_THE_PROVIDER)
 @require_POST
 def start(request: HttpRequest, token: str) -> HttpResponse:
     """ "Start verification": mint an upstream session now and send the phone to its H5 link."""

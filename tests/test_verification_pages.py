@@ -113,6 +113,17 @@ def test_a_desktop_is_shown_a_qr_code_of_the_page_and_the_short_code(client):
 
 
 @pytest.mark.django_db
+def test_the_page_may_post_start_to_the_providers_https_page_and_its_script_has_the_nonce(client):
+    response = _page(client, _invitation(), ua=DESKTOP)
+
+    policy = response["Content-Security-Policy"]
+    # Start is redirected to the H5 page on the provider's origin: form-action must allow it.
+    assert "form-action 'self' https:" in policy
+    nonce = policy.split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in response.content.decode()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("status", "http", "text"),
     [
