@@ -184,7 +184,7 @@ _START_REDIRECTS_TO_THE_PROVIDER = {"form-action": ["https:"]}
 
 
 @never_cache
-@csp_update(_START_REDIRECTS_TO_THE_PROVIDER)
+@csp_update(_START_REDIRECTS_TO_THE_PROVIDER)  # type: ignore[arg-type]  # stubs: no URL args
 @require_GET
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     """The invitation page, or a plain page saying that it ended (and how)."""
@@ -211,7 +211,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
-@csp_update(_START_REDIRECTS_TO_THE_PROVIDER)
+@csp_update(_START_REDIRECTS_TO_THE_PROVIDER)  # type: ignore[arg-type]  # stubs: no URL args
 @require_POST
 def start(request: HttpRequest, token: str) -> HttpResponse:
     """ "Start verification": mint an upstream session now and send the phone to its H5 link."""
