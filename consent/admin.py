@@ -9,13 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, Func, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from assets.admin import asset_file, asset_reference, measured
+from assets.admin import asset_file, asset_reference, asset_state, measured, upload_view
 from assets.models import Asset, AssetGroup
 from consent.models import ConsentRecord, ConsentStatus, Person, VerificationSession
 from portal.admin_helpers import (
@@ -113,6 +115,31 @@ class PersonAdmin(CreatedByAdmin):
             return ()
         return (ConsentRecordInline, VerificationSessionInline, AssetGroupInline)
 
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.upload_assets_view)
+        return [
+            path("<path:object_id>/upload-assets/", view, name="consent_person_upload_assets"),
+            *super().get_urls(),
+        ]
+
+    def upload_assets_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Several files of this person at once, each checked and queued on its own."""
+        person = self.get_object(request, unquote(object_id))
+        if person is None:
+            raise Http404("No such person.")
+        if not self.has_view_permission(request, person):
+            raise PermissionDenied
+        return upload_view(request, model_admin=self, person=person)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_upload_assets": request.user.has_perm("assets.add_asset"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="latest consent", ordering="latest_consent_status")
     def latest_consent(self, person: Person) -> str:
         status = person.latest_consent_status  # type: ignore[attr-defined]
@@ -133,13 +160,14 @@ class PersonAdmin(CreatedByAdmin):
         rows = format_html_join(
             "",
             "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-            "<td>{}</td></tr>",
+            "<td>{}</td><td>{}</td></tr>",
             (
                 (
                     reverse("admin:assets_asset_change", args=[asset.pk]),
                     asset,
                     asset.group,
                     status_badge(asset),
+                    asset_state(asset),
                     asset_reference(asset),
                     measured(asset),
                     asset_file(asset),
@@ -151,7 +179,7 @@ class PersonAdmin(CreatedByAdmin):
             return "—"
         return format_html(
             '<table class="asset-list"><thead><tr><th>asset</th><th>group</th><th>status</th>'
-            "<th>reference</th><th>measured</th><th>file</th></tr></thead>"
+            "<th>state</th><th>reference</th><th>measured</th><th>file</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             rows,
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Language(models.TextChoices):
@@ -65,6 +67,24 @@ class ConsentStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+# Each asset kind (an ``Asset.Kind`` value) and the field that says whether a consent covers it.
+COVERS_FIELDS = {"image": "covers_images", "video": "covers_video", "audio": "covers_audio"}
+
+
+class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
+    def in_force(self, on: datetime.date | None = None) -> ConsentRecordQuerySet:
+        """Approved and within its dates on ``on`` (today by default): starts_on <= on <=
+        expires_on, or no end. The one rule for "a consent in force"."""
+        day = on or timezone.localdate()
+        return self.filter(status=ConsentStatus.APPROVED, starts_on__lte=day).filter(
+            Q(expires_on__isnull=True) | Q(expires_on__gte=day)
+        )
+
+    def covering(self, kind: str) -> ConsentRecordQuerySet:
+        """Those that cover the asset kind ``kind`` (``image``, ``video`` or ``audio``)."""
+        return self.filter(**{COVERS_FIELDS[kind]: True})
+
+
 class CaptureMethod(models.TextChoices):
     IN_PERSON = "in_person", "In person (paper form)"
     E_SIGNATURE = "e_signature", "Electronic signature"
@@ -106,6 +126,8 @@ class ConsentRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ConsentRecordQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
@@ -140,12 +162,7 @@ class ConsentRecord(models.Model):
 
     def media_types(self) -> list[str]:
         """The asset kinds this consent covers, as ``Asset.Kind`` values."""
-        covered = [
-            ("image", self.covers_images),
-            ("video", self.covers_video),
-            ("audio", self.covers_audio),
-        ]
-        return [kind for kind, covers in covered if covers]
+        return [kind for kind, field in COVERS_FIELDS.items() if getattr(self, field)]
 
 
 def new_invitation_token() -> str:

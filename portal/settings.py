@@ -225,10 +225,17 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat's DatabaseScheduler copies these into its tables at start, where the admin can edit them.
 HEARTBEAT_INTERVAL_SECONDS = 60
+# How often beat sends the asset sweeper: it queues again uploads whose worker died, re-sends
+# lost ones, and checks the assets processing upstream (assets.services.assets_sweep).
+ASSET_SWEEP_INTERVAL_SECONDS = env.float("ASSET_SWEEP_INTERVAL_SECONDS", default=3.0)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "portal.tasks.record_heartbeat",
         "schedule": float(HEARTBEAT_INTERVAL_SECONDS),
+    },
+    "assets-sweep": {
+        "task": "assets.tasks.sweep_assets",
+        "schedule": ASSET_SWEEP_INTERVAL_SECONDS,
     },
 }
 # Tasks outside the installed apps, which autodiscovery does not see.
@@ -288,6 +295,23 @@ ANYFAST_RATE_LIMIT_REDIS_URL = env.str(
 ANYFAST_RATE_LIMIT_FILE = Path(
     env.str("ANYFAST_RATE_LIMIT_FILE", default=str(VAR_DIR / "rate-limit.sqlite3"))
 )
+
+# --- The asset pipeline (assets.services) -----------------------------------------------------
+# A worker uploading an asset holds it this long; past it the sweeper queues the asset again, and
+# the next attempt first looks it up by its Name. Longer than any upload can take: the task's
+# hard time limit kills a worker before then.
+ASSET_UPLOAD_LEASE_SECONDS = env.int("ASSET_UPLOAD_LEASE_SECONDS", default=CELERY_TASK_TIME_LIMIT)
+# Retries of transient failures (429, 5xx, timeouts): exponential backoff with jitter between
+# these bounds, for ever: a 429 storm delays an upload but never fails it.
+ASSET_RETRY_BASE_SECONDS = env.float("ASSET_RETRY_BASE_SECONDS", default=2.0)
+ASSET_RETRY_MAX_SECONDS = env.float("ASSET_RETRY_MAX_SECONDS", default=300.0)
+# The first status check of an upload, after the upstream accepted it (processing takes 3 to 12
+# s for images, longer for video: reference §6.2); later checks slow down to ASSET_POLL_MAX.
+ASSET_POLL_FIRST_SECONDS = env.float("ASSET_POLL_FIRST_SECONDS", default=2.0)
+ASSET_POLL_MAX_SECONDS = env.float("ASSET_POLL_MAX_SECONDS", default=60.0)
+# An accepted upload that the upstream still does not know after this long failed processing
+# (reference G8, G9: do not poll a 404 for minutes).
+ASSET_NOT_FOUND_GRACE_SECONDS = env.float("ASSET_NOT_FOUND_GRACE_SECONDS", default=20.0)
 
 # --- Sandbox upstream (only when SANDBOX_ENABLED) ---------------------------------------------
 SANDBOX_PROCESSING_SECONDS = env.float("SANDBOX_PROCESSING_SECONDS", default=4.0)

@@ -92,6 +92,15 @@ class AssetGroupFactory(factory.django.DjangoModelFactory):
     group_id = factory.Sequence(lambda n: f"group-20261124120000-{n:05d}")
     person = factory.SubFactory(PersonFactory)
 
+    class Params:
+        # Made by the person's completed verification, which came with an approved consent
+        # (images and video, from today for a year): a group that takes uploads.
+        verified = factory.Trait(
+            verification_session=factory.SubFactory(
+                VerificationSessionFactory, person=factory.SelfAttribute("..person"), completed=True
+            )
+        )
+
 
 class AssetFactory(factory.django.DjangoModelFactory):
     class Meta:

@@ -54,14 +54,27 @@ def _one_row(model: str) -> int:
 @pytest.mark.parametrize("model", MODELS)
 def test_superuser_sees_changelist_add_and_change_pages(model, superuser_client: Client):
     pk = _one_row(model)
-
-    for url in (
+    urls = [
         _admin_url(model, "changelist"),
         _admin_url(model, "changelist") + "?q=a",
-        _admin_url(model, "add"),
         _admin_url(model, "change", pk),
-    ):
+    ]
+    if model != "assets.assetgroup":  # groups come from verification only
+        urls.append(_admin_url(model, "add"))
+
+    for url in urls:
         assert superuser_client.get(url).status_code == 200, url
+
+
+def test_asset_groups_are_never_typed_in_by_hand(superuser_client: Client):
+    response = superuser_client.post(
+        _admin_url("assets.assetgroup", "add"),
+        {"group_id": "group-20261124120000-typed", "group_type": "LivenessFace", "person": 1},
+    )
+
+    assert response.status_code == 403
+    changelist = superuser_client.get(_admin_url("assets.assetgroup", "changelist"))
+    assert _admin_url("assets.assetgroup", "add") not in changelist.content.decode()
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -159,7 +172,7 @@ def test_asset_reference_and_copy_button_are_shown_for_active_assets_only(
 
 
 def test_adding_an_asset_records_its_file_facts_and_uploader(superuser_client: Client, superuser):
-    group = AssetGroupFactory()
+    group = AssetGroupFactory(verified=True)
     content = make_image(width=900, height=1200, fmt="JPEG")
     upload = SimpleUploadedFile("face.jpg", content, content_type="image/jpeg")
 
@@ -179,10 +192,12 @@ def test_adding_an_asset_records_its_file_facts_and_uploader(superuser_client: C
     assert asset.sha256 == hashlib.sha256(content).hexdigest()
     assert asset.uploaded_by == superuser
     assert asset.status == Asset.Status.QUEUED
+    assert asset.consent == group.verification_session.consent  # the one in force, chosen
+    assert response["Location"] == _admin_url("assets.asset", "change", asset.pk)
 
 
 def test_adding_a_video_measures_its_duration_and_frame_rate(superuser_client: Client):
-    group = AssetGroupFactory()
+    group = AssetGroupFactory(verified=True)
     content = make_video(width=480, height=854, seconds=2.5, fps=24)
     upload = SimpleUploadedFile("take.mp4", content, content_type="video/mp4")
 
@@ -214,7 +229,7 @@ def test_a_file_outside_the_upstream_limits_is_refused_with_every_reason(
 
 def test_adding_the_same_file_twice_to_a_group_is_a_form_error(superuser_client: Client):
     content = make_image(width=900, height=1200, fmt="PNG")
-    existing = AssetFactory(content=content)
+    existing = AssetFactory(content=content, group=AssetGroupFactory(verified=True))
     upload = SimpleUploadedFile("again.png", content, content_type="image/png")
 
     response = superuser_client.post(
