@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_URL = "https://anyfast.test"
 # A recognisable key: tests assert it never shows up in errors, logs or output.
 SECRET_KEY = "sk-LEAKCANARY0123456789abcdefSECRET"
+# The key the portal uses against the sandbox (the ``upstream`` fixture).
+SANDBOX_KEY = "sk-direct-portal-tests-0123456789"
 
 
 class FakeClock:
