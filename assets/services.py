@@ -38,7 +38,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from assets.media import MediaInfo, MediaRejected, validate_media
+from assets.media import MediaInfo, MediaRejected, probe_media, validate_media
 from assets.models import Asset, AssetGroup, AssetKind, GroupStatus, GroupType
 from assets.signing import signed_file_url
 from assets.upstream import (
@@ -195,13 +195,15 @@ def asset_create(
     filename = os.path.basename(uploaded_file.name or "upload")
     reasons: list[str] = []
     info: MediaInfo | None = None
+    fileobj = cast(BinaryIO, uploaded_file)
     try:
-        info = validate_media(cast(BinaryIO, uploaded_file), filename=filename)
+        info = validate_media(fileobj, filename=filename)
+        kind: str | None = info.kind
     except MediaRejected as rejected:
         reasons += [violation.message for violation in rejected.violations]
+        kind = _kind_of(fileobj, filename=filename)
     group = group if group is not None else upload_group_for(person)
     reasons += group_refusals(person=person, group=group)
-    kind = info.kind if info is not None else None
     if consent is None and kind is not None:
         consent = consent_for_upload(person, kind=kind)
     reasons += consent_refusals(person=person, consent=consent, kind=kind)
@@ -229,6 +231,15 @@ def asset_create(
     except ValidationError as error:
         raise ValidationError(error.messages) from error
     return asset
+
+
+def _kind_of(fileobj: BinaryIO, *, filename: str) -> str | None:
+    """The kind of a file the limits refused, if it can be read at all: its consent is checked
+    too, so that every reason is given at once."""
+    try:
+        return probe_media(fileobj, filename=filename).kind
+    except MediaRejected:
+        return None
 
 
 def _enqueue_submit(asset_id: int, *, countdown: float | None = None) -> None:
