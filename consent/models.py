@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -65,6 +66,29 @@ class ConsentStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     REVOKED = "revoked", "Revoked"
     EXPIRED = "expired", "Expired"
+    SUPERSEDED = "superseded", "Superseded by a newer version"
+
+
+class CaptureMethod(models.TextChoices):
+    IN_PERSON = "in_person", "In person (paper form)"
+    E_SIGNATURE = "e_signature", "Electronic signature"
+    RECORDED_VIDEO = "recorded_video", "Recorded video statement"
+    AGENT = "agent", "Through the person's agent"
+
+
+class Representation(models.TextChoices):
+    NONE = "none", "Not represented"
+    COUNSEL = "counsel", "Legal counsel"
+    UNION = "union", "Labour union (e.g. SAG-AFTRA)"
+    AGENT = "agent", "Agent"
+
+
+class RevocationChannel(models.TextChoices):
+    IN_WRITING = "in_writing", "In writing (letter or signed form)"
+    EMAIL = "email", "Email"
+    PHONE = "phone", "Phone call"
+    IN_PERSON = "in_person", "In person"
+    AGENT = "agent", "Through the person's agent or counsel"
 
 
 # Each asset kind (an ``Asset.Kind`` value) and the field that says whether a consent covers it.
@@ -73,8 +97,7 @@ COVERS_FIELDS = {"image": "covers_images", "video": "covers_video", "audio": "co
 
 class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
     def in_force(self, on: datetime.date | None = None) -> ConsentRecordQuerySet:
-        """Approved and within its dates on ``on`` (today by default): starts_on <= on <=
-        expires_on, or no end. The one rule for "a consent in force"."""
+        """Approved records whose period includes ``on`` (today by default)."""
         day = on or timezone.localdate()
         return self.filter(status=ConsentStatus.APPROVED, starts_on__lte=day).filter(
             Q(expires_on__isnull=True) | Q(expires_on__gte=day)
@@ -85,18 +108,18 @@ class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
         return self.filter(**{COVERS_FIELDS[kind]: True})
 
 
-class CaptureMethod(models.TextChoices):
-    IN_PERSON = "in_person", "In person (paper form)"
-    E_SIGNATURE = "e_signature", "Electronic signature"
-    RECORDED_VIDEO = "recorded_video", "Recorded video statement"
-    AGENT = "agent", "Through the person's agent"
-
-
 class ConsentRecord(models.Model):
-    """What a person agreed to, for which uses, where and until when, and its review."""
+    """What a person agreed to, for which uses, where and until when, and its review.
+
+    A record is edited only while it is a draft. Once submitted it changes only through the
+    services in ``consent.services`` (status and review fields, by conditional updates); a change
+    of substance is a new version that ``supersedes`` it and goes through its own review.
+    """
 
     Status = ConsentStatus
     CaptureMethod = CaptureMethod
+    Representation = Representation
+    RevocationChannel = RevocationChannel
 
     person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="consent_records")
     consent_text_version = models.CharField(
@@ -112,14 +135,79 @@ class ConsentRecord(models.Model):
     expires_on = models.DateField(null=True, blank=True, help_text="Empty means no end date.")
     capture_method = models.CharField(max_length=20, choices=CaptureMethod.choices)
     signed_document = models.FileField(upload_to=consent_document_path, blank=True, max_length=300)
+    # What of the person, and what may be done with it.
+    likeness_face = models.BooleanField("face", default=True)
+    likeness_body = models.BooleanField("body", default=False)
+    likeness_voice = models.BooleanField("voice", default=False)
+    permitted_alterations = models.TextField(
+        blank=True, help_text="Alterations allowed to the likeness (age, wardrobe, language...)."
+    )
+    prohibited_uses = models.TextField(
+        blank=True, help_text="Uses the person excluded (political, adult, endorsements...)."
+    )
+    allows_model_training = models.BooleanField(
+        "allows model training",
+        default=False,
+        help_text="A separate opt-in: may the likeness be used to train or fine-tune models?",
+    )
+    compensation_reference = models.CharField(
+        max_length=200, blank=True, help_text="Contract or payment reference for this consent."
+    )
+    consent_text_sha256 = models.CharField(
+        "consent text SHA-256",
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the exact consent text shown to the person.",
+    )
+    consent_text_language = models.CharField(
+        max_length=8, choices=Language.choices, default=Language.ENGLISH
+    )
+    representation = models.CharField(
+        max_length=20, choices=Representation.choices, default=Representation.NONE
+    )
+    representative_name = models.CharField(max_length=200, blank=True)
+    is_minor = models.BooleanField("the person is a minor", default=False)
+    guardian_name = models.CharField(max_length=200, blank=True)
+    guardian_relationship = models.CharField(max_length=100, blank=True)
+    biometric_notice_accepted = models.BooleanField(
+        default=False,
+        help_text="The person received the biometric data notice (BIPA, GDPR Art. 9).",
+    )
+    retention_policy_accepted = models.BooleanField(
+        default=False, help_text="The person received the retention and destruction policy."
+    )
+    supersedes = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+        help_text="The earlier version this record replaces once approved.",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revocation_channel = models.CharField(
+        max_length=20, choices=RevocationChannel.choices, blank=True
+    )
+    revocation_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person withdrew consent (may precede recording)."
+    )
     revocation_reason = models.TextField(blank=True)
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the record stopped being in force (any reason)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -130,6 +218,10 @@ class ConsentRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        permissions = [
+            ("review_consentrecord", "Can approve or reject consent records"),
+            ("revoke_consentrecord", "Can record that a person revoked consent"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=ConsentStatus.values), name="consent_status_valid"
@@ -160,9 +252,71 @@ class ConsentRecord(models.Model):
         status = self.get_status_display()
         return f"Consent v{self.consent_text_version} of {self.person} ({status})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            if stored is not None and stored != ConsentStatus.DRAFT:
+                raise ConsentRecordLocked(
+                    f"{self} is {ConsentStatus(stored).label.lower()}: it never changes. "
+                    "Make a new version instead."
+                )
+        super().save(*args, **kwargs)
+
+    @property
+    def is_editable(self) -> bool:
+        """Only a draft is edited; anything later is evidence (see the class docstring)."""
+        return self.status == ConsentStatus.DRAFT
+
+    def likeness_elements(self) -> list[str]:
+        covered = [
+            ("face", self.likeness_face),
+            ("body", self.likeness_body),
+            ("voice", self.likeness_voice),
+        ]
+        return [element for element, covers in covered if covers]
+
     def media_types(self) -> list[str]:
         """The asset kinds this consent covers, as ``Asset.Kind`` values."""
         return [kind for kind, field in COVERS_FIELDS.items() if getattr(self, field)]
+
+
+class ConsentRecordLocked(Exception):
+    """A submitted consent record, or one of its uses, was about to be changed."""
+
+
+class ConsentUse(models.Model):
+    """One specific intended use a consent covers: what, where, through which channels."""
+
+    consent = models.ForeignKey(ConsentRecord, on_delete=models.PROTECT, related_name="uses")
+    project = models.CharField(max_length=200)
+    medium = models.CharField(
+        max_length=200, help_text="E.g. AI-generated video advertisement, 30 s."
+    )
+    channels = models.CharField(
+        max_length=300, help_text="Where it appears: TV, YouTube, Instagram, cinema..."
+    )
+    territory = models.CharField(max_length=200)
+    languages = models.CharField(max_length=200)
+    description = models.TextField(help_text="What the likeness will be shown doing, specifically.")
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.medium} ({self.channels}; {self.territory})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self._refuse_unless_draft()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        self._refuse_unless_draft()
+        return super().delete(*args, **kwargs)
+
+    def _refuse_unless_draft(self) -> None:
+        status = ConsentRecord.objects.filter(pk=self.consent_id).values_list("status", flat=True)
+        if status.first() not in (None, ConsentStatus.DRAFT):
+            raise ConsentRecordLocked("The uses of a submitted consent record never change.")
 
 
 def new_invitation_token() -> str:

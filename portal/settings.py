@@ -70,12 +70,14 @@ INSTALLED_APPS = [
     "django_celery_results",
     "consent",
     "assets",
+    "audit",
 ]
 if SANDBOX_ENABLED:
     INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "audit.context.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",

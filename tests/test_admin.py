@@ -121,8 +121,9 @@ def test_person_changelist_counts_consents_and_active_assets(superuser_client: C
     row, newcomer = response.context["cl"].result_list
     assert (row.consent_count, row.active_asset_count) == (3, 2)
     assert (newcomer.consent_count, newcomer.active_asset_count) == (0, 0)
-    assert row.latest_consent_status == "approved"
-    assert b'class="status-badge status-green">Approved<' in response.content
+    # The consent in force today, not merely the latest made (two drafts are newer here).
+    assert (row.in_force, newcomer.in_force) == (True, False)
+    assert b'alt="True"' in response.content and b'alt="False"' in response.content
 
 
 def test_adding_a_person_records_who_added_them(superuser_client: Client, superuser):

@@ -32,7 +32,7 @@ from assets.upstream.errors import (
     FACE_MISMATCH_EXPLANATION,
     RATE_LIMITED_EXPLANATION,
 )
-from consent.models import ConsentRecord
+from consent.services import consent_revoke
 from sandbox import actions, counters, faults
 from sandbox.demo import demo_group_create
 from sandbox.models import SandboxAsset
@@ -146,8 +146,7 @@ def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
 def test_an_upload_is_created_upstream_with_its_kinds_model_and_followed_to_active(
     pipeline, sent, name, make
 ):
-    group = verified_group()
-    ConsentRecord.objects.filter(person=group.person).update(covers_audio=True)
+    group = verified_group(verification_session__consent__covers_audio=True)
     asset = upload(group, make(), name=name)
     assert sent == [(asset.pk, None)]  # enqueued once the upload committed
 
@@ -267,9 +266,7 @@ def test_a_file_outside_the_upstreams_limits_fails_with_the_guides_explanation(p
 
 def test_a_consent_revoked_after_queueing_stops_the_upload_before_anything_is_sent(pipeline):
     asset = upload(verified_group())
-    asset.consent.status = asset.consent.Status.REVOKED
-    asset.consent.revoked_at = timezone.now()
-    asset.consent.save()
+    consent_revoke(record=asset.consent, actor=None, channel="email", reason="Changed their mind.")
 
     asset = submit(asset)
 

@@ -1,0 +1,364 @@
+"""Workflows of people and their consent. Every function is keyword-only and atomic.
+
+Consent lifecycle (``CONSENT_TRANSITIONS`` is the one table of it)::
+
+    draft ─submit→ pending_review ─approve→ approved ─revoke→ revoked
+                                  └reject→ rejected   ├expire→ expired (at its end date)
+                                                      └supersede→ superseded (a newer version
+                                                                    approved in its place)
+
+A status changes by a conditional UPDATE (``WHERE status IN <allowed>``): when two requests or
+workers race, one wins and the other gets ``ConsentTransitionError``. Each change writes its
+audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record, snapshot
+from consent.models import ConsentRecord, ConsentStatus, ConsentUse, RevocationChannel
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+S = ConsentStatus
+# action: (statuses it may start from, status it ends in)
+CONSENT_TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "submit": (frozenset({S.DRAFT}), S.PENDING_REVIEW),
+    "approve": (frozenset({S.PENDING_REVIEW}), S.APPROVED),
+    "reject": (frozenset({S.PENDING_REVIEW}), S.REJECTED),
+    "revoke": (frozenset({S.APPROVED}), S.REVOKED),
+    "expire": (frozenset({S.APPROVED}), S.EXPIRED),
+    "supersede": (frozenset({S.APPROVED}), S.SUPERSEDED),
+}
+# Versions may be made of records that were agreed or refused, never of work in progress.
+_VERSIONABLE = frozenset({S.APPROVED, S.REJECTED, S.EXPIRED})
+# Words that make a use anything but specific (SAG-AFTRA and AB 2602 ask for a "reasonably
+# specific description of the intended uses").
+_VAGUE = re.compile(
+    r"\b(any(thing)?|all (uses|purposes|media)|whatever|unlimited|forever|in perpetuity|"
+    r"without limit(ation)?s?|etc\.?)\b",
+    re.IGNORECASE,
+)
+_USE_FIELDS = ("project", "medium", "channels", "territory", "languages", "description")
+_REVIEW_YEARS = 3
+
+
+class ConsentTransitionError(Exception):
+    """The change is not allowed now; the message says why, in words for staff."""
+
+
+class ConsentIncomplete(ConsentTransitionError):
+    """The record lacks what approval needs; ``problems`` lists each, for staff."""
+
+    def __init__(self, record: ConsentRecord, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{record} cannot go to review as it is: " + "; ".join(problems))
+
+
+def consent_problems(record: ConsentRecord) -> list[str]:
+    """What stops ``record`` from being submitted or approved (empty when it is complete)."""
+    problems: list[str] = []
+    if not record.signed_document:
+        problems.append("the signed consent document is missing")
+    if not re.fullmatch(r"[0-9a-f]{64}", record.consent_text_sha256 or ""):
+        problems.append("the SHA-256 of the consent text shown is missing")
+    if not record.biometric_notice_accepted:
+        problems.append("the biometric data notice was not acknowledged (BIPA, GDPR Art. 9)")
+    if record.is_minor and not (record.guardian_name and record.guardian_relationship):
+        problems.append("the person is a minor: the guardian's name and relationship are needed")
+    if record.representation != ConsentRecord.Representation.NONE and not (
+        record.representative_name
+    ):
+        problems.append("the representative's name is missing")
+    if not record.likeness_elements():
+        problems.append("no likeness element (face, body, voice) is covered")
+    uses = list(record.uses.all())
+    if not uses:
+        problems.append("no intended use is described")
+    for number, use in enumerate(uses, start=1):
+        problems.extend(f"use {number}: {problem}" for problem in _use_problems(use))
+    return problems
+
+
+def _use_problems(use: ConsentUse) -> Iterable[str]:
+    for name in _USE_FIELDS:
+        value = getattr(use, name).strip()
+        if not value:
+            yield f"the {name} is missing"
+        elif name != "territory" and (match := _VAGUE.search(value)):
+            yield f"the {name} is not specific (“{match.group(0)}”)"
+    if len(use.description.strip()) < 20:
+        yield "the description is too short to be specific (20 characters at least)"
+
+
+def consent_red_flags(record: ConsentRecord) -> list[str]:
+    """What legal should weigh before approving: allowed, but worth a second look."""
+    flags: list[str] = []
+    if record.expires_on is None:
+        flags.append("no end date: the consent is open-ended")
+    elif record.expires_on > record.starts_on + datetime.timedelta(days=365 * _REVIEW_YEARS):
+        flags.append(f"it lasts more than {_REVIEW_YEARS} years")
+    if record.allows_model_training:
+        flags.append("it allows the likeness to be used to train models")
+    if record.representation == ConsentRecord.Representation.NONE:
+        flags.append(
+            "the person was not represented by counsel or a union (California AB 2602 and "
+            "SAG-AFTRA digital-replica terms expect representation)"
+        )
+    if not record.retention_policy_accepted:
+        flags.append("the retention and destruction policy was not acknowledged")
+    if record.likeness_voice != record.covers_audio:
+        flags.append("voice and audio coverage disagree")
+    if not record.prohibited_uses.strip():
+        flags.append("no prohibited uses are stated")
+    if record.is_minor:
+        flags.append("the person is a minor")
+    return flags
+
+
+def consent_submit(*, record: ConsentRecord, actor: Actor) -> ConsentRecord:
+    """Send a complete draft to legal's review queue."""
+    problems = consent_problems(record)
+    if problems:
+        raise ConsentIncomplete(record, problems)
+    return _transition(
+        record, "submit", actor=actor, submitted_by=_user(actor), submitted_at=timezone.now()
+    )
+
+
+def consent_approve(*, record: ConsentRecord, actor: Actor, note: str = "") -> ConsentRecord:
+    """Approve a record under review; an earlier approved version it supersedes ends now."""
+    problems = consent_problems(record)
+    if problems:
+        raise ConsentIncomplete(record, problems)
+    now = timezone.now()
+    with transaction.atomic():
+        approved = _transition(
+            record,
+            "approve",
+            actor=actor,
+            reviewed_by=_user(actor),
+            reviewed_at=now,
+            review_note=note.strip(),
+            detail={"red_flags": consent_red_flags(record)},
+        )
+        earlier = approved.supersedes
+        if earlier is not None and earlier.status == S.APPROVED:
+            _transition(earlier, "supersede", actor=actor, ended_at=now, detail={"by": approved.pk})
+    return approved
+
+
+def consent_reject(*, record: ConsentRecord, actor: Actor, reason: str) -> ConsentRecord:
+    """Refuse a record under review, saying why (the reason is required)."""
+    if not reason.strip():
+        raise ConsentTransitionError("Say why the consent record is rejected.")
+    return _transition(
+        record,
+        "reject",
+        actor=actor,
+        reviewed_by=_user(actor),
+        reviewed_at=timezone.now(),
+        review_note=reason.strip(),
+    )
+
+
+def consent_revoke(
+    *,
+    record: ConsentRecord,
+    actor: Actor,
+    channel: str,
+    reason: str,
+    requested_at: datetime.datetime | None = None,
+) -> ConsentRecord:
+    """Record that the person withdrew an approved consent: it ends now, for every use."""
+    if channel not in RevocationChannel.values:
+        raise ConsentTransitionError("Say how the person withdrew consent.")
+    if not reason.strip():
+        raise ConsentTransitionError("Record the reason the person gave, or “none given”.")
+    now = timezone.now()
+    if requested_at is not None and requested_at > now:
+        raise ConsentTransitionError("The withdrawal cannot have been asked for in the future.")
+    return _transition(
+        record,
+        "revoke",
+        actor=actor,
+        revoked_at=now,
+        revoked_by=_user(actor),
+        revocation_channel=channel,
+        revocation_requested_at=requested_at or now,
+        revocation_reason=reason.strip(),
+        ended_at=now,
+    )
+
+
+def consent_expire_due(*, today: datetime.date | None = None) -> list[int]:
+    """End every approved record whose end date has passed; returns their ids."""
+    day = today or timezone.localdate()
+    expired: list[int] = []
+    due = ConsentRecord.objects.filter(status=S.APPROVED, expires_on__lt=day)
+    for record in due.order_by("expires_on", "pk"):
+        try:
+            _transition(
+                record, "expire", actor=None, actor_label="scheduler", ended_at=timezone.now()
+            )
+        except ConsentTransitionError:
+            continue  # revoked or superseded meanwhile: someone else ended it
+        expired.append(record.pk)
+    return expired
+
+
+def consent_new_version(*, record: ConsentRecord, actor: Actor) -> ConsentRecord:
+    """A draft copy of ``record`` (its uses included) that will supersede it once approved.
+
+    The signed document is not copied: a new version is a new agreement, signed anew.
+    """
+    if record.status not in _VERSIONABLE:
+        raise ConsentTransitionError(
+            f"A new version is made of an approved, rejected or expired record, "
+            f"not of one that is {record.get_status_display().lower()}."
+        )
+    with transaction.atomic():
+        ConsentRecord.objects.select_for_update().get(pk=record.pk)
+        pending = record.superseded_by.filter(status__in=[S.DRAFT, S.PENDING_REVIEW]).first()
+        if pending is not None:
+            raise ConsentTransitionError(f"{pending} is already the next version of this record.")
+        copied = {
+            field.attname: getattr(record, field.attname)
+            for field in ConsentRecord._meta.concrete_fields
+            if field.name not in _NOT_COPIED
+        }
+        version = ConsentRecord.objects.create(**copied, supersedes=record, created_by=_user(actor))
+        ConsentUse.objects.bulk_create(
+            ConsentUse(consent=version, **{name: getattr(use, name) for name in _USE_FIELDS})
+            for use in record.uses.all()
+        )
+        audit_record(
+            action="consent.new_version",
+            obj=version,
+            actor=actor,
+            person_id=record.person_id,
+            detail={"supersedes": record.pk},
+        )
+    return version
+
+
+def consent_version_differences(
+    *, earlier: ConsentRecord, current: ConsentRecord
+) -> list[dict[str, Any]]:
+    """Every term of two versions side by side: ``label``, ``earlier``, ``current``, ``changed``.
+
+    Terms are the fields a new version copies, then the uses (one line each).
+    """
+    rows = []
+    for field in ConsentRecord._meta.concrete_fields:
+        if field.name in _NOT_COPIED:
+            continue
+        before, after = (_shown(record, field) for record in (earlier, current))
+        rows.append(
+            {
+                "label": field.verbose_name,
+                "earlier": before,
+                "current": after,
+                "changed": before != after,
+            }
+        )
+    uses = ["\n".join(str(use) for use in record.uses.all()) for record in (earlier, current)]
+    rows.append(
+        {
+            "label": "intended uses (specific)",
+            "earlier": uses[0],
+            "current": uses[1],
+            "changed": uses[0] != uses[1],
+        }
+    )
+    return rows
+
+
+def _shown(record: ConsentRecord, field: Any) -> str:
+    if field.choices:
+        return str(getattr(record, f"get_{field.name}_display")())
+    value = getattr(record, field.name)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "—" if value in (None, "") else str(value)
+
+
+# Fields a new version starts without: its own identity, review, document and history.
+_NOT_COPIED = frozenset(
+    {
+        "id",
+        "status",
+        "signed_document",
+        "supersedes",
+        "submitted_by",
+        "submitted_at",
+        "reviewed_by",
+        "reviewed_at",
+        "review_note",
+        "revoked_at",
+        "revoked_by",
+        "revocation_channel",
+        "revocation_requested_at",
+        "revocation_reason",
+        "ended_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+    }
+)
+
+
+def _transition(
+    record: ConsentRecord,
+    action: str,
+    *,
+    actor: Actor,
+    actor_label: str = "",
+    detail: dict[str, Any] | None = None,
+    **changes: Any,
+) -> ConsentRecord:
+    allowed, target = CONSENT_TRANSITIONS[action]
+    with transaction.atomic():
+        before = snapshot(record, ["status", *changes])
+        updated = ConsentRecord.objects.filter(pk=record.pk, status__in=allowed).update(
+            status=target, updated_at=timezone.now(), **changes
+        )
+        if not updated:
+            current = ConsentRecord.objects.get(pk=record.pk)
+            raise ConsentTransitionError(
+                f"{record} cannot be {_PAST[action]}: it is {current.get_status_display().lower()}."
+            )
+        record.refresh_from_db()
+        audit_record(
+            action=f"consent.{action}",
+            obj=record,
+            actor=actor,
+            actor_label=actor_label,
+            person_id=record.person_id,
+            before=before,
+            after=snapshot(record, ["status", *changes]),
+            detail=detail,
+        )
+    return record
+
+
+_PAST = {
+    "submit": "submitted for review",
+    "approve": "approved",
+    "reject": "rejected",
+    "revoke": "revoked",
+    "expire": "marked expired",
+    "supersede": "superseded",
+}
+
+
+def _user(actor: Actor) -> Any:
+    return actor if actor is not None and actor.is_authenticated else None
