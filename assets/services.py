@@ -220,16 +220,17 @@ def asset_create(
     )
     asset.record_measurements(info, original_filename=filename)
     try:
-        asset.validate_constraints()  # the same file already in the group
+        with transaction.atomic():
+            asset.save()
+            _enqueue_submit(asset.pk)
+    except IntegrityError:
+        # The database enforces the constraints; only now ask which one, in words (the same file
+        # is already in the group), rather than run every check as a query on every upload.
         try:
-            with transaction.atomic():
-                asset.save()
-                _enqueue_submit(asset.pk)
-        except IntegrityError:
-            asset.validate_constraints()  # a concurrent upload of the same file won: say so
-            raise
-    except ValidationError as error:
-        raise ValidationError(error.messages) from error
+            asset.validate_constraints()
+        except ValidationError as error:
+            raise ValidationError(error.messages) from error
+        raise
     return asset
 
 
