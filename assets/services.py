@@ -45,13 +45,12 @@ from assets.upstream import (
     AmbiguousWrite,
     AnyfastClient,
     AssetNotFound,
-    AssetType,
-    GroupNotFound,
     InvalidRequest,
     PermanentUpstreamError,
     RateLimited,
     TransientUpstreamError,
     UpstreamAsset,
+    UpstreamAssetType,
     UpstreamError,
     explain_asset_error,
 )
@@ -60,9 +59,9 @@ from consent.models import ConsentRecord, Person
 logger = logging.getLogger(__name__)
 
 ASSET_TYPES = {
-    AssetKind.IMAGE: AssetType.IMAGE,
-    AssetKind.VIDEO: AssetType.VIDEO,
-    AssetKind.AUDIO: AssetType.AUDIO,
+    AssetKind.IMAGE: UpstreamAssetType.IMAGE,
+    AssetKind.VIDEO: UpstreamAssetType.VIDEO,
+    AssetKind.AUDIO: UpstreamAssetType.AUDIO,
 }
 _KIND_WORDS: dict[str, str] = {"image": "images", "video": "videos", "audio": "audio"}
 
@@ -313,28 +312,26 @@ def _claimed(asset: Asset) -> Any:
 
 
 def _create_once(upstream: AnyfastClient, asset: Asset) -> str:
-    """The upstream Id of the asset's one upstream copy, created now unless it already exists."""
+    """The upstream Id of the asset's one upstream copy, created now unless it already exists.
+
+    ``create_asset_reconciled`` settles a create whose answer is lost (it never makes a twin);
+    a later attempt first looks the Name up, so an asset an earlier attempt created (its worker
+    killed before it recorded the answer) costs no second CreateAsset.
+    """
     group = asset.group
     if asset.attempts > 1:
-        # An earlier attempt may have created it: its answer was lost, or its worker killed.
         found = upstream.find_asset_by_name(
             group.group_id, asset.upstream_name, group_type=group.group_type
         )
         if found is not None:
             return found.id
-    url = signed_file_url(asset.upstream_file)
-    try:
-        created = upstream.create_asset(
-            group.group_id, asset.upstream_name, ASSET_TYPES[AssetKind(asset.kind)], url
-        )
-    except GroupNotFound:
-        # The upstream also answers a duplicate Name this way (G6): an earlier create landed.
-        found = upstream.find_asset_by_name(
-            group.group_id, asset.upstream_name, group_type=group.group_type
-        )
-        if found is None:
-            raise
-        return found.id
+    created = upstream.create_asset_reconciled(
+        group.group_id,
+        asset.upstream_name,
+        ASSET_TYPES[AssetKind(asset.kind)],
+        signed_file_url(asset.upstream_file),
+        group_type=group.group_type,
+    )
     return created.id
 
 
@@ -454,17 +451,34 @@ def upstream_states(
 ) -> dict[int, UpstreamAsset | UpstreamError]:
     """Each asset's upstream state (or the error that stopped reading it), by asset pk.
 
-    One GetAsset per asset, within the shared rate limits; the client falls back to ListAssets
-    scoped to the group when GetAsset cannot see LivenessFace assets (reference §4.5).
+    One listing of the group for all of them (``get_assets``: usually one ListAssets call),
+    within the shared rate limits; an asset the listing does not show is asked for on its own
+    (GetAsset, which may see what the listing does not, reference §4.5), so that one the
+    upstream really does not know ends as ``AssetNotFound``.
     """
     states: dict[int, UpstreamAsset | UpstreamError] = {}
+    try:
+        listed = upstream.get_assets(
+            [str(asset.upstream_id) for asset in assets],
+            group_id=group.group_id,
+            group_type=group.group_type,
+        )
+    except UpstreamError as error:
+        return {asset.pk: error for asset in assets}
     for asset in assets:
-        try:
-            states[asset.pk] = upstream.get_asset(
-                str(asset.upstream_id), group_id=group.group_id, group_type=group.group_type
-            )
-        except UpstreamError as error:
-            states[asset.pk] = error
+        state = listed.get(str(asset.upstream_id))
+        if state is None:
+            try:
+                state = upstream.get_asset(
+                    str(asset.upstream_id),
+                    group_id=group.group_id,
+                    name=asset.upstream_name,
+                    group_type=group.group_type,
+                )
+            except UpstreamError as error:
+                states[asset.pk] = error
+                continue
+        states[asset.pk] = state
     return states
 
 

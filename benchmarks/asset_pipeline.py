@@ -114,7 +114,7 @@ def run(workdir: Path, *, base_env: dict[str, str], port: int) -> list[Result]:
 
     from assets import services
     from assets.models import Asset
-    from assets.upstream.ratelimit import REDIS_PREFIX, Budget
+    from assets.upstream.ratelimit import DOCUMENTED_BUDGETS, REDIS_PREFIX, Budget
     from portal.celery import app
     from sandbox import counters
     from sandbox.models import SandboxAsset
@@ -123,13 +123,14 @@ def run(workdir: Path, *, base_env: dict[str, str], port: int) -> list[Result]:
 
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     budget_text = os.environ.get(
-        "BENCH_CREATE_ASSET_BUDGET", settings.DOCUMENTED_RATE_LIMITS["CreateAsset"]
+        "BENCH_CREATE_ASSET_BUDGET", str(DOCUMENTED_BUDGETS["CreateAsset"])
     )
     budget = Budget.parse(budget_text)
     bound = IMAGES * budget.seconds / budget.count
+    # The same CreateAsset budget for the limiter and the sandbox; the limiter's counts in Redis.
     env = {
         **base_env,
-        "ANYFAST_RATE_CREATE_ASSET": budget_text,
+        "ANYFAST_RATE_LIMITS": f"{base_env['ANYFAST_RATE_LIMITS']},CreateAsset={budget_text}",
         "SANDBOX_RATE_LIMITS": f"{base_env['SANDBOX_RATE_LIMITS']},CreateAsset={budget_text}",
         "ANYFAST_RATE_LIMIT_REDIS_URL": redis_url,
     }

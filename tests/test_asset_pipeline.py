@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,19 +24,20 @@ from assets.admin import asset_state
 from assets.models import Asset, AssetGroup
 from assets.upstream import AnyfastClient
 from assets.upstream.errors import (
-    AMBIGUOUS_CREATE_EXPLANATION,
     ASSET_NOT_FOUND_EXPLANATION,
+    CREATE_OUTCOME_UNKNOWN_EXPLANATION,
     FACE_MISMATCH_EXPLANATION,
     RATE_LIMITED_EXPLANATION,
+    SERVER_ERROR_EXPLANATION,
 )
 from consent.services import consent_revoke
-from sandbox import actions, counters, faults
+from sandbox import actions, counters
 from sandbox.demo import demo_group_create
 from sandbox.models import SandboxAsset
 from sandbox.samples import make_audio, make_image, make_video
 from sandbox.servers import free_port
 from tests.factories import AssetFactory, AssetGroupFactory
-from tests.upstream_helpers import SANDBOX_KEY
+from tests.upstream_helpers import SANDBOX_KEY, HeldCreates
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,7 +65,8 @@ def pipeline(upstream, settings, sent):
 
 def quick_client(**kwargs: Any) -> AnyfastClient:
     """The portal's client, whose retries do not wait for real (tests only)."""
-    return AnyfastClient(sleep=lambda seconds: None, **kwargs)
+    kwargs.setdefault("sleep", lambda seconds: None)
+    return AnyfastClient(**kwargs)
 
 
 def verified_group(identity: str = "ada", **kwargs: Any) -> AssetGroup:
@@ -106,30 +105,10 @@ def calls(action: str) -> int:
 
 
 @pytest.fixture
-def held_creates(monkeypatch, settings):
-    """CreateAsset calls the sandbox holds open (its timeout fault) until ``release`` is set;
-    ``handled`` is set once a held call has been handled, after the client gave up on it."""
-    release, handled = threading.Event(), threading.Event()
-    create = actions.ACTIONS["CreateAsset"]
-
-    def create_then_signal(*args: Any) -> Any:
-        try:
-            return create(*args)
-        finally:
-            handled.set()
-
-    monkeypatch.setattr(faults, "sleep", lambda seconds: release.wait(10))
-    monkeypatch.setitem(actions.ACTIONS, "CreateAsset", create_then_signal)
-    settings.SANDBOX_FAULT_RATE_TIMEOUT = 1.0
-    return release, handled
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    """Real time: waiting for a live-server thread to finish its work."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the server thread did not finish in time"
-        time.sleep(0.05)
+def held_creates(monkeypatch) -> HeldCreates:
+    held = HeldCreates()
+    monkeypatch.setitem(actions.ACTIONS, "CreateAsset", held.wrap(actions.ACTIONS["CreateAsset"]))
+    return held
 
 
 # --- Through to Active ------------------------------------------------------------------------
@@ -278,45 +257,53 @@ def test_a_consent_revoked_after_queueing_stops_the_upload_before_anything_is_se
 # --- Faults: never a twin, never failed by a 429 ----------------------------------------------
 
 
-def test_a_create_that_times_out_is_found_by_its_name_and_never_sent_twice(
-    pipeline, sent, held_creates, settings
-):
-    release, handled = held_creates
+def test_a_create_that_times_out_is_found_by_its_name_once_it_lands(pipeline, held_creates):
     asset = upload(verified_group())
 
-    asset = submit(asset, quick_client(create_read_timeout=0.5))
-    assert (asset.status, asset.error_code) == (Asset.Status.QUEUED, "ReadTimeout")
-    assert asset.error_explanation == AMBIGUOUS_CREATE_EXPLANATION
-    assert sent[-1][0] == asset.pk and sent[-1][1] > 0  # sent again after a backoff
+    def upstream_finishes_meanwhile(seconds: float) -> None:
+        # The client waits before it looks the Name up; the held create lands meanwhile.
+        held_creates.release(then_wait_for=1)
 
-    # The upstream finishes the create after the client gave up.
-    settings.SANDBOX_FAULT_RATE_TIMEOUT = 0.0
-    release.set()
-    wait_for(handled.is_set)
-    make_due(asset)
-    asset = submit(asset)
+    asset = submit(asset, quick_client(create_read_timeout=0.5, sleep=upstream_finishes_meanwhile))
 
     copy = SandboxAsset.objects.get(name=asset.upstream_name)
     assert (asset.status, asset.upstream_id) == (Asset.Status.PROCESSING, copy.asset_id)
     assert calls("CreateAsset") == 1  # found by its Name, not created again
 
 
-def test_a_retry_that_overtakes_a_held_create_still_leaves_one_asset(
-    pipeline, held_creates, settings
+def test_a_create_still_unsettled_is_queued_and_found_by_its_name_next_time(
+    pipeline, sent, held_creates
 ):
-    release, handled = held_creates
     asset = upload(verified_group())
-    submit(asset, quick_client(create_read_timeout=0.5))
 
-    # The retry runs while the first create is still held upstream: nothing to find by Name,
-    # so it creates, with the same Name.
-    settings.SANDBOX_FAULT_RATE_TIMEOUT = 0.0
+    # Every create goes unanswered (held): the outcome stays unknown, the upload waits.
+    asset = submit(asset, quick_client(create_read_timeout=0.5))
+    assert (asset.status, asset.error_code) == (Asset.Status.QUEUED, "ReadTimeout")
+    assert asset.error_explanation == CREATE_OUTCOME_UNKNOWN_EXPLANATION
+    assert sent[-1][0] == asset.pk and sent[-1][1] > 0  # sent again after a backoff
+    sent_creates = calls("CreateAsset")
+
+    # Both held creates land later: one makes the asset, the other is its duplicate Name.
+    held_creates.release(then_wait_for=sent_creates)
     make_due(asset)
     asset = submit(asset)
+
+    copy = SandboxAsset.objects.get(name=asset.upstream_name)  # one: no twin
+    assert (asset.status, asset.upstream_id) == (Asset.Status.PROCESSING, copy.asset_id)
+    assert calls("CreateAsset") == sent_creates  # the next attempt looked it up first
+
+
+def test_a_create_that_overtakes_a_held_one_still_leaves_one_asset(pipeline, held_creates):
+    asset = upload(verified_group())
+
+    def upstream_recovers(seconds: float) -> None:
+        held_creates.holding = False
+
+    # The first create is held upstream; nothing has the Name yet, so the client creates again
+    # with the same Name, and that one is answered.
+    asset = submit(asset, quick_client(create_read_timeout=0.5, sleep=upstream_recovers))
     assert asset.status == Asset.Status.PROCESSING
-    handled.clear()
-    release.set()
-    wait_for(handled.is_set)  # the held create is handled now: refused as a duplicate Name
+    held_creates.release(then_wait_for=2)  # the held one lands now: a duplicate Name, refused
 
     assert upstream_copies(asset) == 1
     assert calls("CreateAsset") == 2
@@ -326,16 +313,27 @@ def test_a_dropped_connection_on_create_is_looked_up_then_sent_again(pipeline, s
     asset = upload(verified_group())
     settings.SANDBOX_FAULT_RATE_DROP = 1.0
 
-    asset = submit(asset)
-    assert (asset.status, asset.error_code) == (Asset.Status.QUEUED, "ConnectionDropped")
+    def connection_comes_back(seconds: float) -> None:
+        settings.SANDBOX_FAULT_RATE_DROP = 0.0
 
-    settings.SANDBOX_FAULT_RATE_DROP = 0.0
-    make_due(asset)
-    asset = submit(asset)
+    asset = submit(asset, quick_client(sleep=connection_comes_back))
 
     assert asset.status == Asset.Status.PROCESSING
     assert upstream_copies(asset) == 1
-    assert calls("ListAssets") == 1  # looked for the first attempt's asset before creating
+    assert calls("ListAssets") == 1  # looked for the dropped create's asset before creating
+
+
+def test_a_dropped_connection_that_lasts_queues_the_upload_again(pipeline, settings):
+    asset = upload(verified_group())
+    settings.SANDBOX_FAULT_RATE_DROP = 1.0
+
+    asset = submit(asset)
+
+    assert (asset.status, asset.attempts) == (Asset.Status.QUEUED, 1)
+    settings.SANDBOX_FAULT_RATE_DROP = 0.0
+    make_due(asset)
+    assert submit(asset).status == Asset.Status.PROCESSING
+    assert upstream_copies(asset) == 1
 
 
 def test_a_429_storm_delays_an_upload_but_never_fails_it(pipeline, sent, settings):
@@ -362,15 +360,14 @@ def test_a_429_storm_delays_an_upload_but_never_fails_it(pipeline, sent, setting
     assert upstream_copies(asset) == 1
 
 
-def test_a_server_error_on_create_queues_the_upload_again(pipeline, settings):
+def test_server_errors_on_create_queue_the_upload_again(pipeline, settings):
     asset = upload(verified_group())
     settings.SANDBOX_FAULT_RATE_502 = 1.0
 
     asset = submit(asset)
 
-    # A 5xx to a create may come after the upstream acted: ambiguous, looked up next time.
     assert (asset.status, asset.attempts) == (Asset.Status.QUEUED, 1)
-    assert asset.error_explanation == AMBIGUOUS_CREATE_EXPLANATION
+    assert asset.error_explanation == SERVER_ERROR_EXPLANATION
 
 
 def test_a_task_for_an_asset_that_is_not_queued_does_nothing(pipeline):
@@ -398,15 +395,11 @@ def test_withdrawing_an_active_asset_deletes_it_upstream(pipeline):
     assert "its reference no longer works" in asset_state(asset)
 
 
-def test_withdrawing_a_queued_asset_deletes_what_a_lost_create_made(
-    pipeline, held_creates, settings
-):
-    release, handled = held_creates
+def test_withdrawing_a_queued_asset_deletes_what_a_lost_create_made(pipeline, held_creates):
     asset = submit(upload(verified_group()), quick_client(create_read_timeout=0.5))
-    settings.SANDBOX_FAULT_RATE_TIMEOUT = 0.0
-    release.set()
-    wait_for(handled.is_set)
-    assert upstream_copies(asset) == 1 and asset.upstream_id is None
+    held_creates.release(then_wait_for=calls("CreateAsset"))
+    assert asset.status == Asset.Status.QUEUED and asset.upstream_id is None
+    assert upstream_copies(asset) == 1
 
     services.asset_withdraw(asset=asset, client=quick_client())
 

@@ -1,7 +1,7 @@
 """The upload pipeline with real Celery worker processes on Redis, against the sandbox.
 
 The sandbox and the portal's signed file links are served by the live server in this process, so
-the test holds a CreateAsset open (the sandbox's timeout fault) while it kills the worker that
+the test holds a CreateAsset open (``HeldCreates``) while it kills the worker that
 sent it, and then lets that create land upstream: the worker died, the asset exists upstream,
 and the row says ``uploading``. Beat's sweeper in a second worker must queue it again, find it
 by its Name and follow it to Active, with no twin.
@@ -10,7 +10,6 @@ by its Name and follow it to Active, with no twin.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,13 +19,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from assets import services
 from assets.models import Asset
-from sandbox import actions, counters, faults
+from sandbox import actions, counters
 from sandbox.demo import demo_group_create
 from sandbox.models import SandboxAsset
 from sandbox.samples import make_image
 from tests.celery_helpers import celery_worker, purge_queue, require_worker_services
 from tests.factories import AssetGroupFactory
-from tests.upstream_helpers import SANDBOX_KEY
+from tests.upstream_helpers import SANDBOX_KEY, HeldCreates
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -48,19 +47,8 @@ def test_a_worker_killed_mid_upload_leaves_nothing_stuck_and_no_twin(
     require_worker_services()
     purge_queue()
     settings.SANDBOX_PROCESSING_SECONDS = 0
-    # The first CreateAsset is held open until released, then handled (the timeout fault).
-    release, handled = threading.Event(), threading.Event()
-    create = actions.ACTIONS["CreateAsset"]
-
-    def create_then_signal(*args: Any) -> Any:
-        try:
-            return create(*args)
-        finally:
-            handled.set()
-
-    monkeypatch.setattr(faults, "sleep", lambda seconds: release.wait(60))
-    monkeypatch.setitem(actions.ACTIONS, "CreateAsset", create_then_signal)
-    settings.SANDBOX_FAULT_RATE_TIMEOUT = 1.0
+    held = HeldCreates()  # the first CreateAsset is held open until released, then handled
+    monkeypatch.setitem(actions.ACTIONS, "CreateAsset", held.wrap(actions.ACTIONS["CreateAsset"]))
 
     worker_env = {
         "ANYFAST_BASE_URL": f"{upstream.url}/sandbox",
@@ -95,9 +83,7 @@ def test_a_worker_killed_mid_upload_leaves_nothing_stuck_and_no_twin(
         doomed.wait(timeout=30)
 
     # The create lands upstream although nobody is there to hear the answer.
-    settings.SANDBOX_FAULT_RATE_TIMEOUT = 0.0
-    release.set()
-    wait_for(handled.is_set, "the held create was handled")
+    held.release(then_wait_for=1)
     assert SandboxAsset.objects.filter(name=asset.upstream_name).count() == 1
     assert Asset.objects.get(pk=asset.pk).status == Asset.Status.UPLOADING  # stranded
 
