@@ -51,14 +51,15 @@ def prepare(workdir: Path, *, database_url: str, port: int) -> dict[str, str]:
         "SANDBOX_PROCESSING_SECONDS": "0",
         "SANDBOX_VIDEO_PROCESSING_SECONDS": "0",
         "SANDBOX_LATENCY_MS": "0",
+        "SANDBOX_LATENCY_JITTER_MS": "0",
         "SANDBOX_FAULT_RATE_500": "0",
         "SANDBOX_FAULT_RATE_502": "0",
         "SANDBOX_FAULT_RATE_429": "0",
         "SANDBOX_FAULT_RATE_TIMEOUT": "0",
         "SANDBOX_FAULT_RATE_DROP": "0",
         # The client's limiter and the sandbox enforce the same budgets here.
-        "ANYFAST_RATE_LIMITS": f"GetAsset={get_asset_budget},ListAssets=10/1",
-        "SANDBOX_RATE_LIMITS": f"GetAsset={get_asset_budget},ListAssets=10/1",
+        "ANYFAST_RATE_LIMITS": f"GetAsset={get_asset_budget}",
+        "SANDBOX_RATE_LIMITS": f"GetAsset={get_asset_budget}",
         "LOG_LEVEL": "WARNING",
     }
     os.environ.update(values)
