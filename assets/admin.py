@@ -318,6 +318,7 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
 @admin.register(Asset)
 class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
     private_file_field = "file"
+    content_type_field = "content_type"
     list_display = (
         "__str__",
         "person",

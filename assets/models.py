@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 import secrets
 import uuid
 
@@ -14,6 +13,7 @@ from django.db.models import Q
 
 from assets.media import MediaInfo
 from consent.models import COVERS_FIELDS, ConsentRecord
+from portal.private_files import name_mismatch, stored_extension
 
 
 class GroupType(models.TextChoices):
@@ -91,13 +91,13 @@ class AssetGroup(models.Model):
 
 
 def asset_file_path(asset: Asset, filename: str) -> str:
-    """A random storage name that keeps only the extension of the uploaded file.
+    """A random storage name whose extension is that of the type measured from the bytes.
 
     Uploaded names often carry the person's name, and the storage name travels in the signed
-    link the upstream downloads from: ``original_filename`` keeps it for staff instead.
+    link the upstream downloads from: ``original_filename`` keeps it for staff instead. The
+    uploaded extension is ignored: a JPEG named ``evil.html`` is stored as ``.jpg``.
     """
-    extension = os.path.splitext(filename)[1].lower()[:10]
-    return f"assets/{asset.kind}/{secrets.token_hex(16)}{extension}"
+    return f"assets/{asset.kind}/{secrets.token_hex(16)}{stored_extension(asset.content_type)}"
 
 
 def new_upstream_name() -> str:
@@ -260,6 +260,11 @@ class Asset(models.Model):
         consent = self.consent
         if consent is not None and self.group_id and consent.person_id != self.group.person_id:
             raise ValidationError({"consent": "This consent record is another person's."})
+        # The stored name follows the bytes anyway; a contradicting name means a mix-up to fix.
+        if self._state.adding and (
+            mismatch := name_mismatch(self.original_filename, self.content_type)
+        ):
+            raise ValidationError({"file": mismatch})
 
     def record_measurements(self, info: MediaInfo, *, original_filename: str) -> None:
         """Fill in what was read from the file's bytes (kind, hash, size, dimensions, timing)."""

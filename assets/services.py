@@ -55,6 +55,7 @@ from assets.upstream import (
     explain_asset_error,
 )
 from consent.models import ConsentRecord, Person
+from portal.private_files import name_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -185,9 +186,10 @@ def asset_create(
 ) -> Asset:
     """Check an uploaded file, and if it passes, store it and queue its upload.
 
-    The file must meet the upstream's limits (``assets.media``); ``person`` must have a group
-    made by a completed verification (``group``, or their newest one) and an approved consent in
-    force today covering the file's kind (``consent``, or their newest such one). Otherwise
+    The file must meet the upstream's limits (``assets.media``) and its name must not contradict
+    its measured type; ``person`` must have a group made by a completed verification (``group``,
+    or their newest one) and an approved consent in force today covering the file's kind
+    (``consent``, or their newest such one). Otherwise
     ``ValidationError`` lists every reason and nothing is stored. The upload task is enqueued
     when the transaction commits.
     """
@@ -201,6 +203,8 @@ def asset_create(
     except MediaRejected as rejected:
         reasons += [violation.message for violation in rejected.violations]
         kind = _kind_of(fileobj, filename=filename)
+    if info is not None and (mismatch := name_mismatch(filename, info.content_type)):
+        reasons.append(mismatch)
     group = group if group is not None else upload_group_for(person)
     reasons += group_refusals(person=person, group=group)
     if consent is None and kind is not None:

@@ -14,7 +14,17 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, F, Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    Exists,
+    F,
+    Field,
+    Func,
+    IntegerField,
+    Model,
+    OuterRef,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -27,6 +37,7 @@ from assets.admin import asset_file, asset_reference, asset_state, measured, upl
 from assets.models import Asset, AssetGroup
 from audit.services import audit_record
 from consent import services
+from consent.documents import ACCEPT_ATTRIBUTE, document_rules
 from consent.exports import consent_records_csv
 from consent.forms import ApproveForm, RejectForm, RevokeForm
 from consent.models import (
@@ -59,6 +70,13 @@ def _count(rows: QuerySet[Any]) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
+def may_view(admin_site: admin.AdminSite, request: HttpRequest, model: type[Model]) -> bool:
+    """Whether the user may view ``model``'s rows in the admin (its own ModelAdmin decides)."""
+    return admin_site.is_registered(model) and admin_site.get_model_admin(
+        model
+    ).has_view_permission(request)
+
+
 class CreatedByAdmin(StatusColumn, admin.ModelAdmin):
     """Records who added a row."""
 
@@ -68,6 +86,8 @@ class CreatedByAdmin(StatusColumn, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+# Django shows an inline only to users who may view (or change) the inline's own model
+# (InlineModelAdmin.has_view_permission); every field below is one of that model's own.
 class ConsentRecordInline(ReadOnlyInline):
     model = ConsentRecord
     fields = ("consent_text_version", "status_badge", "starts_on", "expires_on", "created_at")
@@ -125,10 +145,30 @@ class PersonAdmin(CreatedByAdmin):
             )
         )
 
+    # Columns that show other models' data, and the models a user must be allowed to view.
+    _column_models: dict[str, tuple[type[Model], ...]] = {
+        "consent_in_force": (ConsentRecord,),
+        "consents_in_force": (ConsentRecord,),
+        "consent_count": (ConsentRecord,),
+        "active_asset_count": (Asset,),
+        # asset_list shows each asset's group id beside its reference and file.
+        "asset_list": (Asset, AssetGroup),
+    }
+
+    def _may_view_column(self, request: HttpRequest, column: str) -> bool:
+        models = self._column_models.get(column, ())
+        return all(may_view(self.admin_site, request, model) for model in models)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return [column for column in self.list_display if self._may_view_column(request, column)]
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is None:  # a new person has no assets yet
-            return [fieldset for fieldset in self.fieldsets if fieldset[0] != "Assets"]
-        return self.fieldsets
+        hidden = {
+            field for field in self._column_models if not self._may_view_column(request, field)
+        }
+        if obj is None:
+            hidden.add("asset_list")  # a new person has no assets yet
+        return [fieldset for fieldset in self.fieldsets if hidden.isdisjoint(fieldset[1]["fields"])]
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
         if obj is None:
@@ -608,6 +648,14 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
                 "changed_count": sum(row["changed"] for row in rows),
             },
         )
+
+    def formfield_for_dbfield(self, db_field: Field, request: HttpRequest, **kwargs: Any) -> Any:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "signed_document" and formfield is not None:
+            # The model field's validator (consent.documents) checks the bytes; this only guides.
+            formfield.help_text = f"{document_rules()}: a scan or export of the signed consent."
+            formfield.widget.attrs["accept"] = ACCEPT_ATTRIBUTE
+        return formfield
 
     @admin.display(description="covers")
     def covers(self, record: ConsentRecord) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import posixpath
 import secrets
 from typing import Any
 
@@ -11,6 +12,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from consent.documents import document_content_type, validate_consent_document
+from portal.private_files import stored_extension
 
 
 class Language(models.TextChoices):
@@ -55,8 +59,20 @@ class Person(models.Model):
 
 
 def consent_document_path(record: ConsentRecord, filename: str) -> str:
-    # A random folder keeps document names unguessable even in storage listings.
-    return f"consent/{record.person_id}/{secrets.token_hex(8)}/{filename}"
+    """The uploaded name's stem with the extension of the type read from the document's bytes.
+
+    A random folder keeps document names unguessable even in storage listings. A document of no
+    accepted type (only possible where ``validate_consent_document`` did not run) gets no
+    extension, so it is only ever served as ``application/octet-stream``; so does one saved with
+    ``signed_document.save(name, content)``, whose content this function cannot see.
+    """
+    document = record.signed_document
+    # A document assigned to the field (forms, create()) is still the content being saved.
+    pending = bool(document) and not getattr(document, "_committed", True)
+    content_type = document_content_type(document) if pending else None
+    stem = posixpath.splitext(posixpath.basename(filename))[0] or "consent"
+    extension = stored_extension(content_type) if content_type else ""
+    return f"consent/{record.person_id}/{secrets.token_hex(8)}/{stem}{extension}"
 
 
 class ConsentStatus(models.TextChoices):
@@ -134,7 +150,12 @@ class ConsentRecord(models.Model):
     starts_on = models.DateField()
     expires_on = models.DateField(null=True, blank=True, help_text="Empty means no end date.")
     capture_method = models.CharField(max_length=20, choices=CaptureMethod.choices)
-    signed_document = models.FileField(upload_to=consent_document_path, blank=True, max_length=300)
+    signed_document = models.FileField(
+        upload_to=consent_document_path,
+        validators=[validate_consent_document],
+        blank=True,
+        max_length=300,
+    )
     # What of the person, and what may be done with it.
     likeness_face = models.BooleanField("face", default=True)
     likeness_body = models.BooleanField("body", default=False)

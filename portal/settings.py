@@ -180,6 +180,12 @@ STORAGES = {
     },
 }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Private files are readable by the portal's own user only (PrivateFileSystemStorage applies
+# the same modes itself); give the process a user of its own.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# Signed consent documents (PDF, JPEG or PNG: consent.documents) may be at most this many bytes.
+CONSENT_DOCUMENT_MAX_BYTES = env.int("CONSENT_DOCUMENT_MAX_BYTES", default=20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Email ------------------------------------------------------------------------------------
@@ -334,11 +340,26 @@ if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 50 characters")
 
 # --- Logging ----------------------------------------------------------------------------------
+# A signed file link is a credential while it lasts: its token is masked in every record the
+# console handler writes, and in django.request's records (a 404 for an expired link) before any
+# handler, such as a mail to the admins, sees them.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"mask_file_tokens": {"()": "portal.logredact.MaskFileTokens"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["mask_file_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["mask_file_tokens"]},
+        # runserver's access log, through the masking console instead of Django's own handler.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

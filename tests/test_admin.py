@@ -275,9 +275,10 @@ def test_private_file_view_streams_the_file_to_staff_with_view_permission(
     assert b"".join(response.streaming_content) == b"portrait bytes"
     assert response["Cache-Control"] == "private, no-store"
     assert response["Content-Type"] == "image/png"
-    assert response["Content-Security-Policy"] == "sandbox"
-    # Stored under a random name; saved under the name it was uploaded with.
-    assert 'filename="portrait.png"' in response["Content-Disposition"]
+    assert response["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    # Stored under a random name; downloaded under the name it was uploaded with.
+    assert response["Content-Disposition"] == 'attachment; filename="portrait.png"'
 
 
 def test_private_file_view_refuses_staff_without_view_permission(
