@@ -161,16 +161,18 @@ class AssetUploadForm(forms.Form):
     """The choices of an upload; the checks themselves are ``services.asset_create``'s."""
 
     consent = forms.ModelChoiceField(
-        queryset=ConsentRecord.objects.select_related("person"),
+        queryset=ConsentRecord.objects.none(),
         required=False,
         empty_label="Automatic: the approved consent in force that covers each file's kind",
+        help_text="Only consents in force today are offered.",
     )
 
     def __init__(self, *args: Any, person: Person | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        consent = self.fields["consent"]
+        in_force = ConsentRecord.objects.in_force().select_related("person")
         if person is not None:
-            consent.queryset = person.consent_records.all()  # type: ignore[attr-defined]
+            in_force = in_force.filter(person=person)
+        self.fields["consent"].queryset = in_force  # type: ignore[attr-defined]
 
 
 class AssetAddForm(AssetUploadForm):
@@ -265,7 +267,7 @@ def upload_view(
 
 class AssetInline(AssetColumns, ReadOnlyInline):
     model = Asset
-    fields = ("kind", "status_badge", "reference", "measured", "file_link", "created_at")
+    fields = ("kind", "status_badge", "state", "reference", "measured", "file_link", "created_at")
     readonly_fields = fields
 
 

@@ -9,12 +9,13 @@ conditional UPDATE, so any of them may run twice, or late, without harm::
                       ▲ │  transient error (429, 5xx, timeout): queued again, retried later
                       │ └─ permanent error, or the consent gate closed meanwhile: failed
                       └── lease expired, the worker died: assets_sweep queues it again
-    processing ─(assets_poll: GetAsset)─► active | failed
+    processing ─(assets_poll: the group's listing, GetAsset)─► active | failed
     anything but uploading ─(asset_withdraw: DeleteAsset)─► withdrawn
 
 No twins: the upstream refuses a second asset with the same Name in a group (reference G6), and
-every row has a Name of its own (``upstream_name``). So every attempt after the first looks its
-Name up before creating, and a create refused with that duplicate-Name 404 looks it up too.
+every row has a Name of its own (``upstream_name``). The client's ``create_asset_reconciled``
+relies on that to settle a create whose answer was lost, and every attempt after the first looks
+the Name up before it creates anything.
 
 The consent gate reads the consent models only; this module never imports ``consent.services``.
 """
@@ -35,7 +36,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from assets.media import MediaInfo, MediaRejected, probe_media, validate_media
@@ -310,7 +311,7 @@ def _claim_upload(asset_id: int) -> Asset | None:
     return Asset.objects.select_related("group__person", "consent").get(pk=asset_id)
 
 
-def _claimed(asset: Asset) -> Any:
+def _claimed(asset: Asset) -> QuerySet[Asset]:
     """The row, as long as this worker's claim still holds it."""
     return Asset.objects.filter(pk=asset.pk, status=Asset.Status.UPLOADING, attempts=asset.attempts)
 
@@ -486,7 +487,9 @@ def upstream_states(
     return states
 
 
-def _record_state(rows: Any, asset: Asset, state: UpstreamAsset | AssetNotFound) -> None:
+def _record_state(
+    rows: QuerySet[Asset], asset: Asset, state: UpstreamAsset | AssetNotFound
+) -> None:
     """Write what the upstream said about ``asset`` to ``rows`` (it, while still as expected)."""
     now = timezone.now()
     if isinstance(state, AssetNotFound):

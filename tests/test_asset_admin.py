@@ -13,7 +13,13 @@ from django.utils import timezone
 from assets.models import Asset
 from sandbox.demo import demo_group_create
 from sandbox.samples import make_audio, make_image
-from tests.factories import AssetFactory, AssetGroupFactory, PersonFactory, UserFactory
+from tests.factories import (
+    AssetFactory,
+    AssetGroupFactory,
+    ConsentRecordFactory,
+    PersonFactory,
+    UserFactory,
+)
 from tests.upstream_helpers import SANDBOX_KEY
 
 pytestmark = pytest.mark.django_db
@@ -180,3 +186,22 @@ def test_actions_need_the_change_permission(client: Client):
     assert "retry_assets" not in page
     failed.refresh_from_db()
     assert failed.status == Asset.Status.FAILED
+
+
+def test_the_upload_offers_the_persons_consents_in_force_and_records_the_one_chosen(
+    superuser_client: Client,
+):
+    group = AssetGroupFactory(verified=True)
+    chosen = ConsentRecordFactory(person=group.person, approved=True, covers_video=False)
+    draft = ConsentRecordFactory(person=group.person)
+    elsewhere = ConsentRecordFactory(approved=True)
+
+    page = superuser_client.get(upload_url(group.person)).content.decode()
+    response = superuser_client.post(
+        upload_url(group.person), {"uploads": [image("front.png")], "consent": chosen.pk}
+    )
+
+    assert f'value="{chosen.pk}"' in page
+    assert f'value="{draft.pk}"' not in page and f'value="{elsewhere.pk}"' not in page
+    assert response.status_code == 200
+    assert Asset.objects.get().consent == chosen
