@@ -342,7 +342,7 @@ def _create_once(upstream: AnyfastClient, asset: Asset) -> str:
 
 def _requeue(asset: Asset, error: UpstreamError) -> None:
     """Queue the claimed row again after a transient error, and send its task for then."""
-    delay = retry_delay(asset.attempts, error)
+    delay = _retry_delay(asset.attempts, error)
     if _claimed(asset).update(
         status=Asset.Status.QUEUED,
         next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
@@ -352,7 +352,7 @@ def _requeue(asset: Asset, error: UpstreamError) -> None:
         _enqueue_submit(asset.pk, countdown=delay)
 
 
-def retry_delay(attempts: int, error: UpstreamError | None = None) -> float:
+def _retry_delay(attempts: int, error: UpstreamError | None = None) -> float:
     """Seconds before attempt ``attempts + 1``: exponential, with jitter, within the settings'
     bounds; never less than a 429's ``Retry-After``."""
     ceiling = min(
@@ -423,7 +423,7 @@ def assets_poll(*, client: AnyfastClient | None = None, limit: int = POLL_BATCH)
     with _upstream(client) as upstream:
         for group, members in groupby(assets, key=attrgetter("group")):
             members_list = list(members)
-            states = upstream_states(upstream, group, members_list)
+            states = _upstream_states(upstream, group, members_list)
             for asset in members_list:
                 state = states[asset.pk]
                 rows = Asset.objects.filter(pk=asset.pk, status=Asset.Status.PROCESSING)
@@ -451,7 +451,7 @@ def _claim_polls(limit: int) -> list[Asset]:
     return list(Asset.objects.filter(pk__in=ids).select_related("group").order_by("group_id", "pk"))
 
 
-def upstream_states(
+def _upstream_states(
     upstream: AnyfastClient, group: AssetGroup, assets: list[Asset]
 ) -> dict[int, UpstreamAsset | UpstreamError]:
     """Each asset's upstream state (or the error that stopped reading it), by asset pk.
@@ -542,7 +542,7 @@ def asset_refresh(*, asset: Asset, client: AnyfastClient | None = None) -> Asset
             "accepted has a status there to refresh."
         )
     with _upstream(client) as upstream:
-        state = upstream_states(upstream, asset.group, [asset])[asset.pk]
+        state = _upstream_states(upstream, asset.group, [asset])[asset.pk]
     if isinstance(state, UpstreamError) and not isinstance(state, AssetNotFound):
         raise state
     _record_state(Asset.objects.filter(pk=asset.pk, status__in=refreshable), asset, state)

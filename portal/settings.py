@@ -244,6 +244,9 @@ CELERY_BEAT_SCHEDULE = {
     "assets-sweep": {
         "task": "assets.tasks.sweep_assets",
         "schedule": ASSET_SWEEP_INTERVAL_SECONDS,
+        # A sweep still queued when the next is sent is dropped: they do not pile up behind a
+        # busy worker (django-celery-beat's name for Celery's ``expires``).
+        "options": {"expire_seconds": max(int(ASSET_SWEEP_INTERVAL_SECONDS * 2), 1)},
     },
 }
 # Tasks outside the installed apps, which autodiscovery does not see.
