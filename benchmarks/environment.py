@@ -39,7 +39,8 @@ def prepare(workdir: Path, *, database_url: str, port: int) -> dict[str, str]:
         "PORTAL_VAR_DIR": str(var_dir),
         "PRIVATE_MEDIA_ROOT": str(workdir / "private"),
         "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": "filesystem://",
+        # The pipeline benchmark's worker, beat and this process share Redis as the broker.
+        "CELERY_BROKER_URL": os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
         "PORTAL_PUBLIC_URL": public_url,
         "ANYFAST_BASE_URL": f"{public_url}/sandbox",
         "ANYFAST_API_KEY": API_KEY,
@@ -50,15 +51,15 @@ def prepare(workdir: Path, *, database_url: str, port: int) -> dict[str, str]:
         "SANDBOX_PROCESSING_SECONDS": "0",
         "SANDBOX_VIDEO_PROCESSING_SECONDS": "0",
         "SANDBOX_LATENCY_MS": "0",
+        "SANDBOX_LATENCY_JITTER_MS": "0",
         "SANDBOX_FAULT_RATE_500": "0",
         "SANDBOX_FAULT_RATE_502": "0",
         "SANDBOX_FAULT_RATE_429": "0",
         "SANDBOX_FAULT_RATE_TIMEOUT": "0",
         "SANDBOX_FAULT_RATE_DROP": "0",
         # The client's limiter and the sandbox enforce the same budgets here.
-        "ANYFAST_RATE_GET_ASSET": get_asset_budget,
-        "ANYFAST_RATE_LIST_ASSETS": "10/1",
-        "SANDBOX_RATE_LIMITS": f"GetAsset={get_asset_budget},ListAssets=10/1",
+        "ANYFAST_RATE_LIMITS": f"GetAsset={get_asset_budget}",
+        "SANDBOX_RATE_LIMITS": f"GetAsset={get_asset_budget}",
         "LOG_LEVEL": "WARNING",
     }
     os.environ.update(values)

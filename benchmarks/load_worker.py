@@ -2,8 +2,10 @@
 ``AnyfastClient`` as fast as the limiter allows, then a JSON report on stdout.
 
 Run by ``benchmarks.upstream_ratelimit`` as ``python -m benchmarks.load_worker '<json>'`` with
-``{"threads": {"GetAsset": 3, "ListAssets": 1}, "asset_id", "group_id", "start_at",
-"duration"}``; the limiter backend comes from the environment (the portal's settings).
+``{"threads": {"GetAsset": 3, "ListAssets": 1, "CreateAsset": 1}, "asset_id", "group_id",
+"upload_group_id", "image_url", "duration"}``; the limiter backend comes from the environment
+(the portal's settings). Once set up it prints ``ready`` and reads the common start time (seconds
+since 1970) from stdin, so that every process starts together however long start-up took.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import json
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
 import django
 
 
-def run(config: dict[str, Any]) -> dict[str, Any]:
+def run(config: dict[str, Any], start_at: float) -> dict[str, Any]:
     from assets.upstream import AnyfastClient, Attempt, UpstreamError
 
-    start_at, end_at = config["start_at"], config["start_at"] + config["duration"]
+    end_at = start_at + config["duration"]
     report: dict[str, Any] = {}
     lock = threading.Lock()
 
@@ -39,8 +42,13 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             try:
                 if action == "GetAsset":
                     client.get_asset(config["asset_id"])
-                else:
+                elif action == "ListAssets":
                     client.list_assets(group_type="LivenessFace", group_ids=[config["group_id"]])
+                else:
+                    name = f"bench-{uuid.uuid4().hex}"
+                    client.create_asset(
+                        config["upload_group_id"], name, "Image", config["image_url"]
+                    )
             except UpstreamError as error:
                 errors[type(error).__name__] += 1
                 continue
@@ -66,4 +74,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     django.setup()
-    print(json.dumps(run(json.loads(sys.argv[1]))))
+    import assets.upstream  # noqa: F401 - imported before the start, not during the run
+
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+    print(json.dumps(run(json.loads(sys.argv[1]), start_at)))

@@ -44,7 +44,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from assets.admin import asset_file, asset_reference, measured
+from assets.admin import asset_file, asset_reference, asset_state, measured, upload_view
 from assets.models import Asset, AssetGroup
 from audit.services import audit_record
 from consent import admin_views, services
@@ -223,8 +223,10 @@ class PersonAdmin(CreatedByAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         invite = self.admin_site.admin_view(self.invite_view)
+        upload = self.admin_site.admin_view(self.upload_assets_view)
         return [
             path("<path:object_id>/invite/", invite, name="consent_person_invite"),
+            path("<path:object_id>/upload-assets/", upload, name="consent_person_upload_assets"),
             *super().get_urls(),
         ]
 
@@ -298,6 +300,24 @@ class PersonAdmin(CreatedByAdmin):
             return ()
         return (ConsentRecordInline, VerificationSessionInline, AssetGroupInline)
 
+    def upload_assets_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Several files of this person at once, each checked and queued on its own."""
+        person = self.get_object(request, unquote(object_id))
+        if person is None:
+            raise Http404("No such person.")
+        if not self.has_view_permission(request, person):
+            raise PermissionDenied
+        return upload_view(request, model_admin=self, person=person)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_upload_assets": request.user.has_perm("assets.add_asset"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="consent in force", boolean=True, ordering="in_force")
     def consent_in_force(self, person: Person) -> bool:
         return person.in_force  # type: ignore[attr-defined]
@@ -336,13 +356,14 @@ class PersonAdmin(CreatedByAdmin):
         rows = format_html_join(
             "",
             "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-            "<td>{}</td></tr>",
+            "<td>{}</td><td>{}</td></tr>",
             (
                 (
                     reverse("admin:assets_asset_change", args=[asset.pk]),
                     asset,
                     asset.group,
                     status_badge(asset),
+                    asset_state(asset),
                     asset_reference(asset),
                     measured(asset),
                     asset_file(asset),
@@ -354,7 +375,7 @@ class PersonAdmin(CreatedByAdmin):
             return "—"
         return format_html(
             '<table class="asset-list"><thead><tr><th>asset</th><th>group</th><th>status</th>'
-            "<th>reference</th><th>measured</th><th>file</th></tr></thead>"
+            "<th>state</th><th>reference</th><th>measured</th><th>file</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             rows,
         )

@@ -108,6 +108,10 @@ class RevocationChannel(models.TextChoices):
     AGENT = "agent", "Through the person's agent or counsel"
 
 
+# Each asset kind (an ``Asset.Kind`` value) and the field that says whether a consent covers it.
+COVERS_FIELDS = {"image": "covers_images", "video": "covers_video", "audio": "covers_audio"}
+
+
 class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
     def in_force(self, on: datetime.date | None = None) -> ConsentRecordQuerySet:
         """Approved records whose period includes ``on`` (today by default)."""
@@ -115,6 +119,10 @@ class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
         return self.filter(status=ConsentStatus.APPROVED, starts_on__lte=day).filter(
             Q(expires_on__isnull=True) | Q(expires_on__gte=day)
         )
+
+    def covering(self, kind: str) -> ConsentRecordQuerySet:
+        """Those that cover the asset kind ``kind`` (``image``, ``video`` or ``audio``)."""
+        return self.filter(**{COVERS_FIELDS[kind]: True})
 
 
 class ConsentRecord(models.Model):
@@ -291,12 +299,7 @@ class ConsentRecord(models.Model):
 
     def media_types(self) -> list[str]:
         """The asset kinds this consent covers, as ``Asset.Kind`` values."""
-        covered = [
-            ("image", self.covers_images),
-            ("video", self.covers_video),
-            ("audio", self.covers_audio),
-        ]
-        return [kind for kind, covers in covered if covers]
+        return [kind for kind, field in COVERS_FIELDS.items() if getattr(self, field)]
 
 
 class ConsentRecordLocked(Exception):

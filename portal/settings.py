@@ -274,6 +274,9 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat's DatabaseScheduler copies these into its tables at start, where the admin can edit them.
 HEARTBEAT_INTERVAL_SECONDS = 60
+# How often beat sends the asset sweeper: it queues again uploads whose worker died, re-sends
+# lost ones, and checks the assets processing upstream (assets.services.assets_sweep).
+ASSET_SWEEP_INTERVAL_SECONDS = env.float("ASSET_SWEEP_INTERVAL_SECONDS", default=3.0)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "portal.tasks.record_heartbeat",
@@ -283,12 +286,20 @@ CELERY_BEAT_SCHEDULE = {
     "poll-upstream-verifications": {
         "task": "consent.tasks.poll_upstream_verifications",
         "schedule": VERIFICATION_POLL_SWEEP_SECONDS,
-        # A sweep that waited in the queue past the next one is dropped, not run late.
-        "options": {"expires": VERIFICATION_POLL_SWEEP_SECONDS},
+        # A sweep that waited in the queue past the next one is dropped, not run late
+        # (django-celery-beat's name for Celery's ``expires``).
+        "options": {"expire_seconds": max(int(VERIFICATION_POLL_SWEEP_SECONDS), 1)},
     },
     "expire-invitations": {
         "task": "consent.tasks.expire_invitations",
         "schedule": 600.0,
+    },
+    "assets-sweep": {
+        "task": "assets.tasks.sweep_assets",
+        "schedule": ASSET_SWEEP_INTERVAL_SECONDS,
+        # A sweep still queued when the next is sent is dropped: they do not pile up behind a
+        # busy worker (django-celery-beat's name for Celery's ``expires``).
+        "options": {"expire_seconds": max(int(ASSET_SWEEP_INTERVAL_SECONDS * 2), 1)},
     },
 }
 # Tasks outside the installed apps, which autodiscovery does not see.
@@ -314,34 +325,10 @@ ANYFAST_READ_RETRIES = env.int("ANYFAST_READ_RETRIES", default=4)
 # upstream docs says 120 s for the token too (reference §12.1, CONFLICT), hence settings.
 ANYFAST_H5_LINK_TTL = env.int("ANYFAST_H5_LINK_TTL", default=120)
 ANYFAST_TOKEN_TTL = env.int("ANYFAST_TOKEN_TTL", default=30 * 60)
-# Account-wide request budgets per action, documented by BytePlus (reference §8), as
-# "<count>/<seconds>". The limiter keeps every worker process together within them.
-DOCUMENTED_RATE_LIMITS = {
-    "CreateVisualValidateSession": "3/1",
-    "GetVisualValidateResult": "3/1",
-    "CreateAsset": "300/60",
-    "GetAsset": "100/1",
-    "ListAssets": "10/1",
-    "UpdateAsset": "10/1",
-    "DeleteAsset": "10/1",
-    "DeleteAssetGroup": "5/1",
-    "ListAssetGroups": "10/1",
-}
-_RATE_LIMIT_VARIABLES = {
-    "CreateVisualValidateSession": "ANYFAST_RATE_CREATE_SESSION",
-    "GetVisualValidateResult": "ANYFAST_RATE_GET_RESULT",
-    "CreateAsset": "ANYFAST_RATE_CREATE_ASSET",
-    "GetAsset": "ANYFAST_RATE_GET_ASSET",
-    "ListAssets": "ANYFAST_RATE_LIST_ASSETS",
-    "UpdateAsset": "ANYFAST_RATE_UPDATE_ASSET",
-    "DeleteAsset": "ANYFAST_RATE_DELETE_ASSET",
-    "DeleteAssetGroup": "ANYFAST_RATE_DELETE_GROUP",
-    "ListAssetGroups": "ANYFAST_RATE_LIST_GROUPS",
-}
-ANYFAST_RATE_LIMITS = {
-    action: env.str(_RATE_LIMIT_VARIABLES[action], default=budget)
-    for action, budget in DOCUMENTED_RATE_LIMITS.items()
-}
+# The account-wide request budgets per action are documented by BytePlus; their table lives in
+# assets/upstream/ratelimit.py (DOCUMENTED_BUDGETS). This overrides entries of it, as
+# "CreateAsset=120/60,GetAsset=40/1" ("<count>/<seconds>" per action).
+ANYFAST_RATE_LIMITS = env.dict("ANYFAST_RATE_LIMITS", default={})
 ANYFAST_RATE_LIMIT_ENABLED = env.bool("ANYFAST_RATE_LIMIT_ENABLED", default=True)
 # Where the limiter keeps its shared counters: Redis when Redis is the broker, else a file.
 ANYFAST_RATE_LIMIT_REDIS_URL = env.str(
@@ -351,6 +338,25 @@ ANYFAST_RATE_LIMIT_REDIS_URL = env.str(
 ANYFAST_RATE_LIMIT_FILE = Path(
     env.str("ANYFAST_RATE_LIMIT_FILE", default=str(VAR_DIR / "rate-limit.sqlite3"))
 )
+# How long a call may wait for its slot before it fails as a transient error, in seconds.
+ANYFAST_RATE_LIMIT_MAX_WAIT = env.float("ANYFAST_RATE_LIMIT_MAX_WAIT", default=30.0)
+
+# --- The asset pipeline (assets.services) -----------------------------------------------------
+# A worker uploading an asset holds it this long; past it the sweeper queues the asset again, and
+# the next attempt first looks it up by its Name. Longer than any upload can take: the task's
+# hard time limit kills a worker before then.
+ASSET_UPLOAD_LEASE_SECONDS = env.int("ASSET_UPLOAD_LEASE_SECONDS", default=CELERY_TASK_TIME_LIMIT)
+# Retries of transient failures (429, 5xx, timeouts): exponential backoff with jitter between
+# these bounds, for ever: a 429 storm delays an upload but never fails it.
+ASSET_RETRY_BASE_SECONDS = env.float("ASSET_RETRY_BASE_SECONDS", default=2.0)
+ASSET_RETRY_MAX_SECONDS = env.float("ASSET_RETRY_MAX_SECONDS", default=300.0)
+# The first status check of an upload, after the upstream accepted it (processing takes 3 to 12
+# s for images, longer for video: reference §6.2); later checks slow down to ASSET_POLL_MAX.
+ASSET_POLL_FIRST_SECONDS = env.float("ASSET_POLL_FIRST_SECONDS", default=2.0)
+ASSET_POLL_MAX_SECONDS = env.float("ASSET_POLL_MAX_SECONDS", default=60.0)
+# An accepted upload that the upstream still does not know after this long failed processing
+# (reference G8, G9: do not poll a 404 for minutes).
+ASSET_NOT_FOUND_GRACE_SECONDS = env.float("ASSET_NOT_FOUND_GRACE_SECONDS", default=20.0)
 
 # --- Sandbox upstream (only when SANDBOX_ENABLED) ---------------------------------------------
 SANDBOX_PROCESSING_SECONDS = env.float("SANDBOX_PROCESSING_SECONDS", default=4.0)
@@ -358,6 +364,8 @@ SANDBOX_VIDEO_PROCESSING_SECONDS = env.float("SANDBOX_VIDEO_PROCESSING_SECONDS",
 SANDBOX_H5_LINK_TTL = env.int("SANDBOX_H5_LINK_TTL", default=ANYFAST_H5_LINK_TTL)
 SANDBOX_TOKEN_TTL = env.int("SANDBOX_TOKEN_TTL", default=ANYFAST_TOKEN_TTL)
 SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=0)
+# A random extra latency of 0 to this many milliseconds per call: the network's variable delay.
+SANDBOX_LATENCY_JITTER_MS = env.int("SANDBOX_LATENCY_JITTER_MS", default=0)
 # Share of calls (0..1) answered with each fault.
 SANDBOX_FAULT_RATE_500 = env.float("SANDBOX_FAULT_RATE_500", default=0.0)
 SANDBOX_FAULT_RATE_502 = env.float("SANDBOX_FAULT_RATE_502", default=0.0)
@@ -366,13 +374,10 @@ SANDBOX_FAULT_RATE_TIMEOUT = env.float("SANDBOX_FAULT_RATE_TIMEOUT", default=0.0
 SANDBOX_FAULT_RATE_DROP = env.float("SANDBOX_FAULT_RATE_DROP", default=0.0)
 SANDBOX_TIMEOUT_SECONDS = env.float("SANDBOX_TIMEOUT_SECONDS", default=35.0)
 SANDBOX_ENFORCE_RATE_LIMITS = env.bool("SANDBOX_ENFORCE_RATE_LIMITS", default=True)
-# The sandbox enforces the documented budgets on its own, not the portal's ANYFAST_RATE_*
-# (raising the client's budget must not raise the stand-in's with it). Override per action as
+# The sandbox enforces the documented budgets on its own, not the portal's ANYFAST_RATE_LIMITS
+# (raising the client's budget must not raise the stand-in's with it). Overrides per action, as
 # "GetAsset=40/1,ListAssets=10/1".
-SANDBOX_RATE_LIMITS = {
-    **DOCUMENTED_RATE_LIMITS,
-    **env.dict("SANDBOX_RATE_LIMITS", default={}),
-}
+SANDBOX_RATE_LIMITS = env.dict("SANDBOX_RATE_LIMITS", default={})
 # One report says GetAsset cannot see LivenessFace assets on Anyfast (reference §4.5): on, the
 # sandbox answers NotFound.asset_id there and the client must fall back to ListAssets.
 SANDBOX_GETASSET_HIDES_LIVENESS = env.bool("SANDBOX_GETASSET_HIDES_LIVENESS", default=False)
@@ -467,6 +472,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes announces itself at every start and logs each sign-in at INFO.
+        "axes": {"level": "WARNING"},
         "django.request": {"filters": ["mask_file_tokens"]},
         # runserver's access log, through the masking console instead of Django's own handler.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},

@@ -57,7 +57,13 @@ MULTIPLE_FACES = ("MultipleFacesDetected", "Multiple faces were detected in the 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the fingerprint of the Bearer key, and whether it is AIGC-only."""
+    """Who is calling: the fingerprint of the Bearer key, and whether it is AIGC-only.
+
+    An AIGC-only key is refused only what the guide says it cannot do: create verification
+    sessions and LivenessFace assets. Everything else answers as for any key that owns no
+    LivenessFace group (an empty list, ``NotFound``), so a read succeeding proves nothing about
+    the key's token group.
+    """
 
     fingerprint: str
     aigc_only: bool
@@ -141,36 +147,26 @@ def _sorted(queryset: QuerySet, body: Body, fields: dict[str, str]) -> QuerySet:
 
 
 def _owned_group(caller: Caller, group_id: str) -> SandboxGroup:
-    """The caller's group, or ``NotFound.group_id`` (404) as for another key's group.
-
-    An AIGC-only key gets ``GroupType must be one of [AIGC]`` for any LivenessFace group, before
-    ownership is looked at: it can never own one, and this is the answer the guide documents.
-    """
+    """The caller's group, or ``NotFound.group_id`` (404) as for another key's group."""
     group = SandboxGroup.objects.filter(group_id=group_id).first()
-    if group is not None and caller.aigc_only and group.group_type == GroupType.LIVENESS_FACE:
-        raise aigc_only()
     if group is None or group.owner_fingerprint != caller.fingerprint:
         raise group_not_found(group_id)
     return group
 
 
 def _owned_asset(caller: Caller, asset_id: str) -> SandboxAsset:
-    """The caller's asset, or ``NotFound.asset_id`` (404); see ``_owned_group``."""
+    """The caller's asset, or ``NotFound.asset_id`` (404)."""
     asset = SandboxAsset.objects.select_related("group").filter(asset_id=asset_id).first()
-    if asset is not None and caller.aigc_only and asset.group.group_type == GroupType.LIVENESS_FACE:
-        raise aigc_only()
     if asset is None or asset.group.owner_fingerprint != caller.fingerprint:
         raise asset_not_found(asset_id)
     return asset
 
 
-def _group_type(value: Any, caller: Caller) -> str:
+def _group_type(value: Any) -> str:
     if value not in GroupType.values:
         raise invalid_parameter(
             "Filter.GroupType", f"GroupType must be one of [{', '.join(GroupType.values)}]"
         )
-    if value == GroupType.LIVENESS_FACE and caller.aigc_only:
-        raise aigc_only()
     return value
 
 
@@ -244,7 +240,10 @@ def h5_link(session: SandboxSession) -> str:
 
 
 def create_visual_validate_session(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"CallbackURL"}`` → ``{"BytedToken","CallbackURL","H5Link"}`` (reference §4.1)."""
+    """``{"CallbackURL"}`` → ``{"BytedToken","CallbackURL","H5Link"}`` (reference §4.1).
+
+    An AIGC-only key gets ``GroupType must be one of [AIGC]``, the refusal the guide documents.
+    """
     if caller.aigc_only:
         raise aigc_only()
     callback_url = body.get("CallbackURL")
@@ -279,8 +278,6 @@ def get_visual_validate_result(caller: Caller, body: Body) -> dict[str, Any]:
     it had produced a group; an unknown token, or another key's, answers 404
     ``NotFound.BytedToken``. Queries do not consume the token.
     """
-    if caller.aigc_only:
-        raise aigc_only()
     token = _required_str(body, "BytedToken")
     session = (
         SandboxSession.objects.select_related("group")
@@ -327,7 +324,7 @@ def list_asset_groups(caller: Caller, body: Body) -> dict[str, Any]:
     SANDBOX: ``Filter.GroupType`` defaults to AIGC; asking for LivenessFace lists nothing.
     """
     filters = _filter(body)
-    group_type = _group_type(filters.get("GroupType", GroupType.AIGC), caller)
+    group_type = _group_type(filters.get("GroupType", GroupType.AIGC))
     groups = SandboxGroup.objects.filter(
         owner_fingerprint=caller.fingerprint, group_type=GroupType.AIGC
     )
@@ -398,6 +395,14 @@ def create_asset(caller: Caller, body: Body) -> dict[str, Any]:
     url = _required_str(body, "URL")
     if len(name) > 64:
         raise invalid_parameter("Name", "The parameter Name exceeds 64 characters.")
+    if (
+        caller.aigc_only
+        and SandboxGroup.objects.filter(
+            group_id=group_id, group_type=GroupType.LIVENESS_FACE
+        ).exists()
+    ):
+        # The guide: such keys "cannot create verification sessions or LivenessFace assets".
+        raise aigc_only()
     group = _owned_group(caller, group_id)
     if group.assets.filter(name=name).exists():
         # The live API's misleading answer to a duplicate Name (reference G6).
@@ -525,7 +530,7 @@ def list_assets(caller: Caller, body: Body) -> dict[str, Any]:
     filters = _filter(body)
     if not filters.get("GroupType"):
         raise gateway_error(400, "GroupType is missing", code="invalid_request")
-    group_type = _group_type(filters["GroupType"], caller)
+    group_type = _group_type(filters["GroupType"])
     now = timezone.now()
     assets = SandboxAsset.objects.select_related("group").filter(
         group__owner_fingerprint=caller.fingerprint, group__group_type=group_type

@@ -11,7 +11,7 @@ from django.utils import timezone
 from sandbox import counters
 from sandbox.models import (
     ActionCounter,
-    RateLimitBucket,
+    RateLimitWindow,
     SandboxAsset,
     SandboxGroup,
     SandboxSession,
@@ -32,15 +32,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.display(description="key")
-def short_fingerprint(obj) -> str:
-    return obj.owner_fingerprint[:12]
+def owner_key(obj) -> str:
+    return obj.owner_fingerprint
 
 
 @admin.register(SandboxSession)
 class SandboxSessionAdmin(ReadOnlyAdmin):
     list_display = [
         "byted_token",
-        short_fingerprint,
+        owner_key,
         "created_at",
         "link_used_at",
         "result_code",
@@ -77,7 +77,7 @@ class SandboxGroupAdmin(ReadOnlyAdmin):
         "group_type",
         "name",
         "verified_identity",
-        short_fingerprint,
+        owner_key,
         "created_at",
     ]
     list_filter = ["group_type", "created_at"]
@@ -118,11 +118,17 @@ class ActionCounterAdmin(ReadOnlyAdmin):
     actions = [reset_counters]
 
 
-@admin.register(RateLimitBucket)
-class RateLimitBucketAdmin(ReadOnlyAdmin):
-    list_display = ["action", short_fingerprint, "next_free"]
+@admin.register(RateLimitWindow)
+class RateLimitWindowAdmin(ReadOnlyAdmin):
+    list_display = ["action", owner_key, "calls_kept", "last_call"]
     list_filter = ["action"]
 
-    @admin.display(description="bucket full again at")
-    def next_free(self, obj: RateLimitBucket) -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(obj.tat, tz=datetime.UTC)
+    @admin.display(description="calls kept")
+    def calls_kept(self, obj: RateLimitWindow) -> int:
+        return len(obj.arrivals)
+
+    @admin.display(description="last call")
+    def last_call(self, obj: RateLimitWindow) -> datetime.datetime | None:
+        if not obj.arrivals:
+            return None
+        return datetime.datetime.fromtimestamp(obj.arrivals[-1], tz=datetime.UTC)

@@ -63,7 +63,8 @@ def asset_not_found(asset_id: str) -> ApiError:
 
 
 def aigc_only() -> ApiError:
-    """What a key outside the Byteplus-Direct token group gets for any LivenessFace operation.
+    """What a key outside the Byteplus-Direct token group gets for what the guide says it cannot
+    do: create a verification session, or an asset in a LivenessFace group.
 
     The 400 status is INFERRED (reference §12.7): only a third-party mock shows it.
     """

@@ -1,7 +1,9 @@
 """Latency and fault injection, driven by the ``SANDBOX_*`` settings.
 
-Every API call first waits ``SANDBOX_LATENCY_MS``, then draws one random number against the
-shares ``SANDBOX_FAULT_RATE_500``, ``_502``, ``_429``, ``_TIMEOUT`` and ``_DROP`` (in that order,
+Every API call first waits ``SANDBOX_LATENCY_MS`` plus a random 0 to
+``SANDBOX_LATENCY_JITTER_MS`` (the network's variable delay: the rate limit counts the call as
+arriving when this wait is over), then draws one random number against the shares
+``SANDBOX_FAULT_RATE_500``, ``_502``, ``_429``, ``_TIMEOUT`` and ``_DROP`` (in that order,
 cumulatively, so their sum should stay at or below 1):
 
 * 500: a JSON gateway error, as Anyfast relays an upstream ``InternalServiceError``;
@@ -49,9 +51,13 @@ def sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def add_latency() -> None:
-    if settings.SANDBOX_LATENCY_MS > 0:
-        sleep(settings.SANDBOX_LATENCY_MS / 1000)
+def add_latency() -> float:
+    """Wait the configured latency and jitter; the seconds that were meant to pass."""
+    jitter = random.uniform(0, settings.SANDBOX_LATENCY_JITTER_MS)  # noqa: S311 - not cryptography
+    seconds = (settings.SANDBOX_LATENCY_MS + jitter) / 1000
+    if seconds > 0:
+        sleep(seconds)
+    return seconds
 
 
 def draw_fault() -> str | None:

@@ -1,13 +1,26 @@
-"""Identifiers shaped like the upstream's (reference §2.3), and the API key fingerprint."""
+"""Identifiers shaped like the upstream's (reference §2.3).
+
+What the sandbox stores instead of a caller's key is the portal's own fingerprint
+(``assets.upstream.keys.key_fingerprint``, re-exported here), so that both name a key alike.
+"""
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import secrets
 import string
 
 from django.utils import timezone
+
+from assets.upstream.keys import key_fingerprint
+
+__all__ = [
+    "key_fingerprint",
+    "new_asset_id",
+    "new_byted_token",
+    "new_group_id",
+    "new_link_id",
+]
 
 # Upstream ids carry the creation time in China Standard Time (UTC+8), whatever the caller's zone.
 UPSTREAM_ZONE = datetime.timezone(datetime.timedelta(hours=8), "UTC+8")
@@ -42,8 +55,3 @@ def new_byted_token(now: datetime.datetime | None = None) -> str:
 def new_link_id() -> str:
     """The unguessable part of an H5 link: whoever holds it can verify as the session."""
     return secrets.token_urlsafe(18)
-
-
-def key_fingerprint(api_key: str) -> str:
-    """SHA-256 hex digest of an API key: what the sandbox stores instead of the key."""
-    return hashlib.sha256(api_key.encode()).hexdigest()

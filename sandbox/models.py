@@ -203,22 +203,27 @@ class ActionCounter(models.Model):
         return self.action
 
 
-class RateLimitBucket(models.Model):
-    """One key's token bucket for one action (see ``sandbox.ratelimit``)."""
+class RateLimitWindow(models.Model):
+    """One key's recent calls of one action, as the rate limit counts them (``sandbox.ratelimit``).
+
+    ``version`` grows with every write: a write that names the version it read succeeds only if
+    no other process wrote in between.
+    """
 
     owner_fingerprint = models.CharField(max_length=64)
     action = models.CharField(max_length=64)
-    tat = models.FloatField(
-        "theoretical arrival time",
-        help_text="Seconds since 1970; the bucket is empty while this is a burst ahead of now.",
+    arrivals = models.JSONField(
+        default=list,
+        help_text="Arrival times (seconds since 1970) of the last accepted calls, oldest first.",
     )
+    version = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["owner_fingerprint", "action"], name="sandbox_rate_bucket_once"
+                fields=["owner_fingerprint", "action"], name="sandbox_rate_window_once"
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.action} {self.owner_fingerprint[:12]}"
+        return f"{self.action} {self.owner_fingerprint}"

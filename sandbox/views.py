@@ -8,17 +8,19 @@ body (400) → the action's handler (``sandbox.actions.ACTIONS``).
 from __future__ import annotations
 
 import json
+import time
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from assets.upstream.keys import key_fingerprint
 from sandbox import counters, faults, ratelimit
 from sandbox.actions import ACTIONS, Caller
 from sandbox.errors import ApiError, gateway_error
-from sandbox.ids import key_fingerprint
 
-# A key with this prefix plays an ordinary Anyfast key, routed to AIGC assets only.
+# A key with this prefix plays an ordinary Anyfast key, routed to AIGC assets only: the guide's
+# one documented refusal is that it cannot create verification sessions.
 AIGC_KEY_PREFIX = "sk-aigc-"
 
 
@@ -34,9 +36,11 @@ def api(request: HttpRequest, action: str) -> HttpResponse:
         return gateway_error(
             405, f"Method {request.method} is not allowed", code="method_not_allowed"
         ).response()
+    # The rate limit counts the call when it arrives: now, plus the simulated network delay.
+    arrived = time.time()
     counters.record_call(action)
 
-    faults.add_latency()
+    delay = faults.add_latency()
     fault = faults.draw_fault()
     if fault is not None:
         counters.record_fault(action)
@@ -50,7 +54,9 @@ def api(request: HttpRequest, action: str) -> HttpResponse:
 
     try:
         caller = _caller(request)
-        if not ratelimit.try_acquire(owner_fingerprint=caller.fingerprint, action=action):
+        if not ratelimit.try_acquire(
+            owner_fingerprint=caller.fingerprint, action=action, now=arrived + delay
+        ):
             counters.record_rate_limited(action)
             return faults.rate_limited_response()
         result = handler(caller, _json_body(request))

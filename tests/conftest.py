@@ -16,7 +16,9 @@ from django.test import Client
 from playwright.sync_api import Browser, sync_playwright
 
 from consent import tasks
+from sandbox import counters
 from tests.factories import UserFactory
+from tests.upstream_helpers import SANDBOX_KEY
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +64,27 @@ def port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.fixture
+def upstream(settings, live_server, tmp_path):
+    """The sandbox as the upstream, quiet (no faults, no latency), with a private limiter file.
+
+    Served over real HTTP by the live server, which also serves the portal's signed file links
+    the sandbox downloads from (``PORTAL_PUBLIC_URL``).
+    """
+    settings.ANYFAST_BASE_URL = live_server.url + "/sandbox"
+    settings.PORTAL_PUBLIC_URL = live_server.url
+    settings.ANYFAST_API_KEY = SANDBOX_KEY
+    settings.ANYFAST_RATE_LIMIT_ENABLED = True
+    settings.ANYFAST_RATE_LIMIT_REDIS_URL = ""
+    settings.ANYFAST_RATE_LIMIT_FILE = tmp_path / "rate-limit.sqlite3"
+    settings.SANDBOX_ENFORCE_RATE_LIMITS = False
+    settings.SANDBOX_LATENCY_MS = 0
+    for fault in ("500", "502", "429", "TIMEOUT", "DROP"):
+        setattr(settings, f"SANDBOX_FAULT_RATE_{fault}", 0.0)
+    counters.reset()
+    return live_server
 
 
 @pytest.fixture

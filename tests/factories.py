@@ -178,6 +178,23 @@ class AssetGroupFactory(factory.django.DjangoModelFactory):
     group_id = factory.Sequence(lambda n: f"group-20261124120000-{n:05d}")
     person = factory.SubFactory(PersonFactory)
 
+    class Params:
+        # Made by the person's completed verification, which came with an approved consent
+        # (images and video, from today for a year): a group that takes uploads.
+        verified = factory.Trait(
+            upstream_verification=factory.SubFactory(
+                UpstreamVerificationFactory,
+                invitation=factory.SubFactory(
+                    VerificationSessionFactory,
+                    person=factory.SelfAttribute("...person"),
+                    verified=True,
+                ),
+                status=UpstreamVerification.Status.CONFIRMED,
+                confirmed_at=factory.LazyFunction(timezone.now),
+                group_id=factory.SelfAttribute("..group_id"),
+            )
+        )
+
 
 class AssetFactory(factory.django.DjangoModelFactory):
     class Meta:

@@ -35,7 +35,8 @@ MODELS += ["assets.assetgroup", "assets.asset"]
 MODELS += ["consent.upstreamverification", "consent.outboundemail"]
 # Invitations are made by "Invite to verify" on a person; upstream sessions and emails are logs.
 WITHOUT_ADD_PAGE = {"consent.verificationsession", "consent.upstreamverification"}
-WITHOUT_ADD_PAGE |= {"consent.outboundemail"}
+# Invitations come from "Invite to verify", groups from completed verifications only.
+WITHOUT_ADD_PAGE |= {"consent.outboundemail", "assets.assetgroup"}
 
 
 def _admin_url(model: str, view: str, *args: object) -> str:
@@ -77,15 +78,27 @@ def _one_row(model: str) -> int:
 @pytest.mark.parametrize("model", MODELS)
 def test_superuser_sees_changelist_add_and_change_pages(model, superuser_client: Client):
     pk = _one_row(model)
-
-    for url in (
+    urls = [
         _admin_url(model, "changelist"),
         _admin_url(model, "changelist") + "?q=a",
         _admin_url(model, "change", pk),
-    ):
+    ]
+
+    for url in urls:
         assert superuser_client.get(url).status_code == 200, url
     add_page = superuser_client.get(_admin_url(model, "add")).status_code
     assert add_page == (403 if model in WITHOUT_ADD_PAGE else 200)
+
+
+def test_asset_groups_are_never_typed_in_by_hand(superuser_client: Client):
+    response = superuser_client.post(
+        _admin_url("assets.assetgroup", "add"),
+        {"group_id": "group-20261124120000-typed", "group_type": "LivenessFace", "person": 1},
+    )
+
+    assert response.status_code == 403
+    changelist = superuser_client.get(_admin_url("assets.assetgroup", "changelist"))
+    assert _admin_url("assets.assetgroup", "add") not in changelist.content.decode()
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -184,7 +197,7 @@ def test_asset_reference_and_copy_button_are_shown_for_active_assets_only(
 
 
 def test_adding_an_asset_records_its_file_facts_and_uploader(superuser_client: Client, superuser):
-    group = AssetGroupFactory()
+    group = AssetGroupFactory(verified=True)
     content = make_image(width=900, height=1200, fmt="JPEG")
     upload = SimpleUploadedFile("face.jpg", content, content_type="image/jpeg")
 
@@ -204,10 +217,14 @@ def test_adding_an_asset_records_its_file_facts_and_uploader(superuser_client: C
     assert asset.sha256 == hashlib.sha256(content).hexdigest()
     assert asset.uploaded_by == superuser
     assert asset.status == Asset.Status.QUEUED
+    assert (
+        asset.consent == group.upstream_verification.invitation.consent
+    )  # the one in force, chosen
+    assert response["Location"] == _admin_url("assets.asset", "change", asset.pk)
 
 
 def test_adding_a_video_measures_its_duration_and_frame_rate(superuser_client: Client):
-    group = AssetGroupFactory()
+    group = AssetGroupFactory(verified=True)
     content = make_video(width=480, height=854, seconds=2.5, fps=24)
     upload = SimpleUploadedFile("take.mp4", content, content_type="video/mp4")
 
@@ -239,7 +256,7 @@ def test_a_file_outside_the_upstream_limits_is_refused_with_every_reason(
 
 def test_adding_the_same_file_twice_to_a_group_is_a_form_error(superuser_client: Client):
     content = make_image(width=900, height=1200, fmt="PNG")
-    existing = AssetFactory(content=content)
+    existing = AssetFactory(content=content, group=AssetGroupFactory(verified=True))
     upload = SimpleUploadedFile("again.png", content, content_type="image/png")
 
     response = superuser_client.post(

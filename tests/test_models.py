@@ -163,7 +163,7 @@ def test_an_asset_group_cannot_come_from_another_persons_verification():
 
 
 def test_a_withdrawn_group_takes_no_new_assets(superuser_client):
-    group = AssetGroupFactory(status="withdrawn")
+    group = AssetGroupFactory(status="withdrawn", verified=True)
     upload = SimpleUploadedFile("face.png", make_image(width=900, height=1200, fmt="PNG"))
 
     response = superuser_client.post(
@@ -171,5 +171,5 @@ def test_a_withdrawn_group_takes_no_new_assets(superuser_client):
     )
 
     assert response.status_code == 200
-    assert "This asset group is withdrawn: it takes no new files." in response.content.decode()
+    assert f"Group {group} is withdrawn: it takes no new files." in response.content.decode()
     assert not group.assets.exists()

@@ -43,7 +43,7 @@ def _path(url: str) -> str:
 
 def _add_asset(client: Client, name: str, content: bytes):
     upload = SimpleUploadedFile(name, content, content_type="text/html")
-    group = AssetGroupFactory()
+    group = AssetGroupFactory(verified=True)  # uploads need verification and consent
     return client.post(reverse("admin:assets_asset_add"), {"group": group.pk, "file": upload})
 
 

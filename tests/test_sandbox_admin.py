@@ -8,7 +8,7 @@ from django.urls import reverse
 from sandbox import counters
 from sandbox.models import (
     ActionCounter,
-    RateLimitBucket,
+    RateLimitWindow,
     SandboxAsset,
     SandboxGroup,
     SandboxSession,
@@ -17,7 +17,7 @@ from sandbox.testing import call, complete_session
 
 pytestmark = pytest.mark.django_db
 
-MODELS = [SandboxSession, SandboxGroup, SandboxAsset, ActionCounter, RateLimitBucket]
+MODELS = [SandboxSession, SandboxGroup, SandboxAsset, ActionCounter, RateLimitWindow]
 
 
 @pytest.fixture(autouse=True)

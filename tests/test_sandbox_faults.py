@@ -11,6 +11,7 @@ import pytest
 import requests
 import time_machine
 
+from assets.upstream.ratelimit import Budget
 from sandbox import counters, faults, ratelimit
 from sandbox.models import SandboxSession
 from sandbox.testing import api_path, call
@@ -28,6 +29,7 @@ def sandbox_settings(settings):
         "ListAssets": "10/1",
     }
     settings.SANDBOX_LATENCY_MS = 0
+    settings.SANDBOX_LATENCY_JITTER_MS = 0
 
 
 @pytest.fixture
@@ -62,53 +64,60 @@ def test_calls_up_to_the_budget_pass_and_the_next_is_429(client):
 
 
 @pytest.mark.django_db
-def test_the_budget_refills_at_its_rate(client):
+def test_a_call_is_refused_until_the_oldest_call_of_the_window_has_left_it(client):
     with time_machine.travel(START, tick=False):
         for _ in range(3):
             call(client, "GetVisualValidateResult", TOKEN_BODY)
+    # 3/1 s counted in any 1-second window, with no burst allowance beyond it.
+    with time_machine.travel(START + datetime.timedelta(seconds=0.999), tick=False):
         assert call(client, "GetVisualValidateResult", TOKEN_BODY).status_code == 429
-    # 3/1 s refills one call every third of a second, and the whole burst after a second.
-    with time_machine.travel(START + datetime.timedelta(seconds=0.34), tick=False):
-        assert call(client, "GetVisualValidateResult", TOKEN_BODY).status_code == 404
-        assert call(client, "GetVisualValidateResult", TOKEN_BODY).status_code == 429
-    with time_machine.travel(START + datetime.timedelta(seconds=1.34), tick=False):
+    with time_machine.travel(START + datetime.timedelta(seconds=1), tick=False):
         statuses = [
             call(client, "GetVisualValidateResult", TOKEN_BODY).status_code for _ in range(4)
         ]
     assert statuses == [404, 404, 404, 429]
 
 
+def _accepted(arrivals: list[float], action: str = "ListAssets") -> list[bool]:
+    return [
+        ratelimit.try_acquire(owner_fingerprint="k", action=action, now=at)
+        for at in sorted(arrivals)
+    ]
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("seed", range(5))
-def test_a_client_within_every_sliding_window_is_never_refused_despite_jitter(seed):
-    """What the portal's limiter guarantees (at most 10 calls in any 1 s by sending time) always
-    passes, with every call arriving up to 50 ms late."""
+def test_calls_spaced_by_the_clients_interval_pass_despite_100_ms_of_jitter(seed):
+    """What the portal's limiter sends (one ListAssets per (1 s + 0.1 s) / 10) always passes,
+    with each call arriving up to 100 ms late."""
     rng = random.Random(seed)
-    sent: list[float] = []
-    moment = 1_000_000.0
-    while len(sent) < 60:
-        moment += rng.choice([0.0, 0.001, 0.01, 0.05, 0.2])
-        if sum(1 for t in sent if t > moment - 1.0) < 10:
-            sent.append(moment)
-        else:  # wait until the oldest call in the window leaves it, as a sliding limiter does
-            moment = min(t for t in sent if t > moment - 1.0) + 1.0
-    arrivals = sorted(t + rng.uniform(0, 0.05) for t in sent)
+    interval = Budget(10, 1).interval
+    arrivals = [1_000_000.0 + n * interval + rng.uniform(0, 0.1) for n in range(60)]
 
-    accepted = [
-        ratelimit.try_acquire(owner_fingerprint="k", action="ListAssets", now=at) for at in arrivals
-    ]
-    assert all(accepted)
+    assert all(_accepted(arrivals))
 
 
 @pytest.mark.django_db
-def test_a_client_above_the_rate_is_refused():
+def test_whole_window_bursts_are_refused_when_delay_moves_a_call_into_the_next_window():
+    """The old limiter's pattern: a window's budget at once, the next burst 5 % of a window
+    later. One call of the first burst arrives 60 ms late, so the second burst's first call makes
+    11 calls in one second."""
+    first = [1_000_000.0 + n * 0.001 for n in range(10)]
+    first[-1] += 0.06
+    second = [1_000_001.05 + n * 0.001 for n in range(10)]
+
+    accepted = _accepted(first + second)
+
+    assert all(accepted[:10])
+    assert not all(accepted[10:])
+
+
+@pytest.mark.django_db
+def test_a_client_above_the_rate_gets_the_budget_of_each_window_only():
     # ListAssets is 10/1 s; 20 calls a second for two seconds.
     arrivals = [1_000_000.0 + n * 0.05 for n in range(40)]
-    accepted = [
-        ratelimit.try_acquire(owner_fingerprint="k", action="ListAssets", now=at) for at in arrivals
-    ]
-    # The burst of 10, then one call per 100 ms.
-    assert 25 <= sum(accepted) <= 31
+
+    assert sum(_accepted(arrivals)) == 20
 
 
 @pytest.mark.django_db
@@ -122,15 +131,16 @@ def test_the_budget_is_per_key_and_per_action(client):
 
 
 @pytest.mark.django_db
-def test_minute_budgets_refill_over_the_minute(client, settings):
+def test_minute_budgets_are_counted_over_the_whole_minute(client, settings):
     settings.SANDBOX_RATE_LIMITS = {**settings.SANDBOX_RATE_LIMITS, "GetAsset": "2/60"}
     with time_machine.travel(START, tick=False):
         assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 404
         assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 404
         assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 429
-    with time_machine.travel(START + datetime.timedelta(seconds=29), tick=False):
+    with time_machine.travel(START + datetime.timedelta(seconds=59.9), tick=False):
         assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 429
-    with time_machine.travel(START + datetime.timedelta(seconds=30), tick=False):
+    with time_machine.travel(START + datetime.timedelta(seconds=60), tick=False):
+        assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 404
         assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 404
         assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 429
 
@@ -191,6 +201,17 @@ def test_latency_is_added_to_every_call(client, settings, sleeps):
     call(client, "GetAsset", {"Id": "asset-x"})
     assert sleeps == [0.25]
     assert "GetAsset" not in {a for a, c in counters.snapshot().items() if c["faults"]}
+
+
+@pytest.mark.django_db
+def test_latency_jitter_adds_a_random_delay_up_to_its_maximum(client, settings, sleeps):
+    settings.SANDBOX_LATENCY_MS = 20
+    settings.SANDBOX_LATENCY_JITTER_MS = 100
+    for _ in range(30):
+        call(client, "GetAsset", {"Id": "asset-x"})
+
+    assert all(0.02 <= slept <= 0.12 for slept in sleeps)
+    assert max(sleeps) - min(sleeps) > 0.05  # 30 draws spread over the 100 ms
 
 
 @pytest.mark.django_db

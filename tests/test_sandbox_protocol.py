@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from sandbox.ids import key_fingerprint
+from assets.upstream import key_fingerprint
 from sandbox.models import GroupType, SandboxAsset, SandboxGroup, SandboxSession
 from sandbox.testing import DEFAULT_KEY, call, complete_session, fail_session
 
@@ -235,31 +235,53 @@ def test_aigc_key_cannot_create_a_verification_session(client):
     assert _error(response)["message"] == AIGC_MESSAGE
 
 
-@pytest.mark.parametrize(
-    ("action", "body"),
-    [
-        ("GetVisualValidateResult", {"BytedToken": "2026" + "0" * 30}),
-        ("ListAssets", {"Filter": {"GroupType": "LivenessFace"}}),
-        ("ListAssetGroups", {"Filter": {"GroupType": "LivenessFace"}}),
-    ],
-)
-def test_aigc_key_gets_group_type_error_for_liveness_operations(client, action, body):
-    response = call(client, action, body, key=AIGC_KEY)
+def test_aigc_key_cannot_create_an_asset_in_a_liveness_group(client):
+    group_id = _verified_group(client)
+    body = {
+        "model": "volc-asset",
+        "GroupId": group_id,
+        "Name": "x",
+        "AssetType": "Image",
+        "URL": "https://portal.test/files/x.jpg",
+    }
+
+    response = call(client, "CreateAsset", body, key=AIGC_KEY)
+
     assert response.status_code == 400
     assert _error(response)["message"] == AIGC_MESSAGE
 
 
-def test_aigc_key_gets_group_type_error_on_a_liveness_group_or_its_assets(client):
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        ("ListAssets", {"Filter": {"GroupType": "LivenessFace"}}),
+        ("ListAssetGroups", {"Filter": {"GroupType": "LivenessFace"}}),
+    ],
+)
+def test_aigc_key_may_list_liveness_face_and_sees_nothing(client, action, body):
+    """The guide refuses such keys verification sessions only: a read succeeds, proving nothing
+    about the key's token group."""
+    _asset(_verified_group(client), "face")
+
+    response = call(client, action, body, key=AIGC_KEY)
+
+    assert response.status_code == 200
+    assert response.json()["Items"] == [] and response.json()["TotalCount"] == 0
+
+
+def test_aigc_key_is_answered_not_found_for_another_keys_liveness_objects(client):
+    started = _session(client)
     group_id = _verified_group(client)
     asset_id = _asset(group_id, "face")
-    for action, body in [
-        ("DeleteAssetGroup", {"Id": group_id}),
-        ("GetAsset", {"Id": asset_id}),
-        ("DeleteAsset", {"Id": asset_id}),
+    for action, body, code in [
+        ("GetVisualValidateResult", {"BytedToken": started["BytedToken"]}, "NotFound.BytedToken"),
+        ("DeleteAssetGroup", {"Id": group_id}, "NotFound.group_id"),
+        ("GetAsset", {"Id": asset_id}, "NotFound.asset_id"),
+        ("DeleteAsset", {"Id": asset_id}, "NotFound.asset_id"),
     ]:
         response = call(client, action, body, key=AIGC_KEY)
-        assert response.status_code == 400, action
-        assert _error(response)["message"] == AIGC_MESSAGE
+        assert response.status_code == 404, action
+        assert _error(response)["code"] == code
 
 
 def test_aigc_key_works_with_aigc_groups(client):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+from urllib.parse import quote, quote_plus, unquote
 
 import pytest
 import requests
@@ -18,6 +19,7 @@ from assets.upstream import (
     AnyfastClient,
     AssetNotFound,
     AuthenticationFailed,
+    CreateOutcomeUnknown,
     EndpointNotFound,
     GroupNotFound,
     InvalidRequest,
@@ -30,11 +32,13 @@ from assets.upstream import (
     UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnreachable,
+    VerificationTokenInvalid,
     WrongTokenGroup,
     explain_asset_error,
     key_fingerprint,
 )
 from assets.upstream import errors as upstream_errors
+from assets.upstream.keys import redact
 from tests.upstream_helpers import BASE_URL, SECRET_KEY, asset_json, body_of, url
 
 GROUP = "group-20261124115900-kbdhw"
@@ -116,7 +120,7 @@ def test_client_defaults_come_from_settings(settings):
     assert client.key_fingerprint == key_fingerprint(SECRET_KEY)
     assert client.connect_timeout == 1.5
     assert client.read_retries == 2
-    assert not client.rate_limiter.enabled  # type: ignore[attr-defined]
+    assert isinstance(client.rate_limiter, NullRateLimiter)
 
 
 @pytest.mark.parametrize(
@@ -776,6 +780,149 @@ def test_get_asset_without_a_group_or_a_match_raises_not_found(client, mocked):
         client.get_asset(ASSET, group_id=GROUP)
 
 
+# --- An expired or unknown BytedToken --------------------------------------------------------
+
+TOKEN = "2026112412000000000000000000ABCDEF"
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        pytest.param(
+            404,
+            f"upstream_error: [NotFound.BytedToken] The specified BytedToken {TOKEN} is not found.",
+            id="unknown-404",
+        ),
+        pytest.param(
+            400,
+            f"upstream_error: [InvalidParameter.BytedToken] The specified BytedToken {TOKEN} "
+            "has expired.",
+            id="expired-400",
+        ),
+        pytest.param(
+            400,
+            f"upstream_error: [***.BytedToken] The specified BytedToken {TOKEN} has expired.",
+            id="masked-code",
+        ),
+    ],
+)
+def test_an_expired_or_unknown_byted_token_says_to_start_a_new_session(
+    client, mocked, status, message
+):
+    mocked.post(url("GetVisualValidateResult"), json={"error": {"message": message}}, status=status)
+
+    with pytest.raises(VerificationTokenInvalid) as caught:
+        client.get_visual_validate_result(TOKEN)
+
+    error = caught.value
+    assert isinstance(error, PermanentUpstreamError)
+    assert error.http_status == status and error.code.endswith(".BytedToken")
+    assert "Start a new verification session" in error.explanation
+    assert "the key that created it" in error.explanation
+    assert "bug in the portal" not in error.explanation
+    assert len(mocked.calls) == 1
+
+
+def test_a_missing_byted_token_is_the_portals_own_invalid_request(client, mocked):
+    mocked.post(
+        url("GetVisualValidateResult"),
+        json={
+            "error": {
+                "message": "upstream_error: [MissingParameter.BytedToken] The required "
+                "parameter BytedToken is missing."
+            }
+        },
+        status=400,
+    )
+
+    with pytest.raises(InvalidRequest) as caught:
+        client.get_visual_validate_result("")
+
+    assert not isinstance(caught.value, VerificationTokenInvalid)
+
+
+# --- Many assets of a group in one listing ---------------------------------------------------
+
+
+def _page(items: list[dict], *, number: int, total: int) -> dict:
+    return {"PageNumber": number, "PageSize": 100, "TotalCount": total, "Items": items}
+
+
+def test_get_assets_resolves_many_ids_with_one_listing_pass_and_stops_when_all_are_seen(
+    client, mocked
+):
+    first = [asset_json(Id=f"asset-{n}", Status="Processing") for n in range(100)]
+    second = [asset_json(Id=f"asset-{n}") for n in range(100, 200)]
+    mocked.post(url("ListAssets"), json=_page(first, number=1, total=301))
+    mocked.post(url("ListAssets"), json=_page(second, number=2, total=301))
+
+    found = client.get_assets(["asset-3", "asset-150", "asset-3"], group_id=GROUP)
+
+    assert sorted(found) == ["asset-150", "asset-3"]
+    assert found["asset-3"].is_processing and found["asset-150"].is_active
+    assert [call.request.url for call in mocked.calls] == [url("ListAssets")] * 2  # not page 3
+    assert body_of(mocked.calls[0])["Filter"] == {"GroupType": "LivenessFace", "GroupIds": [GROUP]}
+    assert client.get_assets([], group_id=GROUP) == {}
+    assert len(mocked.calls) == 2
+
+
+def test_get_asset_fallback_filters_the_listing_by_name(client, mocked):
+    mocked.post(url("GetAsset"), json={"error": {"message": ASSET_404}}, status=404)
+    mocked.post(url("ListAssets"), json=_page([asset_json(Id=ASSET)], number=1, total=1))
+
+    asset = client.get_asset(ASSET, group_id=GROUP, name="tcp-0001")
+
+    assert asset.id == ASSET
+    assert body_of(mocked.calls[1])["Filter"] == {
+        "GroupType": "LivenessFace",
+        "GroupIds": [GROUP],
+        "Name": "tcp-0001",
+    }
+
+
+# --- Creates whose outcome is unknown --------------------------------------------------------
+
+
+def test_a_create_that_stays_unanswered_ends_in_a_transient_still_unknown_error(
+    client, mocked, sleeps
+):
+    mocked.post(url("CreateAsset"), body=requests.ReadTimeout("read timed out"))
+    mocked.post(url("ListAssets"), json=_page([], number=1, total=0))
+
+    with pytest.raises(CreateOutcomeUnknown) as caught:
+        client.create_asset_reconciled(GROUP, "tcp-1", "Image", "https://portal.test/f")
+
+    assert isinstance(caught.value, TransientUpstreamError)
+    assert caught.value.code == "ReadTimeout"
+    assert "no twin" in caught.value.explanation
+    actions = [call.request.url.rsplit("/", 1)[-1] for call in mocked.calls]
+    # Create, wait, look up; create again, wait longer, look up: then give up for now.
+    assert actions == ["CreateAsset", "ListAssets", "CreateAsset", "ListAssets"]
+    assert sleeps == [3.0, 6.0]
+
+
+def test_a_duplicate_name_refusal_after_an_unanswered_create_returns_the_existing_asset(
+    client, mocked, sleeps
+):
+    mocked.post(url("CreateAsset"), body=requests.ReadTimeout("read timed out"))
+    mocked.post(url("ListAssets"), json=_page([], number=1, total=0))  # not listed yet
+    mocked.post(url("CreateAsset"), json={"error": {"message": GROUP_404}}, status=404)
+    landed = asset_json(Id=ASSET, Name="tcp-1", Status="Processing")
+    mocked.post(url("ListAssets"), json=_page([landed], number=1, total=1))
+
+    created = client.create_asset_reconciled(GROUP, "tcp-1", "Image", "https://portal.test/f")
+
+    assert (created.id, created.name, created.group_id) == (ASSET, "tcp-1", GROUP)
+
+
+def test_a_group_not_found_with_nothing_by_that_name_is_still_group_not_found(client, mocked):
+    mocked.post(url("CreateAsset"), json={"error": {"message": GROUP_404}}, status=404)
+    mocked.post(url("ListAssets"), json=_page([], number=1, total=0))
+
+    with pytest.raises(GroupNotFound):
+        client.create_asset_reconciled(GROUP, "tcp-1", "Image", "https://portal.test/f")
+
+
 # --- The key never leaks ----------------------------------------------------------------------
 
 
@@ -845,3 +992,58 @@ def test_an_upstream_error_quoting_a_signed_file_link_does_not_carry_the_live_li
     shown = f"{caught.value} {caught.value!r} {caught.value.explanation} {caplog.text}"
     assert "eyJuIjoiYXNzZXRzIn0" not in shown and "deadbeef42" not in shown
     assert "/files/***/3f9a.jpg" in str(caught.value)
+
+
+LINK = "https://portal.test/files/eyJuIjoiYXNzZXRzIn0:1tX:abc/3f9a.jpg"
+# A key the client does not know (an upstream echoing another account's key).
+OTHER_KEY = "sk-OTHERACCOUNTKEY4242"
+
+
+def _percent_every_byte(text: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in text.encode())
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        pytest.param(quote(LINK, safe=""), id="link-url-encoded"),
+        pytest.param(quote(quote(LINK, safe=""), safe=""), id="link-encoded-twice"),
+        pytest.param("url=" + quote_plus(LINK), id="link-form-encoded"),
+        pytest.param(LINK.replace("/", "\\/"), id="link-json-escaped"),
+        pytest.param(quote(f"Bearer {OTHER_KEY}", safe=""), id="bearer-url-encoded"),
+        pytest.param(f"Authorization: Bearer+{OTHER_KEY[3:]}", id="bearer-plus"),
+        pytest.param(quote(f"?key={OTHER_KEY}", safe=""), id="other-key-in-encoded-query"),
+        pytest.param(_percent_every_byte(SECRET_KEY), id="key-every-byte-encoded"),
+        pytest.param(_percent_every_byte(SECRET_KEY).lower(), id="key-encoded-lowercase"),
+        pytest.param(quote(f"?key={SECRET_KEY}", safe=""), id="key-in-encoded-query"),
+        pytest.param(
+            quote("https://s3.test/a.jpg?X-Amz-Signature=deadbeef42&X-Amz-Expires=900", safe=""),
+            id="presigned-url-encoded",
+        ),
+    ],
+)
+def test_url_encoded_keys_and_links_are_redacted_from_errors_and_logs(
+    client, mocked, caplog, quoted
+):
+    mocked.post(
+        url("CreateAsset"),
+        json={"error": {"message": f"upstream_error: [InvalidParameter.URL] cannot get {quoted}"}},
+        status=400,
+    )
+
+    with caplog.at_level("DEBUG"), pytest.raises(InvalidRequest) as caught:
+        client.create_asset(GROUP, "tcp-1", "Image", LINK)
+
+    shown = f"{caught.value} {caught.value!r} {caught.value.explanation} {caplog.text}"
+    for secret in ("eyJuIjoiYXNzZXRzIn0", SECRET_KEY[3:], OTHER_KEY[3:], "deadbeef42"):
+        assert secret not in shown
+        assert secret not in unquote(unquote(shown)).replace("\\/", "/")
+    assert "***" in str(caught.value)
+
+
+def test_redaction_leaves_ordinary_text_alone():
+    text = (
+        "upstream_error: [NotFound.group_id] The specified asset_group group-x is not found; "
+        "ask-me-anything sk-short /files/list X-Amz-Expires=900"
+    )
+    assert redact(text, [SECRET_KEY]) == text

@@ -16,7 +16,7 @@ What every call gets:
 * *writes* (Create*/Update*/Delete*) are repeated only when nothing can have happened upstream:
   on a 429 (refused before processing) or a failure to connect (nothing was sent). After a read
   timeout, a dropped connection or a 5xx the outcome is unknown and ``AmbiguousWrite`` /
-  ``AmbiguousCreate`` is raised: see ``create_asset``.
+  ``AmbiguousCreate`` is raised: see ``create_asset_reconciled``.
 
 The key is sent only in the ``Authorization`` header; logs, errors and ``repr`` show its
 fingerprint (``keys.key_fingerprint``).
@@ -29,7 +29,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,10 +44,10 @@ from .types import (
     AssetCreated,
     AssetPage,
     AssetRenamed,
-    AssetType,
     Deleted,
-    GroupType,
     UpstreamAsset,
+    UpstreamAssetType,
+    UpstreamGroupType,
     VerificationResult,
     VerificationSessionStarted,
 )
@@ -160,7 +160,8 @@ class AnyfastClient:
 
     ``base_url`` and ``api_key`` default to ``settings.ANYFAST_BASE_URL`` / ``ANYFAST_API_KEY``;
     ``session`` to a fresh ``outgoing_session``; ``rate_limiter`` to the one the settings describe
-    (pass ``NullRateLimiter()`` to bypass it). ``sleep`` and ``rng`` exist for tests.
+    (pass ``NullRateLimiter()`` to bypass it). ``reconcile_attempts`` and ``reconcile_wait`` shape
+    ``create_asset_reconciled``. ``sleep`` and ``rng`` exist for tests.
     Thread-safe as far as ``requests.Session`` is (one client per thread is safest).
     """
 
@@ -178,6 +179,8 @@ class AnyfastClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         max_retry_after: float = 30.0,
+        reconcile_attempts: int = 2,
+        reconcile_wait: float = 3.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         on_attempt: Callable[[Attempt], None] | None = None,
@@ -204,6 +207,8 @@ class AnyfastClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
+        self.reconcile_attempts = reconcile_attempts
+        self.reconcile_wait = reconcile_wait
         self.sleep = sleep
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.on_attempt = on_attempt
@@ -260,17 +265,14 @@ class AnyfastClient:
 
         Never repeated blindly. A 429 or a failed connect is retried (nothing was created), but
         when the request was sent and no answer came back (read timeout, dropped connection,
-        5xx) this raises ``AmbiguousCreate``: the caller must then call
-        ``find_asset_by_name(group_id, name)`` — names are unique per upload, so a hit is the
-        asset this call created — and create again only if it finds nothing. (Creating again
-        blindly would be refused anyway: a duplicate Name in a group answers a misleading
-        ``NotFound.group_id``, G6.)
+        5xx) this raises ``AmbiguousCreate``. Callers use ``create_asset_reconciled``, which
+        settles that case; this method is the single HTTP call.
         """
-        if asset_type not in AssetType.MODELS:
-            raise ValueError(f"asset_type must be one of {sorted(AssetType.MODELS)}")
+        if asset_type not in UpstreamAssetType.MODELS:
+            raise ValueError(f"asset_type must be one of {sorted(UpstreamAssetType.MODELS)}")
         # §4.4 CreateAsset: {"model","GroupId","Name","AssetType","URL"} → {"Id"}
         body = {
-            "model": AssetType.MODELS[asset_type],
+            "model": UpstreamAssetType.MODELS[asset_type],
             "GroupId": group_id,
             "Name": name,
             "AssetType": asset_type,
@@ -282,20 +284,81 @@ class AnyfastClient:
             raise self._unexpected("CreateAsset", "no asset Id")
         return AssetCreated(id=asset_id, name=name, group_id=group_id, asset_type=asset_type)
 
+    def create_asset_reconciled(
+        self,
+        group_id: str,
+        name: str,
+        asset_type: str,
+        url: str,
+        *,
+        group_type: str = UpstreamGroupType.LIVENESS_FACE,
+    ) -> AssetCreated:
+        """Create asset ``name`` in ``group_id``, or find the one an earlier attempt created.
+
+        Never a twin, never a lost asset, provided ``name`` is unique to this upload (the
+        portal's ``Asset.upstream_name`` is). The same call may be repeated at any time, e.g. by
+        a task retrying after a crash: it settles whatever the earlier attempts did.
+
+        The contract of an ambiguous create (``AmbiguousCreate``: read timeout, dropped
+        connection, 5xx): the upstream may have created the asset, may not have, or may *still
+        be* creating it. Anyfast holds creates open for minutes (§7), so a lookup by Name right
+        after the timeout usually finds nothing although the asset is on its way: an empty
+        lookup proves nothing. What settles it is the upstream's refusal of a duplicate Name
+        (G6), answered as ``NotFound.group_id``: sending the same create again either creates
+        the asset (the first attempt never landed, or is still in flight and will itself be
+        refused as the duplicate) or is refused because the asset exists — then it is looked up.
+
+        So: create. After an ambiguous answer, wait (``reconcile_wait`` seconds, longer each
+        time), look the Name up, and if it is not listed yet, send the create again. A
+        ``NotFound.group_id`` answer is looked up by Name and the asset found is returned; when
+        nothing has the Name, ``GroupNotFound`` is raised (the group is another key's or gone),
+        or ``CreateOutcomeUnknown`` if an attempt of this call may still be landing. After
+        ``reconcile_attempts`` unanswered creates it raises ``CreateOutcomeUnknown``, a
+        transient error: call again later with the same arguments.
+        """
+        ambiguous: errors.AmbiguousCreate | None = None
+        for attempt in range(1, self.reconcile_attempts + 1):
+            try:
+                return self.create_asset(group_id, name, asset_type, url)
+            except errors.AmbiguousCreate as error:
+                ambiguous = error
+            except errors.GroupNotFound:
+                found = self.find_asset_by_name(group_id, name, group_type=group_type)
+                if found is not None:
+                    logger.info("upstream: CreateAsset %s already existed as %s", name, found.id)
+                    return _created(found, name, group_id, asset_type)
+                if ambiguous is None:
+                    raise
+                break
+            self.sleep(self.reconcile_wait * attempt)
+            found = self.find_asset_by_name(group_id, name, group_type=group_type)
+            if found is not None:
+                logger.info("upstream: the ambiguous CreateAsset %s created %s", name, found.id)
+                return _created(found, name, group_id, asset_type)
+        raise errors.CreateOutcomeUnknown(
+            f"CreateAsset of {name} in {group_id} is still unsettled"
+            + (f" (last attempt: {ambiguous.code})" if ambiguous else ""),
+            action="CreateAsset",
+            code=ambiguous.code if ambiguous else "",
+            secrets=self._secrets,
+        )
+
     def get_asset(
         self,
         asset_id: str,
         *,
         group_id: str | None = None,
-        group_type: str = GroupType.LIVENESS_FACE,
+        name: str | None = None,
+        group_type: str = UpstreamGroupType.LIVENESS_FACE,
     ) -> UpstreamAsset:
         """The asset's current state (§4.5).
 
         CONFLICT §4.5 / G10: on Anyfast, GetAsset may answer ``NotFound.asset_id`` for an asset
         of a LivenessFace group that ListAssets scoped to the group does find. So when GetAsset
         says NotFound and ``group_id`` is known, the group is listed (``GroupIds=[group_id]``,
-        ``GroupType=group_type``) and the asset picked by Id; only if that misses too is
-        ``AssetNotFound`` raised.
+        ``GroupType=group_type``, and ``Name=name`` when given, which makes it one short page)
+        and the asset picked by Id; only if that misses too is ``AssetNotFound`` raised. To poll
+        many assets of a group, use ``get_assets``.
         """
         # §4.5 GetAsset: {"Id"} → asset object
         try:
@@ -303,7 +366,8 @@ class AnyfastClient:
         except errors.AssetNotFound:
             if not group_id:
                 raise
-            for asset in self.iter_assets(group_type=group_type, group_ids=[group_id]):
+            listed = self.iter_assets(group_type=group_type, group_ids=[group_id], name=name)
+            for asset in listed:
                 if asset.id == asset_id:
                     logger.info("upstream: GetAsset missed %s, ListAssets found it", asset_id)
                     return asset
@@ -312,6 +376,35 @@ class AnyfastClient:
         if not asset.id:
             raise self._unexpected("GetAsset", "no asset Id")
         return asset
+
+    def get_assets(
+        self,
+        asset_ids: Iterable[str],
+        *,
+        group_id: str,
+        group_type: str = UpstreamGroupType.LIVENESS_FACE,
+    ) -> dict[str, UpstreamAsset]:
+        """The current state of many assets of one group, by Id: what a sweep polls.
+
+        One ListAssets pass over the group (pages of 100, newest first), stopping once every
+        asked Id was seen: at most ⌈group size / 100⌉ calls whatever the number of Ids, usually
+        one, instead of a GetAsset per asset (and a listing per asset where GetAsset cannot see
+        LivenessFace assets, §4.5). ListAssets carries Failed assets with their ``Error``.
+
+        An Id missing from the result was not listed for this key: deleted, another key's, or
+        (rarely) skipped because the group changed between two pages. Ask again in the next
+        sweep, or settle it with ``get_asset``.
+        """
+        wanted = set(asset_ids)
+        found: dict[str, UpstreamAsset] = {}
+        if not wanted:
+            return found
+        for asset in self.iter_assets(group_type=group_type, group_ids=[group_id]):
+            if asset.id in wanted:
+                found[asset.id] = asset
+                if len(found) == len(wanted):
+                    break
+        return found
 
     def list_assets(
         self,
@@ -339,7 +432,7 @@ class AnyfastClient:
         # §4.6 ListAssets: {"model","Filter","PageNumber","PageSize"} → {"PageNumber","PageSize",
         # "TotalCount","Items"}
         body = {
-            "model": AssetType.DEFAULT_MODEL,
+            "model": UpstreamAssetType.DEFAULT_MODEL,
             "Filter": filter_,
             "PageNumber": page_number,
             "PageSize": page_size,
@@ -371,13 +464,14 @@ class AnyfastClient:
                 return
 
     def find_asset_by_name(
-        self, group_id: str, name: str, *, group_type: str = GroupType.LIVENESS_FACE
+        self, group_id: str, name: str, *, group_type: str = UpstreamGroupType.LIVENESS_FACE
     ) -> UpstreamAsset | None:
         """The asset named exactly ``name`` in ``group_id``, or ``None``.
 
-        This is how a create whose outcome is unknown (``AmbiguousCreate``) is reconciled: the
-        portal gives every upload a unique Name, so finding it means the create happened. The
-        upstream's Name filter is fuzzy (§4.6), hence the exact comparison here.
+        The portal gives every upload a unique Name, so finding it means its create happened.
+        Not finding it right after an ambiguous create proves nothing (the create may still be
+        under way): ``create_asset_reconciled`` handles that. The upstream's Name filter is
+        fuzzy (§4.6), hence the exact comparison here.
         """
         for asset in self.iter_assets(group_type=group_type, group_ids=[group_id], name=name):
             if asset.name == name and asset.group_id in ("", group_id):
@@ -388,7 +482,7 @@ class AnyfastClient:
         """Rename an asset, the only change the upstream allows (§4.8)."""
         # §4.8 UpdateAsset: {"model","Id","Name"} → {"Id"}
         data = self._call(
-            "UpdateAsset", {"model": AssetType.DEFAULT_MODEL, "Id": asset_id, "Name": name}
+            "UpdateAsset", {"model": UpstreamAssetType.DEFAULT_MODEL, "Id": asset_id, "Name": name}
         )
         return AssetRenamed(id=_str_or(data.get("Id"), asset_id), name=name)
 
@@ -396,7 +490,7 @@ class AnyfastClient:
         """Delete an asset (§4.9). A timeout raises ``AmbiguousWrite``: check with ``get_asset``
         (``AssetNotFound`` means it is gone) before repeating."""
         # §4.9 DeleteAsset: {"model","Id"} → {"Id","Deleted":true}
-        data = self._call("DeleteAsset", {"model": AssetType.DEFAULT_MODEL, "Id": asset_id})
+        data = self._call("DeleteAsset", {"model": UpstreamAssetType.DEFAULT_MODEL, "Id": asset_id})
         return Deleted(id=_str_or(data.get("Id"), asset_id))
 
     def delete_asset_group(self, group_id: str) -> Deleted:
@@ -579,6 +673,12 @@ class AnyfastClient:
             result = data.get("Result")
             return result if isinstance(result, dict) else {}
         return data
+
+
+def _created(asset: UpstreamAsset, name: str, group_id: str, asset_type: str) -> AssetCreated:
+    return AssetCreated(
+        id=asset.id, name=name, group_id=group_id, asset_type=asset.asset_type or asset_type
+    )
 
 
 def _str_or(value: object, default: str) -> str:

@@ -7,8 +7,8 @@ Three families, because callers do three different things with them:
 * ``PermanentUpstreamError`` — trying again cannot help (bad key, wrong token group, unknown
   group or asset, invalid request). Record it and tell a person what to fix.
 * ``AmbiguousWrite`` (``AmbiguousCreate`` for CreateAsset) — a write was sent and no answer came
-  back, so it may or may not have happened. Never repeat it blindly: look first
-  (``AnyfastClient.find_asset_by_name`` for an asset), then decide.
+  back, so it may or may not have happened, and may still be happening. Never repeat it
+  blindly: for an asset, ``AnyfastClient.create_asset_reconciled`` settles it.
 
 Every error carries ``explanation``: one sentence for a person (staff in the admin, or the command
 line), in the words of the provider's troubleshooting table where it has a row
@@ -84,6 +84,17 @@ AMBIGUOUS_CREATE_EXPLANATION = (
     "The upload was sent but no answer came back, so it is unknown whether the upstream created "
     "the asset: the portal looks it up by its Name before uploading again, never creating a twin."
 )
+CREATE_OUTCOME_UNKNOWN_EXPLANATION = (
+    "The upload was sent but the upstream has not answered yet, and the asset is not listed yet: "
+    "the upload may still be under way. The portal looks again later (by the asset's Name, so no "
+    "twin is ever created)."
+)
+SESSION_OVER_EXPLANATION = (
+    "The upstream no longer knows this verification session: its BytedToken has expired (it "
+    "lasts only minutes) or was created with another API key. Start a new verification session "
+    "for the person (their invitation stays valid); if the session is recent, check that "
+    "ANYFAST_API_KEY is still the key that created it."
+)
 AMBIGUOUS_WRITE_EXPLANATION = (
     "The request was sent but no answer came back, so it is unknown whether the upstream applied "
     "it: check the object's current state before repeating it."
@@ -143,8 +154,6 @@ class UpstreamError(Exception):
     """
 
     default_explanation: ClassVar[str] = "The upstream call failed."
-    #: Whether the same request may simply be repeated later.
-    retryable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -182,7 +191,6 @@ class UpstreamError(Exception):
 class TransientUpstreamError(UpstreamError):
     """Repeating the same request later may succeed; nothing was done upstream."""
 
-    retryable = True
     default_explanation = SERVER_ERROR_EXPLANATION
 
 
@@ -265,6 +273,14 @@ class AssetNotFound(PermanentUpstreamError):
     default_explanation = ASSET_NOT_FOUND_EXPLANATION
 
 
+class VerificationTokenInvalid(PermanentUpstreamError):
+    """The BytedToken is expired or unknown to this key: 404 ``NotFound.BytedToken`` or 400
+    ``InvalidParameter.BytedToken`` (the code seen varies). That upstream session is over; the
+    person needs a new one."""
+
+    default_explanation = SESSION_OVER_EXPLANATION
+
+
 class InvalidRequest(PermanentUpstreamError):
     """Any other 4xx: a missing or invalid parameter, a refused file, a denied permission."""
 
@@ -301,9 +317,17 @@ class AmbiguousWrite(UpstreamError):
 
 
 class AmbiguousCreate(AmbiguousWrite):
-    """CreateAsset was sent and no answer came back: reconcile with ``find_asset_by_name``."""
+    """CreateAsset was sent and no answer came back: ``create_asset_reconciled`` settles it."""
 
     default_explanation = AMBIGUOUS_CREATE_EXPLANATION
+
+
+class CreateOutcomeUnknown(TransientUpstreamError):
+    """``create_asset_reconciled`` could not settle an ambiguous create yet: the asset is not
+    listed and every new attempt went unanswered too. Call it again later; it never creates a
+    twin."""
+
+    default_explanation = CREATE_OUTCOME_UNKNOWN_EXPLANATION
 
 
 # --- Parsing error responses ------------------------------------------------------------------
@@ -313,6 +337,7 @@ class AmbiguousCreate(AmbiguousWrite):
 _RELAYED = re.compile(r"upstream_error:\s*\[(?P<code>[^\]]*)\]\s*(?P<message>.*)", re.S)
 _WRONG_TOKEN_GROUP = re.compile(r"GroupType must be one of \[AIGC\]", re.I)
 _GROUP_NOT_FOUND = re.compile(r"asset[_ ]group\b.*\bnot found", re.I | re.S)
+_TOKEN_INVALID = re.compile(r"\bBytedToken\b.*\b(?:not found|expired|invalid)", re.I | re.S)
 _ASSET_NOT_FOUND = re.compile(r"\basset\b(?![_ ]group).*\bnot found", re.I | re.S)
 # Throttling codes seen in upstream/reseller fixtures (reference §5.2). ``QuotaExceeded`` alone is
 # an exhausted asset quota, not a rate limit, so it is deliberately absent.
@@ -442,6 +467,11 @@ def error_from_response(
     if http_status == 429 or lowered in _RATE_LIMIT_CODES:
         retry_after = parse_retry_after((headers or {}).get("Retry-After"))
         return RateLimited(message, retry_after=retry_after, **common)
+    # An empty token (MissingParameter.BytedToken) is the portal's own mistake, not an old token.
+    if (tail == "bytedtoken" and not lowered.startswith("missingparameter")) or (
+        400 <= http_status < 500 and _TOKEN_INVALID.search(message)
+    ):
+        return VerificationTokenInvalid(message, **common)
     if tail == "group_id" or (http_status == 404 and _GROUP_NOT_FOUND.search(message)):
         return GroupNotFound(message, **common)
     if tail == "asset_id" or (

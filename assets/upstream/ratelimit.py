@@ -1,40 +1,49 @@
 """Keep the whole deployment within the upstream's per-action request budgets.
 
 BytePlus documents account-wide limits per Action (reference §8: GetAsset 100/s, CreateAsset
-300/min, …), so every worker process on every host must share one count: the web server, the
-Celery workers and beat together. ``settings.ANYFAST_RATE_LIMITS`` gives them as
-``"<count>/<seconds>"``.
+300/min, …): ``DOCUMENTED_BUDGETS`` below. Every worker process on every host must share one
+count: the web server, the Celery workers and beat together. ``settings.ANYFAST_RATE_LIMITS``
+overrides single entries of the table (``{"GetAsset": "40/1"}``, from the environment as
+``ANYFAST_RATE_LIMITS=GetAsset=40/1,CreateAsset=120/60``).
 
-Algorithm — a sliding-window log, the same in both backends: each granted call leaves its
-timestamp; a call is granted when fewer than ``count`` timestamps lie in the last ``window``
-seconds, otherwise the caller learns how long until the oldest one leaves the window. The check
-and the insert happen in one atomic step (a Lua script in Redis, a ``BEGIN IMMEDIATE``
-transaction in SQLite), with the clock read *inside* that step, so timestamps are recorded in
-order and no window ever holds ``count + 1`` grants, however many processes race.
+Algorithm — evenly spaced grants (GCRA without burst, i.e. a leaky bucket used as a meter): each
+action has one "next free slot" (the theoretical arrival time). A caller atomically takes the slot
+``max(next free slot, now)``, moves the next free slot one ``Budget.interval`` on, and sleeps
+until its slot. So no two grants of an action are closer than the interval, across every process,
+and a backlog flows at exactly one grant per interval: CreateAsset at 300/60 s goes out as one
+call every 0.2 s, never 300 in one second and then nothing for a minute. Waiters are served in
+the order they asked, and a caller whose slot is more than ``max_wait`` away takes none and gets
+``LocalRateLimitExceeded`` at once.
 
-Safety margin: the window used is ``seconds * 1.05`` (``SAFETY_MARGIN``). The upstream counts
-arrivals on its own clock, and a request leaves here a little after its slot was granted
-(scheduling, connection setup, network): the 5 % (50 ms on a 1-second window) absorbs that jitter
-so that what the server sees stays within budget too. The cost is ~5 % of the documented rate.
+Why spacing, and a margin in seconds: the upstream counts arrivals on its own clock, perhaps in a
+strict sliding window without any burst allowance, and each request spends a variable time on
+the way there. The interval is ``(seconds + NETWORK_MARGIN) / count``, so any ``count + 1``
+consecutive grants lie ``seconds + NETWORK_MARGIN`` apart and still arrive more than ``seconds``
+apart as long as their delays on the way differ by less than the margin (100 ms). The
+sliding-window log this module used before granted a whole window's budget at once; a request of
+one burst delayed by more than its margin then arrived in the upstream's window together with the
+next burst, and was refused with 429. The cost is the margin: about 91 % of a 1-second budget,
+99.8 % of CreateAsset's minute.
 
-Backends: Redis when ``ANYFAST_RATE_LIMIT_REDIS_URL`` is set (shared by every host; uses the
-Redis server's clock), else a SQLite file at ``ANYFAST_RATE_LIMIT_FILE`` (shared by the processes
-of one host: production with several hosts must use Redis). ``ANYFAST_RATE_LIMIT_ENABLED=false``
-disables limiting. pyrate-limiter was considered; its buckets do not give this one atomic
-check-and-record across processes on both stores with less code than this.
+Atomicity: a Lua script in Redis (on the Redis server's clock), a ``BEGIN IMMEDIATE`` transaction
+in SQLite, a lock in memory; the clock is read inside that step. Backends: Redis when
+``ANYFAST_RATE_LIMIT_REDIS_URL`` is set (shared by every host), else a SQLite file at
+``ANYFAST_RATE_LIMIT_FILE`` (the processes of one host: production with several hosts must use
+Redis). ``ANYFAST_RATE_LIMIT_ENABLED=false`` disables limiting.
+
+A clock that steps back (NTP, a test's time travel) moves the schedule back with it, so that the
+spacing holds and nobody waits for the clock to catch up with slots taken before the step.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
-import random
 import sqlite3
 import threading
 import time
-import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,14 +55,14 @@ from .errors import LocalRateLimitExceeded, RateLimiterUnavailable
 
 logger = logging.getLogger(__name__)
 
-SAFETY_MARGIN = 0.05
-DEFAULT_MAX_WAIT = 30.0
+# The variable delay on the way to the upstream that the spacing absorbs (see the module doc).
+NETWORK_MARGIN = 0.1
 REDIS_PREFIX = "anyfast:ratelimit:"
 
 
 @dataclass(frozen=True)
 class Budget:
-    """``count`` calls per ``seconds``; ``window`` is the period enforced, margin included."""
+    """``count`` calls per ``seconds``, as the upstream documents it."""
 
     count: int
     seconds: float
@@ -71,26 +80,77 @@ class Budget:
         return budget
 
     @property
-    def window(self) -> float:
-        return self.seconds * (1 + SAFETY_MARGIN)
+    def interval(self) -> float:
+        """Seconds between two grants: the period and the network margin, shared out evenly."""
+        return (self.seconds + NETWORK_MARGIN) / self.count
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds:g}"
 
 
-def sliding_window_wait(timestamps: list[float], now: float, count: int, window: float) -> float:
-    """The one algorithm: 0 when a call may go now, else the seconds until one may.
+# Reference §8 (BytePlus, per account). Actions missing here are not limited.
+DOCUMENTED_BUDGETS: dict[str, Budget] = {
+    "CreateVisualValidateSession": Budget(3, 1),
+    "GetVisualValidateResult": Budget(3, 1),
+    "CreateAsset": Budget(300, 60),
+    "GetAsset": Budget(100, 1),
+    "ListAssets": Budget(10, 1),
+    "UpdateAsset": Budget(10, 1),
+    "DeleteAsset": Budget(10, 1),
+    "DeleteAssetGroup": Budget(5, 1),
+    "ListAssetGroups": Budget(10, 1),
+}
 
-    ``timestamps`` are the granted calls still inside ``(now - window, now]`` (or later, when
-    another process's clock ran ahead), oldest first.
+
+def budgets_with(overrides: Mapping[str, str]) -> dict[str, Budget]:
+    """The documented budgets with ``overrides`` (``{"GetAsset": "40/1"}``) applied.
+
+    ``ValueError`` for an action the table does not know (a misspelt name would otherwise be
+    ignored silently) or a budget that is not ``<count>/<seconds>``.
     """
-    if len(timestamps) < count:
-        return 0.0
-    # The (len - count + 1)-th oldest must leave before the window has room again.
-    return max(timestamps[len(timestamps) - count] + window - now, 1e-4)
+    unknown = sorted(set(overrides) - set(DOCUMENTED_BUDGETS))
+    if unknown:
+        raise ValueError(
+            f"unknown action(s) {', '.join(unknown)}; "
+            f"the budgeted actions are {', '.join(DOCUMENTED_BUDGETS)}"
+        )
+    return {
+        **DOCUMENTED_BUDGETS,
+        **{action: Budget.parse(text) for action, text in overrides.items()},
+    }
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One action's state: its next free slot, and the clock reading when it was last moved."""
+
+    next_free: float
+    written: float
+
+
+def take_slot(
+    schedule: Schedule | None, now: float, interval: float, max_wait: float
+) -> tuple[float | None, Schedule | None]:
+    """The one algorithm: ``(seconds until the slot taken, the new schedule)``.
+
+    ``(None, None)`` (and nothing changes) when the next free slot is more than ``max_wait``
+    away. A clock that reads earlier than the last write went back: the schedule moves back by
+    as much.
+    """
+    next_free = now
+    if schedule is not None:
+        next_free = schedule.next_free - max(0.0, schedule.written - now)
+    slot = max(next_free, now)
+    wait = slot - now
+    if wait > max_wait:
+        return None, None
+    return wait, Schedule(slot + interval, now)
 
 
 class Backend(Protocol):
-    def try_acquire(self, action: str, count: int, window: float) -> float:
-        """Atomically: record a call and return 0.0 if the budget allows it now, else record
-        nothing and return the seconds to wait before asking again."""
+    def take_slot(self, action: str, interval: float, max_wait: float) -> float | None:
+        """Atomically take the next free slot of ``action`` if it is at most ``max_wait`` seconds
+        away, and return the seconds until it (0.0: now); else take nothing and return None."""
         ...
 
     def describe(self) -> str: ...
@@ -102,19 +162,15 @@ class MemoryBackend:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._lock = threading.Lock()
-        self._calls: dict[str, deque[float]] = {}
+        self._schedules: dict[str, Schedule] = {}
 
-    def try_acquire(self, action: str, count: int, window: float) -> float:
+    def take_slot(self, action: str, interval: float, max_wait: float) -> float | None:
         with self._lock:
-            now = self.clock()
-            calls = self._calls.setdefault(action, deque())
-            while calls and calls[0] <= now - window:
-                calls.popleft()
-            while calls and calls[-1] > now + window:  # from a clock that went back
-                calls.pop()
-            wait = sliding_window_wait(list(calls), now, count, window)
-            if wait == 0.0:
-                calls.append(now)
+            wait, schedule = take_slot(
+                self._schedules.get(action), self.clock(), interval, max_wait
+            )
+            if schedule is not None:
+                self._schedules[action] = schedule
             return wait
 
     def describe(self) -> str:
@@ -124,7 +180,7 @@ class MemoryBackend:
 class SQLiteBackend:
     """A SQLite file shared by every process of one host.
 
-    ``BEGIN IMMEDIATE`` takes the database's write lock before reading, so the read-decide-insert
+    ``BEGIN IMMEDIATE`` takes the database's write lock before reading, so the read-decide-write
     step of concurrent processes is serialised; the clock is read after the lock is held.
     """
 
@@ -144,35 +200,32 @@ class SQLiteBackend:
         # the busy timeout, when another process does the same: set the file up under a lock.
         with open(self.path.with_name(self.path.name + ".setup-lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            # WAL: readers never block the writer; losing the last grants on an OS crash is
+            # WAL: readers never block the writer; losing the last slots on an OS crash is
             # harmless.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS grants (action TEXT NOT NULL, at REAL NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schedules "
+                "(action TEXT PRIMARY KEY, next_free REAL NOT NULL, written REAL NOT NULL)"
             )
-            conn.execute("CREATE INDEX IF NOT EXISTS grants_action_at ON grants (action, at)")
         conn.execute("PRAGMA synchronous=OFF")
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
-    def try_acquire(self, action: str, count: int, window: float) -> float:
+    def take_slot(self, action: str, interval: float, max_wait: float) -> float | None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            now = self.clock()
-            # Grants older than the window are spent; grants more than a window ahead can only
-            # come from a clock that has since gone back (NTP step, a test's time travel) and
-            # would otherwise block callers until real time catches up with them.
-            conn.execute(
-                "DELETE FROM grants WHERE action = ? AND (at <= ? OR at > ?)",
-                (action, now - window, now + window),
+            row = conn.execute(
+                "SELECT next_free, written FROM schedules WHERE action = ?", (action,)
+            ).fetchone()
+            wait, schedule = take_slot(
+                Schedule(*row) if row else None, self.clock(), interval, max_wait
             )
-            rows = conn.execute(
-                "SELECT at FROM grants WHERE action = ? ORDER BY at", (action,)
-            ).fetchall()
-            wait = sliding_window_wait([row[0] for row in rows], now, count, window)
-            if wait == 0.0:
-                conn.execute("INSERT INTO grants (action, at) VALUES (?, ?)", (action, now))
+            if schedule is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO schedules VALUES (?, ?, ?)",
+                    (action, schedule.next_free, schedule.written),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -183,36 +236,40 @@ class SQLiteBackend:
         return f"SQLite file {self.path}"
 
 
-# The same sliding-window log as ``sliding_window_wait`` (and the same cleanup as the SQLite
-# backend), run atomically inside Redis. Times are integer microseconds from the Redis server's
-# clock (``TIME``), so every host shares one clock; ARGV[4], when given, replaces it (tests inject
-# a clock).
+# ``take_slot`` run atomically inside Redis: one hash per action with the next free slot and the
+# time of the last write, in integer microseconds of the Redis server's clock (``TIME``), so that
+# every host shares one clock; ARGV[3], when given, replaces it (tests inject a clock). Answers
+# the wait in microseconds, or -1 when the slot is beyond ARGV[2].
 _REDIS_SCRIPT = """
-local key, count, window, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local key, interval, max_wait = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 local now
-if ARGV[4] ~= '' then
-  now = tonumber(ARGV[4])
+if ARGV[3] ~= '' then
+  now = tonumber(ARGV[3])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
--- Lua would pass numbers as '%.14g' strings (0.1 ms steps at today's epoch): format exactly.
-local function us(x) return string.format('%.0f', x) end
-redis.call('ZREMRANGEBYSCORE', key, '-inf', us(now - window))
-redis.call('ZREMRANGEBYSCORE', key, '(' .. us(now + window), '+inf')
-local n = redis.call('ZCARD', key)
-if n < count then
-  redis.call('ZADD', key, us(now), member)
-  redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
-  return 0
+local state = redis.call('HMGET', key, 'next_free', 'written')
+local next_free = now
+if state[1] then
+  next_free = tonumber(state[1]) - math.max(0, tonumber(state[2]) - now)
 end
-local edge = redis.call('ZRANGE', key, n - count, n - count, 'WITHSCORES')
-return math.max(tonumber(edge[2]) + window - now, 100)
+local slot = math.max(next_free, now)
+local wait = slot - now
+if wait > max_wait then
+  return -1
+end
+-- Lua would write numbers as '%.14g' (0.1 ms steps at today's epoch): format them exactly.
+local function us(x) return string.format('%.0f', x) end
+redis.call('HSET', key, 'next_free', us(slot + interval), 'written', us(now))
+-- An idle action's schedule is forgotten a minute after its last slot.
+redis.call('PEXPIRE', key, math.ceil((wait + interval) / 1000) + 60000)
+return wait
 """
 
 
 class RedisBackend:
-    """Redis shared by every host: one sorted set of grant times per action."""
+    """Redis shared by every host: one small hash per action."""
 
     def __init__(
         self,
@@ -231,13 +288,16 @@ class RedisBackend:
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         return cls(client, **kwargs)
 
-    def try_acquire(self, action: str, count: int, window: float) -> float:
+    def take_slot(self, action: str, interval: float, max_wait: float) -> float | None:
         now = "" if self.clock is None else str(int(self.clock() * 1_000_000))
-        wait_us = self._script(
-            keys=[self.prefix + action],
-            args=[count, int(window * 1_000_000), uuid.uuid4().hex, now],
+        wait_us = int(
+            self._script(
+                keys=[self.prefix + action],
+                # Rounded up: whole microseconds must never make the spacing shorter.
+                args=[math.ceil(interval * 1_000_000), int(max_wait * 1_000_000), now],
+            )
         )
-        return int(wait_us) / 1_000_000
+        return None if wait_us < 0 else wait_us / 1_000_000
 
     def describe(self) -> str:
         kwargs = self.client.connection_pool.connection_kwargs
@@ -249,8 +309,8 @@ class RateLimiter:
     """Blocking per-action limiter over a shared ``Backend``.
 
     ``acquire(action)`` returns once a call may be made (the seconds it waited), or raises
-    ``LocalRateLimitExceeded`` (a transient error) when no slot frees up within ``max_wait``.
-    Actions without a budget are never limited.
+    ``LocalRateLimitExceeded`` (a transient error, at once, without waiting) when the next free
+    slot is more than ``max_wait`` away. Actions without a budget are never limited.
     """
 
     def __init__(
@@ -258,49 +318,38 @@ class RateLimiter:
         budgets: Mapping[str, Budget],
         backend: Backend,
         *,
-        max_wait: float = DEFAULT_MAX_WAIT,
+        max_wait: float,
         sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.budgets = dict(budgets)
         self.backend = backend
         self.max_wait = max_wait
         self.sleep = sleep
-        self.monotonic = monotonic
-
-    @property
-    def enabled(self) -> bool:
-        return True
 
     def acquire(self, action: str, *, max_wait: float | None = None) -> float:
         budget = self.budgets.get(action)
         if budget is None:
             return 0.0
         limit = self.max_wait if max_wait is None else max_wait
-        started = self.monotonic()
-        while True:
-            try:
-                wait = self.backend.try_acquire(action, budget.count, budget.window)
-            except (sqlite3.Error, OSError, redis.RedisError) as exc:
-                raise RateLimiterUnavailable(
-                    f"{self.backend.describe()}: {type(exc).__name__}: {exc}",
-                    action=action,
-                    code="RateLimiterUnavailable",
-                ) from exc
-            waited = self.monotonic() - started
-            if wait <= 0:
-                if waited > 1:
-                    logger.info("rate limiter: %s waited %.1f s for a slot", action, waited)
-                return waited
-            if waited + wait > limit:
-                raise LocalRateLimitExceeded(
-                    f"no {action} slot within {limit:.0f} s "
-                    f"(budget {budget.count}/{budget.seconds:g} s)",
-                    action=action,
-                    code="LocalRateLimit",
-                )
-            # A little jitter so processes woken for the same slot do not collide every time.
-            self.sleep(wait + random.uniform(0, min(wait, 0.005)))  # noqa: S311
+        try:
+            wait = self.backend.take_slot(action, budget.interval, limit)
+        except (sqlite3.Error, OSError, redis.RedisError) as exc:
+            raise RateLimiterUnavailable(
+                f"{self.backend.describe()}: {type(exc).__name__}: {exc}",
+                action=action,
+                code="RateLimiterUnavailable",
+            ) from exc
+        if wait is None:
+            raise LocalRateLimitExceeded(
+                f"no {action} slot within {limit:g} s (budget {budget} s)",
+                action=action,
+                code="LocalRateLimit",
+            )
+        if wait > 0:
+            self.sleep(wait)
+        if wait > 1:
+            logger.info("rate limiter: %s waited %.1f s for its slot", action, wait)
+        return wait
 
     def describe(self) -> str:
         return self.backend.describe()
@@ -308,8 +357,6 @@ class RateLimiter:
 
 class NullRateLimiter:
     """Limiting disabled (``ANYFAST_RATE_LIMIT_ENABLED=false``)."""
-
-    enabled = False
 
     def acquire(self, action: str, *, max_wait: float | None = None) -> float:
         return 0.0
@@ -322,8 +369,15 @@ _backends: dict[tuple[str, str], Backend] = {}
 _backends_lock = threading.Lock()
 
 
-def parse_budgets(limits: Mapping[str, str]) -> dict[str, Budget]:
-    return {action: Budget.parse(text) for action, text in limits.items()}
+def budgets_from_settings() -> dict[str, Budget]:
+    """The documented budgets with ``settings.ANYFAST_RATE_LIMITS`` applied."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return budgets_with(settings.ANYFAST_RATE_LIMITS)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"ANYFAST_RATE_LIMITS: {exc}") from exc
 
 
 def rate_limiter_from_settings() -> RateLimiter | NullRateLimiter:
@@ -344,7 +398,5 @@ def rate_limiter_from_settings() -> RateLimiter | NullRateLimiter:
             )
             _backends[key] = backend
     return RateLimiter(
-        parse_budgets(settings.ANYFAST_RATE_LIMITS),
-        backend,
-        max_wait=float(getattr(settings, "ANYFAST_RATE_LIMIT_MAX_WAIT", DEFAULT_MAX_WAIT)),
+        budgets_from_settings(), backend, max_wait=settings.ANYFAST_RATE_LIMIT_MAX_WAIT
     )

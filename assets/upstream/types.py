@@ -17,7 +17,7 @@ from typing import Any
 from .errors import EMPTY_GROUP_ID_EXPLANATION, explain_asset_error
 
 
-class AssetType:
+class UpstreamAssetType:
     """Upstream ``AssetType`` values and the Anyfast billing ``model`` each needs (§2.1)."""
 
     IMAGE = "Image"
@@ -29,9 +29,11 @@ class AssetType:
     DEFAULT_MODEL = "volc-asset"
 
 
-class AssetStatus:
+class UpstreamAssetStatus:
     """Upstream asset states (reference §6.2). Anyfast's schema also lists an unexplained
-    ``Inactive`` (reference §12.4): it is neither usable nor failed."""
+    ``Inactive`` (reference §12.4): it is neither usable nor failed.
+
+    Not ``assets.models.AssetStatus``, the portal's own life cycle of an asset row."""
 
     PROCESSING = "Processing"
     ACTIVE = "Active"
@@ -39,7 +41,9 @@ class AssetStatus:
     INACTIVE = "Inactive"
 
 
-class GroupType:
+class UpstreamGroupType:
+    """Upstream ``GroupType`` values (``assets.models.GroupType`` holds the same two as choices)."""
+
     LIVENESS_FACE = "LivenessFace"
     AIGC = "AIGC"
 
@@ -149,15 +153,15 @@ class UpstreamAsset:
 
     @property
     def is_active(self) -> bool:
-        return self.status == AssetStatus.ACTIVE
+        return self.status == UpstreamAssetStatus.ACTIVE
 
     @property
     def is_failed(self) -> bool:
-        return self.status == AssetStatus.FAILED
+        return self.status == UpstreamAssetStatus.FAILED
 
     @property
     def is_processing(self) -> bool:
-        return self.status == AssetStatus.PROCESSING
+        return self.status == UpstreamAssetStatus.PROCESSING
 
     @property
     def asset_uri(self) -> str:

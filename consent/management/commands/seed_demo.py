@@ -177,6 +177,7 @@ class Command(BaseCommand):
             content = make_image(width=width, height=height, fmt="JPEG", face=face, label=face)
             asset = Asset(
                 group=group,
+                consent=consent,
                 file=ContentFile(content, name=filename),
                 status=Asset.Status.ACTIVE,
                 uploaded_by=admin,
