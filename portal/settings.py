@@ -178,6 +178,9 @@ STORAGES = {
     },
 }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Warn staff, before an upload is spent, when a picture shows no face or several (OpenCV's face
+# cascade, assets.media.face_precheck): a hint, never a refusal.
+MEDIA_FACE_PRECHECK = env.bool("MEDIA_FACE_PRECHECK", default=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Email ------------------------------------------------------------------------------------
