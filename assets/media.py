@@ -435,13 +435,8 @@ def _probe(fileobj: BinaryIO, filename: str) -> MediaInfo:
         size_bytes=size,
         sha256=_sha256(fileobj),
     )
-    measure, decode = (
-        (_measure_image, _decode_image) if kind == "image" else (_measure_av, _decode_av)
-    )
     try:
-        info = measure(fileobj, info)
-        if not check_limits(info):  # a file refused anyway is not worth decoding
-            decode(fileobj, info)
+        info = _probe_image(fileobj, info) if kind == "image" else _probe_av(fileobj, info)
     except MediaRejected:
         raise
     except Exception as exc:
@@ -593,6 +588,13 @@ class _Unnamed:
 
 
 # --- Images -------------------------------------------------------------------------------------
+
+
+def _probe_image(fileobj: BinaryIO, info: MediaInfo) -> MediaInfo:
+    measured = _measure_image(fileobj, info)
+    if not check_limits(measured):  # a picture refused anyway is not worth decoding
+        _decode_image(fileobj, measured)
+    return measured
 
 
 def _measure_image(fileobj: BinaryIO, info: MediaInfo) -> MediaInfo:
@@ -800,35 +802,40 @@ def _open_av(fileobj: BinaryIO, fmt: str) -> InputContainer:
     return av.open(_Unnamed(fileobj), mode="r", format=_DEMUXERS[fmt], metadata_errors="ignore")
 
 
-def _measure_av(fileobj: BinaryIO, info: MediaInfo) -> MediaInfo:
-    name = FORMATS[info.format].name
+def _probe_av(fileobj: BinaryIO, info: MediaInfo) -> MediaInfo:
     if info.format == "wav" and not _wav_data_is_whole(fileobj, info.size_bytes):
         # FFmpeg would shorten the duration to what is there, so a cut WAV would pass as short.
         raise EOFError("the WAV's sound data is cut short")
-    with _open_av(fileobj, info.format) as container:
-        # container.duration (µs) is what ffprobe calls Duration; MP3 encoder padding is excluded.
-        duration = container.duration / av.time_base if container.duration else None
-        if info.kind == "audio":
-            if not container.streams.audio:
-                raise ValueError("no audio track")
-            return replace(info, duration_seconds=duration)
-        if not container.streams.video:
-            message = (
-                f"This {name} file has no video track; audio must be {_formats(LIMITS['audio'])}."
-            )
-            raise MediaRejected([LimitViolation("unsupported_format", message)])
-        stream = container.streams.video[0]
-        context = stream.codec_context
-        if context is None:  # FFmpeg has no decoder for it
-            message = f"This {name} file's video is encoded in a way the portal cannot decode."
-            raise MediaRejected([LimitViolation("unsupported_format", message)])
-        return replace(
-            info,
-            width=context.width,
-            height=context.height,
-            duration_seconds=duration,
-            fps=float(stream.average_rate) if stream.average_rate else None,
-        )
+    with _open_av(fileobj, info.format) as container:  # opening costs a frame's decoding: once
+        measured = _measure_av(container, info)
+        if not check_limits(measured):  # a file refused anyway is not worth decoding
+            _decode_av(container, measured)
+    return measured
+
+
+def _measure_av(container: InputContainer, info: MediaInfo) -> MediaInfo:
+    name = FORMATS[info.format].name
+    # container.duration (µs) is what ffprobe calls Duration; MP3 encoder padding is excluded.
+    duration = container.duration / av.time_base if container.duration else None
+    if info.kind == "audio":
+        if not container.streams.audio:
+            raise ValueError("no audio track")
+        return replace(info, duration_seconds=duration)
+    if not container.streams.video:
+        message = f"This {name} file has no video track; audio must be {_formats(LIMITS['audio'])}."
+        raise MediaRejected([LimitViolation("unsupported_format", message)])
+    stream = container.streams.video[0]
+    context = stream.codec_context
+    if context is None:  # FFmpeg has no decoder for it
+        message = f"This {name} file's video is encoded in a way the portal cannot decode."
+        raise MediaRejected([LimitViolation("unsupported_format", message)])
+    return replace(
+        info,
+        width=context.width,
+        height=context.height,
+        duration_seconds=duration,
+        fps=float(stream.average_rate) if stream.average_rate else None,
+    )
 
 
 def _wav_data_is_whole(fileobj: BinaryIO, size: int) -> bool:
@@ -844,46 +851,45 @@ def _wav_data_is_whole(fileobj: BinaryIO, size: int) -> bool:
     return False
 
 
-def _decode_av(fileobj: BinaryIO, info: MediaInfo) -> None:
+def _decode_av(container: InputContainer, info: MediaInfo) -> None:
     """Read every packet of the measured track: all must be there and whole, and cover the
     duration. Audio is decoded whole; video's first frame and its last group of pictures (from
     the last key frame) are decoded, so its last frame is too."""
-    with _open_av(fileobj, info.format) as container:
-        audio = info.kind == "audio"
-        stream = container.streams.audio[0] if audio else container.streams.video[0]
-        context = stream.codec_context
-        packets = decoded = 0
-        first_pts: int | None = None
-        last_pts = end_pts = last_key = 0
-        for packet in container.demux(stream):
-            if packet.size == 0 and packet.pts is None:
-                continue  # the empty packet that marks the end
-            if packet.is_corrupt:
-                raise EOFError("a packet is cut short")
-            packets += 1
-            if packet.pts is not None:
-                first_pts = packet.pts if first_pts is None else min(first_pts, packet.pts)
-                last_pts = max(last_pts, packet.pts)
-                end_pts = max(end_pts, packet.pts + (packet.duration or 0))
-                if packet.is_keyframe:
-                    last_key = packet.pts
-            if audio or not decoded:
-                decoded += len(context.decode(packet))
-        decoded += len(context.decode(None))
-        if not packets or not decoded or first_pts is None:
-            raise EOFError("no packet decodes")
-        if stream.frames and packets < stream.frames:
-            raise EOFError(f"{packets} of {stream.frames} packets are there")
-        time_base = stream.time_base or Fraction(1, av.time_base)
-        claimed = (
-            stream.duration * time_base
-            if stream.duration
-            else Fraction(container.duration or 0, av.time_base)
-        )
-        if (end_pts - first_pts) * time_base < claimed * _MIN_COVERAGE:
-            raise EOFError("the packets end before the duration the header claims")
-        if isinstance(stream, av.VideoStream):
-            _decode_last_frames(container, stream, last_key=last_key, last_pts=last_pts)
+    audio = info.kind == "audio"
+    stream = container.streams.audio[0] if audio else container.streams.video[0]
+    context = stream.codec_context
+    packets = decoded = 0
+    first_pts: int | None = None
+    last_pts = end_pts = last_key = 0
+    for packet in container.demux(stream):
+        if packet.size == 0 and packet.pts is None:
+            continue  # the empty packet that marks the end
+        if packet.is_corrupt:
+            raise EOFError("a packet is cut short")
+        packets += 1
+        if packet.pts is not None:
+            first_pts = packet.pts if first_pts is None else min(first_pts, packet.pts)
+            last_pts = max(last_pts, packet.pts)
+            end_pts = max(end_pts, packet.pts + (packet.duration or 0))
+            if packet.is_keyframe:
+                last_key = packet.pts
+        if audio or not decoded:
+            decoded += len(context.decode(packet))
+    decoded += len(context.decode(None))
+    if not packets or not decoded or first_pts is None:
+        raise EOFError("no packet decodes")
+    if stream.frames and packets < stream.frames:
+        raise EOFError(f"{packets} of {stream.frames} packets are there")
+    time_base = stream.time_base or Fraction(1, av.time_base)
+    claimed = (
+        stream.duration * time_base
+        if stream.duration
+        else Fraction(container.duration or 0, av.time_base)
+    )
+    if (end_pts - first_pts) * time_base < claimed * _MIN_COVERAGE:
+        raise EOFError("the packets end before the duration the header claims")
+    if isinstance(stream, av.VideoStream):
+        _decode_last_frames(container, stream, last_key=last_key, last_pts=last_pts)
 
 
 def _decode_last_frames(

@@ -197,8 +197,8 @@ AROUND_LIMITS: list[Sample] = [
     Sample("video-23.976fps.mp4", video(fps=Fraction(24000, 1001)), ("fps",)),
     Sample("video-60fps.mov", video(fps=60, container="mov")),
     Sample("video-61fps.mp4", video(fps=61), ("fps",)),
-    Sample("video-1600x640.mp4", video(1600, 640)),
-    Sample("video-1602x640.mp4", video(1602, 640), ("aspect_ratio",)),
+    Sample("video-1020x408.mp4", video(1020, 408)),
+    Sample("video-1022x408.mp4", video(1022, 408), ("aspect_ratio",)),
     Sample("video-50MB.mp4", padded(video(), _VIDEO_MAX)),
     Sample("video-50MB-and-1-byte.mp4", padded(video(), _VIDEO_MAX + 1), ("file_too_large",)),
     # Audio: 2-15 s, at most 15 MB.
