@@ -123,6 +123,10 @@ class MediaRejected(Exception):
         super().__init__(" ".join(v.message for v in violations))
 
 
+class LocationNotRemovable(Exception):
+    """``strip_location`` could not walk the file's metadata, so cannot promise it is gone."""
+
+
 @dataclass(frozen=True)
 class Range:
     """An inclusive range: both ends are accepted."""
@@ -340,7 +344,8 @@ def face_precheck(fileobj: BinaryIO, info: MediaInfo) -> list[str]:
     A hint before an upload is spent, never a verdict: OpenCV's Haar cascade finds frontal faces
     only and is easily fooled, and the upstream's own check decides (``FaceMismatch``). Returns
     ``[]`` for video and audio and when ``settings.MEDIA_FACE_PRECHECK`` is off. ``fileobj`` is
-    the file ``validate_media`` measured as ``info``; it is decoded at most 800 px a side.
+    the file ``validate_media`` measured as ``info``; the cascade looks at it 800 px a side at
+    most (a JPEG is also decoded at about that size).
     """
     if info.kind != "image" or not settings.MEDIA_FACE_PRECHECK:
         return []
@@ -390,8 +395,8 @@ def strip_location(fileobj: BinaryIO, info: MediaInfo) -> BinaryIO | None:
     * MP4 and MOV: ``©xyz`` and 3GPP ``loci`` boxes become ``free`` boxes, and the values of
       Apple's ``com.apple.quicktime.location.*`` keys are zeroed.
 
-    GIF, MP3 and WAV files are returned as they are (``None``): their formats have no standard
-    place for a location.
+    GIF, MP3 and WAV files are returned as they are (``None``): cameras, phones and recorders
+    write no location into them.
     """
     find_edits = _LOCATION_EDITS.get(info.format)
     if find_edits is None:
@@ -559,7 +564,13 @@ def _pillow_name(fileobj: BinaryIO) -> str | None:
 def _ffmpeg_name(fileobj: BinaryIO) -> str | None:
     fileobj.seek(0)
     try:
-        with av.open(_Unnamed(fileobj), mode="r", metadata_errors="ignore") as container:
+        with av.open(
+            _Unnamed(fileobj),
+            mode="r",
+            metadata_errors="ignore",
+            # Naming the format needs the first bytes only, whatever the file's size.
+            container_options={"probesize": str(_CHUNK_BYTES), "analyzeduration": "1"},
+        ) as container:
             name = container.format.name
             long_name = container.format.long_name
     except Exception:
@@ -621,8 +632,7 @@ def _measure_image(fileobj: BinaryIO, info: MediaInfo) -> MediaInfo:
 
 def _decode_image(fileobj: BinaryIO, info: MediaInfo) -> None:
     """Decode every pixel (``OSError`` and friends when the picture is damaged or incomplete)."""
-    assert info.width and info.height  # measured
-    if (limit := Image.MAX_IMAGE_PIXELS) and info.width * info.height > limit:
+    if (limit := Image.MAX_IMAGE_PIXELS) and (info.width or 0) * (info.height or 0) > limit:
         raise MediaRejected([_too_many_pixels(limit, info)])
     fileobj.seek(0)
     if info.format == "png":
@@ -674,6 +684,7 @@ _ADAM7 = (
     (0, 1, 1, 2),
 )
 _MAX_PNG_EXIF = 1 << 20
+_PNG_CRITICAL = {b"IHDR", b"PLTE", b"IDAT", b"IEND"}  # a decoder refuses any other critical chunk
 
 
 @dataclass(frozen=True)
@@ -738,6 +749,10 @@ def _decode_png(fileobj: BinaryIO) -> None:
     idat = [index for index, chunk in enumerate(chunks) if chunk.type == b"IDAT"]
     if not idat or idat != list(range(idat[0], idat[0] + len(idat))):
         raise SyntaxError("PNG pixel data is missing or not in one run of IDAT chunks")
+    if colour == 3 and b"PLTE" not in {chunk.type for chunk in chunks[: idat[0]]}:
+        raise SyntaxError("PNG with a palette has no palette before its pixels")
+    if unknown := {c.type for c in chunks if c.type[:1].isupper()} - _PNG_CRITICAL:
+        raise SyntaxError(f"PNG has critical chunks no decoder knows: {unknown}")
     for chunk in chunks:
         fileobj.seek(chunk.data_offset)
         crc = zlib.crc32(chunk.type)
@@ -852,15 +867,19 @@ def _wav_data_is_whole(fileobj: BinaryIO, size: int) -> bool:
 
 
 def _decode_av(container: InputContainer, info: MediaInfo) -> None:
-    """Read every packet of the measured track: all must be there and whole, and cover the
-    duration. Audio is decoded whole; video's first frame and its last group of pictures (from
-    the last key frame) are decoded, so its last frame is too."""
+    """Read every packet of the measured track: all must be there and whole, and those shown
+    must cover the duration. Audio is decoded whole; video's first frame and its last group of
+    pictures (from the last key frame) are decoded, so its last frame is too.
+
+    Packets an edit list leaves out (a phone's trim, an encoder's delay) are read but not shown:
+    FFmpeg flags them "discard" and its decoders drop their frames.
+    """
     audio = info.kind == "audio"
     stream = container.streams.audio[0] if audio else container.streams.video[0]
     context = stream.codec_context
-    packets = decoded = 0
-    first_pts: int | None = None
-    last_pts = end_pts = last_key = 0
+    packets = decoded = shown_end = 0
+    shown: list[int] = []  # the timestamps of the packets shown
+    keys: list[int] = []
     for packet in container.demux(stream):
         if packet.size == 0 and packet.pts is None:
             continue  # the empty packet that marks the end
@@ -868,28 +887,30 @@ def _decode_av(container: InputContainer, info: MediaInfo) -> None:
             raise EOFError("a packet is cut short")
         packets += 1
         if packet.pts is not None:
-            first_pts = packet.pts if first_pts is None else min(first_pts, packet.pts)
-            last_pts = max(last_pts, packet.pts)
-            end_pts = max(end_pts, packet.pts + (packet.duration or 0))
             if packet.is_keyframe:
-                last_key = packet.pts
+                keys.append(packet.pts)
+            if not packet.is_discard:
+                shown.append(packet.pts)
+                shown_end = max(shown_end, packet.pts + (packet.duration or 0))
         if audio or not decoded:
             decoded += len(context.decode(packet))
     decoded += len(context.decode(None))
-    if not packets or not decoded or first_pts is None:
+    if not packets or not decoded or not shown:
         raise EOFError("no packet decodes")
     if stream.frames and packets < stream.frames:
         raise EOFError(f"{packets} of {stream.frames} packets are there")
+    first, last = min(shown), max(shown)
     time_base = stream.time_base or Fraction(1, av.time_base)
     claimed = (
         stream.duration * time_base
         if stream.duration
         else Fraction(container.duration or 0, av.time_base)
     )
-    if (end_pts - first_pts) * time_base < claimed * _MIN_COVERAGE:
+    if (shown_end - first) * time_base < claimed * _MIN_COVERAGE:
         raise EOFError("the packets end before the duration the header claims")
     if isinstance(stream, av.VideoStream):
-        _decode_last_frames(container, stream, last_key=last_key, last_pts=last_pts)
+        last_key = max((key for key in keys if key <= last), default=first)
+        _decode_last_frames(container, stream, last_key=last_key, last_pts=last)
 
 
 def _decode_last_frames(
@@ -1028,10 +1049,6 @@ _TIFF_TYPE_SIZES = {
     13: 4,
 }
 _GPS_IFD = 0x8825
-
-
-class LocationNotRemovable(Exception):
-    """The file's metadata could not be walked, so its location cannot be known to be gone."""
 
 
 def _empty_xmp(length: int) -> bytes:

@@ -162,6 +162,25 @@ def audio(seconds: float, fmt: str = "wav", sample_rate: int = 16000) -> Callabl
     return lambda: make_audio(seconds=seconds, fmt=fmt, sample_rate=sample_rate)
 
 
+def trimmed(start: float, length: float) -> Callable[[], bytes]:
+    """A 4 s MP4 whose edit list shows ``length`` seconds from ``start``, as a phone trims a
+    video without encoding it again: the frames outside stay in the file, unshown."""
+
+    def make() -> bytes:
+        data = bytearray(make_video(width=640, height=640, seconds=4, fps=24))
+        edit = data.index(b"elst") + 12  # the first entry of a version 0 edit list
+        media = data.index(b"mdhd")
+        (media_timescale,) = struct.unpack(">I", data[media + 16 : media + 20])
+        (movie_timescale,) = struct.unpack(">I", data[data.index(b"mvhd") + 16 :][:4])
+        _, media_time = struct.unpack(">Ii", data[edit : edit + 8])
+        data[edit : edit + 8] = struct.pack(
+            ">Ii", round(length * movie_timescale), media_time + round(start * media_timescale)
+        )
+        return bytes(data)
+
+    return make
+
+
 def padded(make: Callable[[], bytes], size: int) -> Callable[[], bytes]:
     return lambda: pad_to(make(), size)
 
@@ -199,6 +218,8 @@ AROUND_LIMITS: list[Sample] = [
     Sample("video-61fps.mp4", video(fps=61), ("fps",)),
     Sample("video-1020x408.mp4", video(1020, 408)),
     Sample("video-1022x408.mp4", video(1022, 408), ("aspect_ratio",)),
+    Sample("video-trimmed-to-2s.mp4", trimmed(1, 2)),
+    Sample("video-trimmed-to-1.9s.mp4", trimmed(1, 1.9), ("too_short",)),
     Sample("video-50MB.mp4", padded(video(), _VIDEO_MAX)),
     Sample("video-50MB-and-1-byte.mp4", padded(video(), _VIDEO_MAX + 1), ("file_too_large",)),
     # Audio: 2-15 s, at most 15 MB.
@@ -427,6 +448,18 @@ def image_with_location(fmt: str = "JPEG", *, orientation: int = 1) -> bytes:
         text.add_itxt("XML:com.adobe.xmp", XMP_WITH_LOCATION.decode())
         return resave(picture, "PNG", exif=exif, pnginfo=text)
     return resave(picture, fmt, exif=exif, xmp=XMP_WITH_LOCATION)
+
+
+def multi_picture_jpeg_with_location() -> bytes:
+    """A multi-picture JPEG (MPO, as phones write a photo with its depth map or preview) whose
+    pictures both carry GPS in their EXIF."""
+    primary = Image.open(io.BytesIO(make_image(width=400, height=500, label="MPO")))
+    second = Image.open(io.BytesIO(make_image(width=200, height=250, label="depth")))
+    exif = exif_with_location()
+    second.info["exif"] = exif.tobytes()
+    buffer = io.BytesIO()
+    primary.save(buffer, "MPO", save_all=True, append_images=[second], exif=exif)
+    return buffer.getvalue()
 
 
 def video_with_location(container: str = "mp4", *, apple_keys: bool = False) -> bytes:

@@ -46,6 +46,7 @@ from tests.media_corpus import (
     image_with_location,
     mp3_sync_word_then_noise,
     mp4_with_invalid_utf8_comment,
+    multi_picture_jpeg_with_location,
     pad_to,
     resave,
     seed,
@@ -632,9 +633,8 @@ def mutated(data: bytes, mutations: list[tuple[str, float, bytes, int]]) -> byte
     return bytes(result)
 
 
-@hypothesis_settings(
-    max_examples=100,
-    deadline=None,
+@hypothesis_settings(  # the profile's example count: 100 by default, more where a profile says
+    deadline=None,  # a video takes tens of milliseconds; a busy machine must not fail the test
     database=None,  # no example database in the checkout
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -668,8 +668,9 @@ def test_any_damage_to_a_real_file_ends_in_a_verdict(
         (lambda: image_with_location("PNG", orientation=6), 6),
         (lambda: image_with_location("WEBP", orientation=6), 6),
         (lambda: image_with_location("HEIF"), 1),
+        (multi_picture_jpeg_with_location, 1),
     ],
-    ids=["jpeg", "png", "webp", "heic"],
+    ids=["jpeg", "png", "webp", "heic", "mpo"],
 )
 def test_picture_copy_loses_gps_and_xmp_and_keeps_the_rest(
     make: Callable[[], bytes], orientation: int
@@ -688,12 +689,15 @@ def test_picture_copy_loses_gps_and_xmp_and_keeps_the_rest(
     assert replace(validate_media(io.BytesIO(stripped), filename="copy"), sha256="") == replace(
         info, sha256=""
     )
-    exif = Image.open(io.BytesIO(stripped)).getexif()
-    assert dict(exif.get_ifd(ExifTags.IFD.GPSInfo)) == {}
-    assert (exif[ExifTags.Base.Orientation], exif[ExifTags.Base.Make]) == (
-        orientation,
-        "PortalCam",
-    )
+    picture = Image.open(io.BytesIO(stripped))
+    for frame in range(getattr(picture, "n_frames", 1)):  # a multi-picture JPEG has two
+        picture.seek(frame)
+        exif = picture.getexif()
+        assert dict(exif.get_ifd(ExifTags.IFD.GPSInfo)) == {}
+        assert (exif[ExifTags.Base.Orientation], exif[ExifTags.Base.Make]) == (
+            orientation,
+            "PortalCam",
+        )
 
 
 @pytest.mark.parametrize(
