@@ -42,16 +42,16 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, BinaryIO
 
 import av
+import pillow_heif
 from django.conf import settings
 from PIL import ExifTags, Image, ImageOps, ImageSequence
-from pillow_heif import register_heif_opener
 
 if TYPE_CHECKING:
     from av.container import InputContainer
 
 # AssetsConfig.ready() registers the HEIC opener as well; doing it here keeps this module usable
 # without Django (scripts, the sandbox's sample generator). Registering twice is harmless.
-register_heif_opener()
+pillow_heif.register_heif_opener()
 
 logger = logging.getLogger(__name__)
 
@@ -638,13 +638,17 @@ def _decode_image(fileobj: BinaryIO, info: MediaInfo) -> None:
     if info.format == "png":
         _decode_png(fileobj)
         return
+    if info.format == "heic":
+        # libheif straight, without Pillow's copy of the decoded picture. The primary picture
+        # only: a HEIC's other images are its thumbnails and depth maps.
+        heif = pillow_heif.open_heif(fileobj, convert_hdr_to_8bit=True)
+        heif[heif.primary_index].load()
+        return
     with Image.open(fileobj, formats=[FORMATS[info.format].pillow]) as image:
         if info.format == "jpeg":
             # libjpeg reads every coefficient but builds a picture 64 times smaller.
             image.draft(None, (math.ceil(image.width / 8), math.ceil(image.height / 8)))
             image.load()
-        elif info.format == "heic":
-            image.load()  # the primary picture; a HEIC's other images are thumbnails and depth
         else:
             for frame in ImageSequence.Iterator(image):  # every frame of a GIF or WebP
                 frame.load()
