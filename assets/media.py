@@ -1037,21 +1037,9 @@ _PNG_METADATA_KEYWORDS = {
     b"Raw profile type iptc",
 }
 _PNG_BLANK_CHUNK = b"prVt"  # ancillary, private, safe to copy: every reader skips it
-_TIFF_TYPE_SIZES = {
-    1: 1,
-    2: 1,
-    3: 2,
-    4: 4,
-    5: 8,
-    6: 1,
-    7: 1,
-    8: 2,
-    9: 4,
-    10: 8,
-    11: 4,
-    12: 8,
-    13: 4,
-}
+# Bytes per value of the TIFF field types 1 to 13 (BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE,
+# UNDEFINED, SSHORT, SLONG, SRATIONAL, FLOAT, DOUBLE, IFD).
+_TIFF_TYPE_SIZES = dict(enumerate((1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4), start=1))
 _GPS_IFD = 0x8825
 
 
@@ -1109,6 +1097,8 @@ def _jpeg_location(fileobj: BinaryIO, size: int, start: int = 0) -> list[_Edit]:
         if marker[1] in (0xD9, 0xDA):  # EOI, or the scan: metadata comes before it
             break
         (length,) = struct.unpack(">H", fileobj.read(2))
+        if length < 2:
+            raise ValueError("JPEG segment shorter than its length field")
         payload, at = fileobj.read(length - 2), offset + 4
         if marker[1] == 0xE1 and payload.startswith(b"Exif\x00\x00"):
             edits += _exif_edits(payload[6:], at + 6)
@@ -1144,20 +1134,17 @@ def _png_location(fileobj: BinaryIO, size: int) -> list[_Edit]:
             continue
         fileobj.seek(chunk.data_offset)
         data = fileobj.read(chunk.length)
-        chunk_type = chunk.type
         if chunk.type == b"eXIf":
-            new = bytearray(data)
+            chunk_type, blanked = chunk.type, bytearray(data)
             for at, blank in _exif_edits(data, 0):
-                new[at : at + len(blank)] = blank
-            data = bytes(new)
+                blanked[at : at + len(blank)] = blank
         elif data.split(b"\x00", 1)[0] in _PNG_METADATA_KEYWORDS:
-            chunk_type, data = _PNG_BLANK_CHUNK, bytes(len(data))
+            chunk_type, blanked = _PNG_BLANK_CHUNK, bytearray(len(data))
         else:
             continue
-        fileobj.seek(chunk.data_offset)
-        if (chunk_type, data) != (chunk.type, fileobj.read(chunk.length)):
-            crc = zlib.crc32(chunk_type + data).to_bytes(4, "big")
-            edits.append((chunk.offset + 4, chunk_type + data + crc))
+        if blanked != data:  # a chunk's CRC covers its type and data: write all three
+            crc = zlib.crc32(chunk_type + blanked).to_bytes(4, "big")
+            edits.append((chunk.offset + 4, chunk_type + blanked + crc))
     return edits
 
 
@@ -1178,19 +1165,26 @@ def _webp_location(fileobj: BinaryIO, size: int) -> list[_Edit]:
     return edits
 
 
+def _box_header(header: bytes, offset: int, end: int) -> tuple[bytes, int, int]:
+    """(type, size, header size) of the ISO base media box at ``offset`` whose first bytes (16
+    at most) are ``header``; its parent, or the file, ends at ``end``."""
+    size, box_type = struct.unpack_from(">I4s", header)
+    header_size = 8
+    if size == 1:  # the size follows the type, in 64 bits
+        (size,) = struct.unpack_from(">Q", header, 8)
+        header_size = 16
+    elif size == 0:  # the box runs to the end
+        size = end - offset
+    if size < header_size or offset + size > end:
+        raise ValueError(f"box {box_type!r} overruns its parent")
+    return box_type, size, header_size
+
+
 def _iso_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int, int]]:
     """(type, offset, size, header size) of the ISO base media boxes in ``data[start:end]``."""
     offset = start
     while offset + 8 <= end:
-        size, box_type = struct.unpack_from(">I4s", data, offset)
-        header = 8
-        if size == 1:
-            (size,) = struct.unpack_from(">Q", data, offset + 8)
-            header = 16
-        elif size == 0:
-            size = end - offset
-        if size < header or offset + size > end:
-            raise ValueError(f"box {box_type!r} overruns its parent")
+        box_type, size, header = _box_header(data[offset : offset + 16], offset, end)
         yield box_type, offset, size, header
         offset += size
 
@@ -1201,15 +1195,7 @@ def _file_boxes(fileobj: BinaryIO, size: int) -> Iterator[tuple[bytes, int, int,
     offset = 0
     while offset + 8 <= size:
         fileobj.seek(offset)
-        box_size, box_type = struct.unpack(">I4s", fileobj.read(8))
-        header = 8
-        if box_size == 1:
-            (box_size,) = struct.unpack(">Q", fileobj.read(8))
-            header = 16
-        elif box_size == 0:
-            box_size = size - offset
-        if box_size < header or offset + box_size > size:
-            raise ValueError(f"box {box_type!r} overruns the file")
+        box_type, box_size, header = _box_header(fileobj.read(16), offset, size)
         yield box_type, offset, box_size, header
         offset += box_size
 
@@ -1282,11 +1268,10 @@ def _iloc(payload: bytes, idat_start: int | None) -> dict[int, list[tuple[int, i
 
     def number(size: int) -> int:
         nonlocal at
-        value = int.from_bytes(payload[at : at + size], "big")
         if at + size > len(payload):
             raise ValueError("iloc box is cut short")
         at += size
-        return value
+        return int.from_bytes(payload[at - size : at], "big")
 
     sizes = number(2)
     offset_size, length_size, base_size = sizes >> 12, (sizes >> 8) & 15, (sizes >> 4) & 15
