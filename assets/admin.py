@@ -123,10 +123,10 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
     list_select_related = ("person",)
     list_filter = ("group_type", "status", "created_at")
     search_fields = ("group_id", "person__legal_name", "person__display_name", "person__email")
-    autocomplete_fields = ("person", "verification_session")
+    autocomplete_fields = ("person",)
     inlines = (AssetInline,)
     fieldsets = (
-        (None, {"fields": ("group_id", "group_type", "person", "verification_session")}),
+        (None, {"fields": ("group_id", "group_type", "person", "upstream_verification")}),
         (
             "System",
             {
@@ -140,11 +140,18 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
         return super().get_queryset(request).annotate(asset_count=Count("assets"))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[Any, ...]:
-        system = ("status_badge", "api_key_fingerprint", "created_at", "withdrawn_at")
+        # Only a confirmed verification links a group to its upstream session (consent.services).
+        system = (
+            "upstream_verification",
+            "status_badge",
+            "api_key_fingerprint",
+            "created_at",
+            "withdrawn_at",
+        )
         if obj is None:
             return system
         # The upstream made the group for this person: none of that changes afterwards.
-        return ("group_id", "group_type", "person", "verification_session", *system)
+        return ("group_id", "group_type", "person", *system)
 
     @admin.display(description="assets", ordering="asset_count")
     def asset_count(self, group: AssetGroup) -> int:
@@ -154,6 +161,7 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
 @admin.register(Asset)
 class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
     private_file_field = "file"
+    content_type_field = "content_type"
     list_display = (
         "__str__",
         "person",

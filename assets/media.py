@@ -64,25 +64,25 @@ Number = float | Fraction
 
 @dataclass(frozen=True)
 class MediaFormat:
-    """An accepted format: its name as people write it, its content type and file extension."""
+    """An accepted format: its name as people write it and its content type (the extension a
+    file of that type is stored under is ``portal.private_files``' to say)."""
 
     name: str
     content_type: str
-    extension: str
     pillow: str = ""  # Pillow's name for it, for images
 
 
 # The formats of the upstream's limits table, keyed by the code ``MediaInfo.format`` holds.
 FORMATS: dict[str, MediaFormat] = {
-    "jpeg": MediaFormat("JPEG", "image/jpeg", "jpg", "JPEG"),
-    "png": MediaFormat("PNG", "image/png", "png", "PNG"),
-    "webp": MediaFormat("WebP", "image/webp", "webp", "WEBP"),
-    "gif": MediaFormat("GIF", "image/gif", "gif", "GIF"),
-    "heic": MediaFormat("HEIC", "image/heic", "heic", "HEIF"),
-    "mp4": MediaFormat("MP4", "video/mp4", "mp4"),
-    "mov": MediaFormat("MOV", "video/quicktime", "mov"),
-    "mp3": MediaFormat("MP3", "audio/mpeg", "mp3"),
-    "wav": MediaFormat("WAV", "audio/wav", "wav"),
+    "jpeg": MediaFormat("JPEG", "image/jpeg", "JPEG"),
+    "png": MediaFormat("PNG", "image/png", "PNG"),
+    "webp": MediaFormat("WebP", "image/webp", "WEBP"),
+    "gif": MediaFormat("GIF", "image/gif", "GIF"),
+    "heic": MediaFormat("HEIC", "image/heic", "HEIF"),
+    "mp4": MediaFormat("MP4", "video/mp4"),
+    "mov": MediaFormat("MOV", "video/quicktime"),
+    "mp3": MediaFormat("MP3", "audio/mpeg"),
+    "wav": MediaFormat("WAV", "audio/wav"),
 }
 
 
@@ -100,11 +100,6 @@ class MediaInfo:
     height: int | None = None
     duration_seconds: float | None = None
     fps: float | None = None
-
-    @property
-    def extension(self) -> str:
-        """The file extension for the measured format, without a dot: ``jpg``, ``mov``, ..."""
-        return FORMATS[self.format].extension
 
 
 @dataclass(frozen=True)
@@ -377,8 +372,8 @@ def strip_location(fileobj: BinaryIO, info: MediaInfo) -> BinaryIO | None:
     * Returns ``None`` when the file holds none of the metadata below: send the original.
     * Otherwise returns a new anonymous temporary file (removed when closed), at position 0, of
       exactly the original's size and format: store it beside the original (e.g.
-      ``storage.save(name, File(copy, name))``, with ``info.extension``), sign the upstream's
-      URL to it, and close it. It validates to the same measurements except ``sha256``.
+      ``storage.save(name, File(copy, name))``, with the original's extension), sign the
+      upstream's URL to it, and close it. It validates to the same measurements but ``sha256``.
     * Raises ``LocationNotRemovable`` when the file's metadata cannot be walked to be sure; do
       not send such a file (it does not happen to files written by cameras and phones).
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
 
@@ -12,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 
 from assets.media import MediaInfo
+from portal.private_files import name_mismatch, stored_extension
 
 
 class GroupType(models.TextChoices):
@@ -38,13 +38,15 @@ class AssetGroup(models.Model):
     person = models.ForeignKey(
         "consent.Person", on_delete=models.PROTECT, related_name="asset_groups"
     )
-    verification_session = models.OneToOneField(
-        "consent.VerificationSession",
+    # The upstream session whose GetVisualValidateResult gave this GroupId (not the invitation:
+    # an invitation may hold several upstream sessions, and exactly one of them made the group).
+    upstream_verification = models.OneToOneField(
+        "consent.UpstreamVerification",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="asset_group",
-        help_text="The verification session that created this group.",
+        help_text="The upstream verification session that created this group.",
     )
     api_key_fingerprint = models.CharField(
         max_length=32,
@@ -70,21 +72,25 @@ class AssetGroup(models.Model):
         return self.group_id
 
     def clean(self) -> None:
-        session = self.verification_session
-        if session is not None and self.person_id and session.person_id != self.person_id:
+        session = self.upstream_verification
+        if (
+            session is not None
+            and self.person_id
+            and session.invitation.person_id != self.person_id
+        ):
             raise ValidationError(
-                {"verification_session": "This verification session is another person's."}
+                {"upstream_verification": "This verification session is another person's."}
             )
 
 
 def asset_file_path(asset: Asset, filename: str) -> str:
-    """A random storage name that keeps only the extension of the uploaded file.
+    """A random storage name whose extension is that of the type measured from the bytes.
 
     Uploaded names often carry the person's name, and the storage name travels in the signed
-    link the upstream downloads from: ``original_filename`` keeps it for staff instead.
+    link the upstream downloads from: ``original_filename`` keeps it for staff instead. The
+    uploaded extension is ignored: a JPEG named ``evil.html`` is stored as ``.jpg``.
     """
-    extension = os.path.splitext(filename)[1].lower()[:10]
-    return f"assets/{asset.kind}/{secrets.token_hex(16)}{extension}"
+    return f"assets/{asset.kind}/{secrets.token_hex(16)}{stored_extension(asset.content_type)}"
 
 
 def new_upstream_name() -> str:
@@ -183,6 +189,11 @@ class Asset(models.Model):
             raise ValidationError(
                 {"group": "This asset group is withdrawn: it takes no new files."}
             )
+        # The stored name follows the bytes anyway; a contradicting name means a mix-up to fix.
+        if self._state.adding and (
+            mismatch := name_mismatch(self.original_filename, self.content_type)
+        ):
+            raise ValidationError({"file": mismatch})
 
     def record_measurements(self, info: MediaInfo, *, original_filename: str) -> None:
         """Fill in what was read from the file's bytes (kind, hash, size, dimensions, timing)."""

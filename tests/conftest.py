@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import redis
-from django.db import connections
+from django.db import connections, transaction
 from django.test import Client
 from playwright.sync_api import Browser, sync_playwright
 
+from consent import tasks
 from tests.factories import UserFactory
 
 
@@ -106,3 +108,26 @@ def browser(monkeypatch) -> Iterator[Browser]:
         browser.close()
         # The ORM calls made while Playwright's loop ran opened their own connections.
         connections.close_all()
+
+
+@dataclass
+class Queue:
+    """Tasks enqueued on commit, as ``(task name, args)``, instead of reaching a broker."""
+
+    calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+    def of(self, task: Any) -> list[tuple[Any, ...]]:
+        return [args for name, args in self.calls if name == task.name]
+
+
+@pytest.fixture
+def queued(monkeypatch) -> Iterator[Queue]:
+    """Records ``delay_on_commit`` of the verification tasks (still only after commit)."""
+    queue = Queue()
+    for task in (tasks.confirm_upstream_verification, tasks.send_outbound_email):
+
+        def delay_on_commit(*args: Any, _name: str = task.name) -> None:
+            transaction.on_commit(lambda: queue.calls.append((_name, args)))
+
+        monkeypatch.setattr(task, "delay_on_commit", delay_on_commit)
+    yield queue

@@ -12,15 +12,18 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from assets.models import Asset
-from consent.models import Person
+from consent.models import Person, VerificationSession
 from sandbox.samples import make_image, make_video
 from tests.factories import (
     AssetFactory,
     AssetGroupFactory,
     ConsentRecordFactory,
+    OutboundEmailFactory,
     PersonFactory,
+    UpstreamVerificationFactory,
     UserFactory,
     VerificationSessionFactory,
 )
@@ -29,6 +32,10 @@ pytestmark = pytest.mark.django_db
 
 MODELS = ["consent.person", "consent.consentrecord", "consent.verificationsession"]
 MODELS += ["assets.assetgroup", "assets.asset"]
+MODELS += ["consent.upstreamverification", "consent.outboundemail"]
+# Invitations are made by "Invite to verify" on a person; upstream sessions and emails are logs.
+WITHOUT_ADD_PAGE = {"consent.verificationsession", "consent.upstreamverification"}
+WITHOUT_ADD_PAGE |= {"consent.outboundemail"}
 
 
 def _admin_url(model: str, view: str, *args: object) -> str:
@@ -36,14 +43,30 @@ def _admin_url(model: str, view: str, *args: object) -> str:
     return reverse(f"admin:{app_label}_{model_name}_{view}", args=args)
 
 
+def _invitation_with_history() -> VerificationSession:
+    """An invitation with an email and an upstream session that called back."""
+    invitation = VerificationSessionFactory()
+    OutboundEmailFactory(invitation=invitation)
+    UpstreamVerificationFactory(
+        invitation=invitation,
+        callback_params={"resultCode": "10000"},
+        callback_received_at=timezone.now(),
+    )
+    return invitation
+
+
 def _one_row(model: str) -> int:
     """Makes one row of ``model``, with what its admin pages show filled in, and returns its pk."""
     makers: dict[str, Callable[[], object]] = {
-        "consent.person": lambda: VerificationSessionFactory().person,
+        "consent.person": lambda: _invitation_with_history().person,
         "consent.consentrecord": lambda: ConsentRecordFactory(with_document=True),
-        "consent.verificationsession": VerificationSessionFactory,
+        "consent.verificationsession": _invitation_with_history,
         "assets.assetgroup": lambda: AssetFactory(active=True).group,
         "assets.asset": lambda: AssetFactory(active=True),
+        "consent.upstreamverification": lambda: UpstreamVerificationFactory(
+            callback_params={"resultCode": "10001"}, callback_received_at=timezone.now()
+        ),
+        "consent.outboundemail": OutboundEmailFactory,
     }
     row = makers[model]()
     if model == "consent.person":
@@ -58,10 +81,11 @@ def test_superuser_sees_changelist_add_and_change_pages(model, superuser_client:
     for url in (
         _admin_url(model, "changelist"),
         _admin_url(model, "changelist") + "?q=a",
-        _admin_url(model, "add"),
         _admin_url(model, "change", pk),
     ):
         assert superuser_client.get(url).status_code == 200, url
+    add_page = superuser_client.get(_admin_url(model, "add")).status_code
+    assert add_page == (403 if model in WITHOUT_ADD_PAGE else 200)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -108,8 +132,9 @@ def test_person_changelist_counts_consents_and_active_assets(superuser_client: C
     row, newcomer = response.context["cl"].result_list
     assert (row.consent_count, row.active_asset_count) == (3, 2)
     assert (newcomer.consent_count, newcomer.active_asset_count) == (0, 0)
-    assert row.latest_consent_status == "approved"
-    assert b'class="status-badge status-green">Approved<' in response.content
+    # The consent in force today, not merely the latest made (two drafts are newer here).
+    assert (row.in_force, newcomer.in_force) == (True, False)
+    assert b'alt="True"' in response.content and b'alt="False"' in response.content
 
 
 def test_adding_a_person_records_who_added_them(superuser_client: Client, superuser):
@@ -130,7 +155,7 @@ def test_person_page_lists_consents_sessions_groups_and_assets(superuser_client:
 
     page = response.content.decode()
     assert session.consent.consent_text_version in page
-    assert "Verification session" in page
+    assert "Invitation" in page
     assert asset.group.group_id in page
     assert f'data-copy="{asset.asset_uri}"' in page
     assert _admin_url("assets.asset", "file", asset.pk) in page
@@ -259,9 +284,10 @@ def test_private_file_view_streams_the_file_to_staff_with_view_permission(
     assert b"".join(response.streaming_content) == b"portrait bytes"
     assert response["Cache-Control"] == "private, no-store"
     assert response["Content-Type"] == "image/png"
-    assert response["Content-Security-Policy"] == "sandbox"
-    # Stored under a random name; saved under the name it was uploaded with.
-    assert 'filename="portrait.png"' in response["Content-Disposition"]
+    assert response["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    # Stored under a random name; downloaded under the name it was uploaded with.
+    assert response["Content-Disposition"] == 'attachment; filename="portrait.png"'
 
 
 def test_private_file_view_refuses_staff_without_view_permission(
