@@ -215,6 +215,9 @@ FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # Signed consent documents (PDF, JPEG or PNG: consent.documents) may be at most this many bytes.
 CONSENT_DOCUMENT_MAX_BYTES = env.int("CONSENT_DOCUMENT_MAX_BYTES", default=20 * 1024 * 1024)
+# Warn staff, before an upload is spent, when a picture shows no face or several (OpenCV's face
+# cascade, assets.media.face_precheck): a hint, never a refusal.
+MEDIA_FACE_PRECHECK = env.bool("MEDIA_FACE_PRECHECK", default=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Email ------------------------------------------------------------------------------------
