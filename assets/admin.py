@@ -22,7 +22,8 @@ from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import formats, timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from assets import services
 from assets.media import LIMITS
@@ -199,6 +200,10 @@ class UploadResult:
     asset: Asset | None = None
     reasons: list[str] = field(default_factory=list)
 
+    @property
+    def warnings(self) -> list[str]:
+        return self.asset.precheck_warnings if self.asset is not None else []
+
 
 def upload_view(
     request: HttpRequest, *, model_admin: admin.ModelAdmin, person: Person | None = None
@@ -351,6 +356,14 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         "group__person__display_name",
     )
     actions = ("retry_assets", "withdraw_assets", "refresh_assets")
+
+    @admin.display(description="local pre-check")
+    def precheck(self, asset: Asset) -> str:
+        """What the face pre-check warned of at upload (a hint: the upstream decides)."""
+        if not asset.precheck_warnings:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((w,) for w in asset.precheck_warnings))
+
     readonly_fields = (
         "group",
         "consent",
@@ -359,6 +372,7 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         "status_badge",
         "state",
         "reference",
+        "precheck",
         "original_filename",
         "content_type",
         "size_bytes",
@@ -391,6 +405,7 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
                     "status_badge",
                     "state",
                     "reference",
+                    "precheck",
                 )
             },
         ),

@@ -190,6 +190,13 @@ class Asset(models.Model):
         upload_to=asset_file_path, max_length=300, blank=True, editable=False
     )
     original_filename = models.CharField(max_length=255, blank=True)
+    precheck_warnings = models.JSONField(
+        "local pre-check warnings",
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="What the local face pre-check noticed (a hint; the upstream decides).",
+    )
     sha256 = models.CharField("SHA-256", max_length=64)
     size_bytes = models.PositiveBigIntegerField()
     content_type = models.CharField(max_length=100)

@@ -39,7 +39,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from assets.media import MediaInfo, MediaRejected, probe_media, validate_media
+from assets.media import (
+    LocationNotRemovable,
+    MediaInfo,
+    MediaRejected,
+    face_precheck,
+    probe_media,
+    strip_location,
+    validate_media,
+)
 from assets.models import Asset, AssetGroup, AssetKind, GroupStatus, GroupType
 from assets.signing import signed_file_url
 from assets.upstream import (
@@ -245,6 +253,15 @@ def asset_create(
     reasons += consent_refusals(person=person, consent=consent, kind=kind)
     if reasons or info is None or group is None:
         raise ValidationError(reasons)
+    try:
+        location_free = strip_location(fileobj, info)
+    except LocationNotRemovable as error:
+        raise ValidationError(
+            [
+                f"“{filename}” carries metadata that could not be read to remove its location: "
+                f"{error}. Export it again from the camera or editing software."
+            ]
+        ) from error
 
     asset = Asset(
         group=group,
@@ -253,8 +270,12 @@ def asset_create(
         uploaded_by=uploaded_by,
         status=Asset.Status.QUEUED,
         next_attempt_at=timezone.now(),
+        precheck_warnings=face_precheck(fileobj, info),
     )
     asset.record_measurements(info, original_filename=filename)
+    if location_free is not None:
+        # The upstream downloads this copy; the stored original keeps its bytes and hash.
+        asset.upstream_copy = File(location_free, name=filename)
     try:
         with transaction.atomic():
             asset.save()
@@ -267,6 +288,9 @@ def asset_create(
         except ValidationError as error:
             raise ValidationError(error.messages) from error
         raise
+    finally:
+        if location_free is not None:
+            location_free.close()
     return asset
 
 

@@ -7,16 +7,20 @@ need no upstream.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import io
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
+from PIL import ExifTags, Image
 
 from assets import services, tasks
 from assets.models import Asset, AssetGroup
 from consent.models import ConsentRecord
 from sandbox.samples import make_audio, make_image
+from tests import media_corpus
 from tests.factories import (
     AssetFactory,
     AssetGroupFactory,
@@ -265,3 +269,37 @@ def test_the_sweeper_resends_a_queued_upload_whose_message_was_lost_once_per_int
     assert sorted(sent) == sorted([lost.pk, legacy.pk])
     lost.refresh_from_db()
     assert lost.status == Asset.Status.QUEUED and lost.next_attempt_at >= now
+
+
+def test_an_upload_with_gps_is_sent_upstream_as_a_copy_without_it(verified):
+    original = media_corpus.image_with_location("JPEG")
+    asset = services.asset_create(
+        person=verified.person,
+        uploaded_file=SimpleUploadedFile("shoot.jpg", original),
+        uploaded_by=None,
+    )
+
+    with asset.file.open("rb") as stored:
+        assert stored.read() == original  # the original keeps its bytes and its hash
+    assert asset.sha256 == hashlib.sha256(original).hexdigest()
+    with asset.upstream_file.open("rb") as sent:
+        copy = sent.read()
+    assert len(copy) == len(original) and copy != original
+    assert Image.open(io.BytesIO(copy)).getexif().get_ifd(ExifTags.IFD.GPSInfo) == {}
+    assert asset.upstream_copy.name.endswith(".jpg")
+
+
+def test_an_upload_without_a_face_is_queued_with_a_warning(verified, settings):
+    settings.MEDIA_FACE_PRECHECK = True
+    blank = SimpleUploadedFile("blank.jpg", media_corpus.face_picture(0))
+    two = SimpleUploadedFile("pair.jpg", media_corpus.face_picture(2))
+    one = SimpleUploadedFile("one.jpg", media_corpus.face_picture(1))
+
+    warned = [
+        services.asset_create(person=verified.person, uploaded_file=f, uploaded_by=None)
+        for f in (blank, two, one)
+    ]
+
+    assert [asset.status for asset in warned] == [Asset.Status.QUEUED] * 3
+    assert [len(asset.precheck_warnings) for asset in warned] == [1, 1, 0]
+    assert "no face" in warned[0].precheck_warnings[0].lower()

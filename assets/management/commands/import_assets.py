@@ -91,7 +91,7 @@ class Command(BaseCommand):
     def _import(self, path: Path, *, person: Person, consent: ConsentRecord | None) -> Verdict:
         with path.open("rb") as handle:
             try:
-                services.asset_create(
+                asset = services.asset_create(
                     person=person,
                     consent=consent,
                     uploaded_file=File(handle, name=path.name),
@@ -99,7 +99,8 @@ class Command(BaseCommand):
                 )
             except ValidationError as refused:
                 return Verdict(path.name, queued=False, reasons=tuple(refused.messages))
-        return Verdict(path.name, queued=True)
+        warnings = tuple(f"warning: {warning}" for warning in asset.precheck_warnings)
+        return Verdict(path.name, queued=True, reasons=warnings)
 
     def _console(self) -> Console:
         # Rich writes to the command's own stream (OutputWrapper would add a newline per write).
