@@ -19,10 +19,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -83,6 +84,11 @@ def producer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def _producer(request: HttpRequest) -> User:
+    """The signed-in producer (``producer_required`` let only them in)."""
+    return cast(User, request.user)
 
 
 class ReferenceFilterForm(forms.Form):
@@ -157,7 +163,7 @@ def references_view(request: HttpRequest) -> HttpResponse:
     chosen_project = form.cleaned_data.get("project", "") if form.is_bound else ""
     rows = [_row(asset) for asset in page.object_list]
     notices = (
-        ProducerNotice.objects.filter(user_id=request.user.pk, acknowledged_at__isnull=True)
+        ProducerNotice.objects.filter(user=_producer(request), acknowledged_at__isnull=True)
         .prefetch_related(
             Prefetch("copies", ReferenceCopy.objects.select_related("asset__group__person"))
         )
@@ -276,6 +282,6 @@ def thumbnail_view(request: HttpRequest, asset_id: int) -> HttpResponse:
 @producer_required
 def acknowledge_view(request: HttpRequest, notice_id: int) -> HttpResponse:
     """The producer read a notice: it leaves the top of their pages."""
-    notice = get_object_or_404(ProducerNotice, pk=notice_id, user_id=request.user.pk)
+    notice = get_object_or_404(ProducerNotice, pk=notice_id, user=_producer(request))
     services.producer_notice_acknowledge(notice=notice, user=request.user)
     return HttpResponseRedirect(reverse("references:list"))
