@@ -825,12 +825,7 @@ def reference_copy_create(
         raise ValidationError("Select at least one asset.")
     project = project.strip()
     with transaction.atomic():
-        locked = {
-            asset.pk: asset
-            for asset in Asset.objects.filter(pk__in=ids)
-            .select_related("consent", "group__person")
-            .select_for_update(of=("self", "consent", "group"))
-        }
+        locked = _lock_for_copy(ids)
         usable = (
             Asset.objects.usable_by_producers()
             .filter(pk__in=ids)
@@ -872,6 +867,23 @@ def reference_copy_create(
             )
             copies.append(copy)
     return CopiedReferences(text=_copied_text(kind, assets), copies=copies)
+
+
+def _lock_for_copy(ids: list[int]) -> dict[int, Asset]:
+    """Lock the assets, their groups and their consents (by pk), as they are now."""
+    assets = {
+        asset.pk: asset
+        for asset in Asset.objects.filter(pk__in=ids)
+        .select_related("group__person")
+        .select_for_update(of=("self", "group"))
+    }
+    consents = ConsentRecord.objects.filter(
+        pk__in={asset.consent_id for asset in assets.values()}
+    ).select_for_update()
+    by_pk = {consent.pk: consent for consent in consents}
+    for asset in assets.values():
+        asset.consent = by_pk.get(asset.consent_id) if asset.consent_id else None
+    return assets
 
 
 def _copied_text(kind: str, assets: list[Asset]) -> str:
