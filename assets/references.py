@@ -233,13 +233,11 @@ def copy_view(request: HttpRequest) -> JsonResponse:
         return _json({"error": " ".join(refused.messages)}, status=400)
     what = ReferenceCopyKind(kind).label
     count = len(copied.copies)
-    references = "reference" if count == 1 else f"{count} references"
+    if kind == ReferenceCopyKind.CONTENT_ARRAY:
+        what += f" ({count} reference{'s' if count != 1 else ''})"
+    project = copied.copies[0].project
     return _json(
-        {
-            "text": copied.text,
-            "message": f"Copied the {what} ({references}) for {copied.copies[0].project}; "
-            "the copy is recorded.",
-        }
+        {"text": copied.text, "message": f"Copied the {what} for {project}; the copy is recorded."}
     )
 
 

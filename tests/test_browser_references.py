@@ -131,7 +131,7 @@ def test_producer_copies_a_reference_an_item_and_an_array_and_each_copy_is_recor
 
     _row(page, portrait).locator("[data-project]").select_option("Autumn trailer")
     _row(page, portrait).get_by_role("button", name="Copy content item").click()
-    expect(status).to_contain_text("Copied the Seedance 2.0 content item (reference) for Autumn")
+    expect(status).to_contain_text("Copied the Seedance 2.0 content item for Autumn trailer")
     assert json.loads(_clipboard(page)) == {
         "type": "image_url",
         "image_url": {"url": portrait.asset_uri},
@@ -169,15 +169,12 @@ def test_producer_copies_a_reference_an_item_and_an_array_and_each_copy_is_recor
     array_button.click()
     expect(status).to_contain_text("Copied the Seedance 2.0 content array (6 references)")
     content = json.loads(_clipboard(page))
-    assert [item[item["type"]]["url"] for item in content] == [
-        side.asset_uri,  # selected first
-        portrait.asset_uri,
-        *(video.asset_uri for video in videos[:3]),
-        voice.asset_uri,
-    ]
-    assert [item["role"] for item in content] == ["reference_image"] * 2 + [
-        "reference_video"
-    ] * 3 + ["reference_audio"]
+    urls = [item[item["type"]]["url"] for item in content]
+    roles = [item["role"] for item in content]
+    # Images (the side view was selected first), then videos, then audio.
+    expected = [side, portrait, *videos[:3], voice]
+    assert urls == [asset.asset_uri for asset in expected]
+    assert roles == ["reference_image"] * 2 + ["reference_video"] * 3 + ["reference_audio"]
     array_rows = ReferenceCopy.objects.filter(kind="content_array")
     assert sorted(array_rows.values_list("asset_id", flat=True)) == sorted(
         [side.pk, portrait.pk, voice.pk, *(video.pk for video in videos[:3])]

@@ -356,7 +356,10 @@ def test_copying_a_reference_writes_the_ledger_row_and_audit_event_then_answers_
     response = copy(producer_client, [asset])
 
     assert response.status_code == 200
-    assert response.json()["text"] == asset.asset_uri
+    assert response.json() == {
+        "text": asset.asset_uri,
+        "message": f"Copied the asset:// reference for {PROJECT}; the copy is recorded.",
+    }
     assert response["Cache-Control"] == "private, no-store"
     row = ReferenceCopy.objects.get()
     assert (row.user, row.asset, row.reference, row.project, row.kind) == (
