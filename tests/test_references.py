@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -12,13 +13,14 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from PIL import ExifTags, Image
 
+from assets import services
 from assets.models import Asset, AssetGroup, ReferenceCopy
 from assets.references import PAGE_SIZE, THUMBNAIL_SIZE
 from audit.models import AuditEvent
@@ -630,3 +632,33 @@ def test_preview_is_revalidated_by_etag(producer_client: Client):
 
     assert again.status_code == 304
     assert again.content == b""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_waits_for_a_revocation_in_progress_and_is_then_refused(producer):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite serialises every writer)")
+    asset = UsableAssetFactory()
+    outcome: list[str] = []
+
+    def copy_now() -> None:
+        try:
+            services.reference_copy_create(
+                user=producer, asset_ids=[asset.pk], project=PROJECT, kind="reference"
+            )
+            outcome.append("copied")
+        except services.ReferenceNotUsable:
+            outcome.append("refused")
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        _revoked_consent(asset)  # holds the consent row until this transaction commits
+        thread = threading.Thread(target=copy_now)
+        thread.start()
+        thread.join(timeout=1)
+        assert thread.is_alive()  # waiting for the revocation
+    thread.join(timeout=10)
+
+    assert outcome == ["refused"]
+    assert not ReferenceCopy.objects.exists()
