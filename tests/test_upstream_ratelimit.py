@@ -209,15 +209,17 @@ _WORKER = textwrap.dedent(
     import json, sys, time
     from assets.upstream.ratelimit import Budget, RateLimiter, RedisBackend, SQLiteBackend
 
-    start_at, kind, location, prefix, budget, duration = sys.argv[1:7]
+    kind, location, prefix, budget, duration = sys.argv[1:6]
     if kind == "redis":
         backend = RedisBackend.from_url(location, prefix=prefix)
     else:
         backend = SQLiteBackend(location)
     limiter = RateLimiter({"GetAsset": Budget.parse(budget)}, backend, max_wait=10)
-    time.sleep(max(0.0, float(start_at) - time.time()))
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+    time.sleep(max(0.0, start_at - time.time()))
     stamps = []
-    while time.time() < float(start_at) + float(duration):
+    while time.time() < start_at + float(duration):
         limiter.acquire("GetAsset")
         stamps.append(time.time())
     print(json.dumps(stamps))
@@ -240,7 +242,6 @@ def _hammer(kind: str, location: str, prefix: str, *, processes: int = 3) -> lis
         str(BUDGET),
         str(SECONDS),
         processes=processes,
-        lead=1.5,
     )
     stamps = sorted(stamp for mine in outputs for stamp in mine)
     gaps = gaps_between(stamps)
