@@ -66,7 +66,7 @@ def gaps_between(stamps: list[float]) -> list[float]:
 
 
 def limiter(backend, clock: FakeClock, budgets: dict[str, Budget], max_wait: float = 30):
-    return RateLimiter(budgets, backend, max_wait=max_wait, sleep=clock.sleep)
+    return RateLimiter(budgets, backend, max_wait=max_wait, sleep=clock.sleep, monotonic=clock)
 
 
 def test_budget_parses_count_per_seconds_and_spaces_calls_with_the_network_margin():
@@ -117,6 +117,28 @@ def test_create_asset_flows_at_five_a_second_not_its_minute_budget_at_once(backe
     assert granted[-1] - granted[0] == pytest.approx(
         29 * (60 + NETWORK_MARGIN) / 300, abs=30 * MICROSECONDS
     )
+
+
+def test_a_caller_waking_late_for_its_slot_postpones_the_slots_not_yet_taken(backend, clock):
+    budget = Budget(10, 1)
+    late = 0.04  # a busy machine ran the caller 40 ms after its slot
+    sleeps = iter([late, 0.0, 0.0])
+
+    def oversleep(seconds: float) -> None:
+        clock.sleep(seconds + next(sleeps))
+
+    limiter_ = RateLimiter(
+        {"ListAssets": budget}, backend, max_wait=30, sleep=oversleep, monotonic=clock
+    )
+    limiter_.acquire("ListAssets")
+    first = clock.now
+    limiter_.acquire("ListAssets")  # sent 40 ms after its slot
+    second = clock.now
+    limiter_.acquire("ListAssets")
+
+    # The late call is closer to the first, but the next keeps a whole interval from it.
+    assert second - first == pytest.approx(budget.interval + late, abs=MICROSECONDS)
+    assert clock.now - second == pytest.approx(budget.interval, abs=2 * MICROSECONDS)
 
 
 def test_an_idle_action_earns_no_burst(backend, clock):
