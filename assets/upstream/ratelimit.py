@@ -20,16 +20,17 @@ strict sliding window without any burst allowance, and each request spends a var
 the way there. The interval is ``(seconds + NETWORK_MARGIN) / count``, so any ``count + 1``
 consecutive grants lie ``seconds + NETWORK_MARGIN`` apart and still arrive more than ``seconds``
 apart as long as their delays on the way differ by less than the margin: 100 ms of network
-jitter, and 10 ms for this machine's own scheduling (a caller waking late). The sliding-window
+jitter, and 5 ms for this machine's own timing (larger delays of a caller are corrected, see
+below). The sliding-window
 log this module used before granted a whole window's budget at once; a request of one burst
 delayed by more than its 5 % margin then arrived in the upstream's window together with the next
-burst, and was refused with 429. The cost is the margin: 90 % of a 1-second budget, 99.8 % of
+burst, and was refused with 429. The cost is the margin: 90.5 % of a 1-second budget, 99.8 % of
 CreateAsset's minute.
 
 A caller that wakes up late for its slot (a busy machine: the scheduler runs it tens of
 milliseconds after its slot) sends its call late, closer to the calls after it. When it is later
-than ``LATE_TOLERANCE``, it moves the next free slot on by as much, so that the calls not yet
-scheduled keep their distance to it; small delays are left to the margin.
+than ``LATE_TOLERANCE`` (the margin's 5 ms), it moves the next free slot on by as much, so that
+the calls not yet scheduled keep their distance to it.
 
 Atomicity: a Lua script in Redis (on the Redis server's clock), a ``BEGIN IMMEDIATE`` transaction
 in SQLite, a lock in memory; the clock is read inside that step. Backends: Redis when
@@ -62,7 +63,7 @@ from .errors import LocalRateLimitExceeded, RateLimiterUnavailable
 logger = logging.getLogger(__name__)
 
 # The variable delay on the way to the upstream that the spacing absorbs (see the module doc).
-NETWORK_MARGIN = 0.11
+NETWORK_MARGIN = 0.105
 # A caller waking up later than this for its slot postpones the slots not yet taken.
 LATE_TOLERANCE = 0.005
 REDIS_PREFIX = "anyfast:ratelimit:"
