@@ -1,23 +1,35 @@
 """Admin for verified asset groups and the likeness assets registered in them.
 
 Producers come here for one thing: the ``asset://<Id>`` reference of an active asset, shown
-with a copy button. Uploading to the upstream, withdrawing and deleting are later services;
-this admin only records files and shows what the upstream said.
+with a copy button. Staff upload files (one on the add page, several on a person's page), see
+each asset's state in plain words, and retry, withdraw or refresh assets; every one of those
+goes through ``assets.services``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
-from django.utils.html import format_html
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from assets.media import LIMITS, MediaRejected, validate_media
+from assets import services
+from assets.media import LIMITS
 from assets.models import Asset, AssetGroup
+from assets.upstream import UpstreamError
+from consent.models import ConsentRecord, Person
 from portal.admin_helpers import (
     KeepRows,
     PrivateFileAdmin,
@@ -55,6 +67,57 @@ def measured(asset: Asset) -> str:
     return ", ".join(parts) or "—"
 
 
+def _when(moment: Any) -> str:
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
+
+
+@admin.display(description="state")
+def asset_state(asset: Asset) -> str:
+    """The asset's state in plain words: what happens now, why it waits, or what to do."""
+    Status = Asset.Status
+    status = asset.status
+    if status == Status.QUEUED:
+        if asset.error_code:
+            return format_html(
+                "Queued: the last attempt failed ({}: {}). Trying again at {}.",
+                asset.error_code,
+                asset.error_explanation or asset.error_message,
+                _when(asset.next_attempt_at),
+            )
+        return "Queued: waiting for a worker to send it upstream."
+    if status == Status.UPLOADING:
+        return format_html(
+            "Uploading: the upstream is downloading the file (attempt {}).", asset.attempts
+        )
+    if status == Status.PROCESSING:
+        checks = "the file" if asset.kind == Asset.Kind.AUDIO else "the file and the face"
+        text = format_html(
+            "Processing upstream: the upstream checks {} (usually seconds); next check at {}.",
+            checks,
+            _when(asset.next_attempt_at),
+        )
+        if asset.error_code:
+            text = format_html(
+                "{} The last check failed: {}", text, asset.error_explanation or asset.error_code
+            )
+        return text
+    if status == Status.ACTIVE:
+        return "Active: producers can use its reference."
+    if status == Status.FAILED:
+        return format_html(
+            "Failed: {}{}. What to do: {}",
+            asset.error_code or "unknown error",
+            f" ({asset.error_message})" if asset.error_message else "",
+            asset.error_explanation or "upload it again.",
+        )
+    if status == Status.WITHDRAWN:
+        return format_html(
+            "Withdrawn on {}: deleted upstream, its reference no longer works.",
+            _when(asset.withdrawn_at),
+        )
+    return "Rejected locally: it never left the portal."
+
+
 @admin.display(description="file")
 def asset_file(asset: Asset) -> str:
     # Stored under a random name (assets.models.asset_file_path); staff know it by its upload name.
@@ -67,46 +130,149 @@ class AssetColumns:
     reference = staticmethod(asset_reference)
     measured = staticmethod(measured)
     file_link = staticmethod(asset_file)
+    state = staticmethod(asset_state)
 
 
-class AssetAddForm(forms.ModelForm):
-    """Records an uploaded file once it passes the upstream's documented limits.
+# --- Uploads -----------------------------------------------------------------------------------
 
-    The kind and the facts read from the file's bytes are filled in, never typed; a file that
-    breaks a limit is refused with every reason before anything is stored.
+_LIMITS_HELP = " ".join(
+    f"{kind.capitalize()}: {limits.describe()}." for kind, limits in LIMITS.items()
+)
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Every file of one ``<input type=file multiple>``, as a list (Django's documented way)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)]
+
+
+class AssetUploadForm(forms.Form):
+    """The choices of an upload; the checks themselves are ``services.asset_create``'s."""
+
+    consent = forms.ModelChoiceField(
+        queryset=ConsentRecord.objects.none(),
+        required=False,
+        empty_label="Automatic: the approved consent in force that covers each file's kind",
+        help_text="Only consents in force today are offered.",
+    )
+
+    def __init__(self, *args: Any, person: Person | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        in_force = ConsentRecord.objects.in_force().select_related("person")
+        if person is not None:
+            in_force = in_force.filter(person=person)
+        self.fields["consent"].queryset = in_force  # type: ignore[attr-defined]
+
+
+class AssetAddForm(AssetUploadForm):
+    """One file into a chosen group (the asset's add page)."""
+
+    group = forms.ModelChoiceField(queryset=AssetGroup.objects.select_related("person"))
+    file = forms.FileField(help_text=_LIMITS_HELP)
+    field_order = ("group", "consent", "file")
+
+
+class PersonUploadForm(AssetUploadForm):
+    """Several files of one person, into their verified group (the person's page)."""
+
+    uploads = MultipleFileField(
+        help_text="Choose several files at once; each is checked on its own. " + _LIMITS_HELP
+    )
+
+
+@dataclass
+class UploadResult:
+    """One file's verdict: ``asset`` when it was queued, else every reason it was refused."""
+
+    name: str
+    asset: Asset | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.asset.precheck_warnings if self.asset is not None else []
+
+
+def upload_view(
+    request: HttpRequest, *, model_admin: admin.ModelAdmin, person: Person | None = None
+) -> HttpResponse:
+    """The upload page: on a person's page several files, else the single add form.
+
+    Each file goes through ``services.asset_create`` on its own: good ones are stored and
+    queued, bad ones reported with every reason.
     """
-
-    class Meta:
-        model = Asset
-        fields = ("group", "file")
-        help_texts = {
-            "file": " ".join(
-                f"{kind.capitalize()}: {limits.describe()}." for kind, limits in LIMITS.items()
+    if not request.user.has_perm("assets.add_asset"):
+        raise PermissionDenied
+    form_class = AssetAddForm if person is None else PersonUploadForm
+    form: AssetUploadForm = form_class(request.POST or None, request.FILES or None, person=person)
+    results: list[UploadResult] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if person is None:
+            owner, uploads = data["group"].person, [data["file"]]
+        else:
+            owner, uploads = person, data["uploads"]
+        for upload in uploads:
+            result = UploadResult(upload.name)
+            try:
+                result.asset = services.asset_create(
+                    person=owner,
+                    group=data.get("group"),
+                    consent=data["consent"],
+                    uploaded_file=upload,
+                    uploaded_by=request.user,
+                )
+            except ValidationError as refused:
+                result.reasons = refused.messages
+            results.append(result)
+        queued = [result.asset for result in results if result.asset is not None]
+        if person is None:
+            if queued:
+                model_admin.message_user(request, f"{queued[0]} is queued for upload.")
+                url = reverse("admin:assets_asset_change", args=[quote(queued[0].pk)])
+                return HttpResponseRedirect(url)
+            form.add_error("file", results[0].reasons)
+        else:
+            refusals = len(results) - len(queued)
+            model_admin.message_user(
+                request,
+                f"{len(queued)} file(s) queued for upload, {refusals} refused.",
+                messages.WARNING if refusals else messages.SUCCESS,
             )
-        }
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = self.cleaned_data
-        upload = cleaned.get("file")
-        if upload is None or cleaned.get("group") is None:
-            return cleaned
-        try:
-            info = validate_media(upload, filename=upload.name)
-        except MediaRejected as rejected:
-            raise forms.ValidationError(
-                {"file": [violation.message for violation in rejected.violations]}
-            ) from rejected
-        asset = self.instance
-        asset.group = cleaned["group"]
-        asset.record_measurements(info, original_filename=upload.name)
-        # sha256 is not a form field, so the form's own checks skip the constraint on it.
-        asset.validate_constraints()
-        return cleaned
+            form = PersonUploadForm(person=person)
+    title = f"Upload assets of {person}" if person is not None else "Add asset"
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": Asset._meta,
+        "person": person,
+        "form": form,
+        "results": results,
+        # Said before any file is chosen, when no file of this person could go anywhere.
+        "group_refusals": (
+            services.group_refusals(person=person, group=services.upload_group_for(person))
+            if person is not None
+            else []
+        ),
+    }
+    return TemplateResponse(request, "admin/assets/asset/upload.html", context)
 
 
 class AssetInline(AssetColumns, ReadOnlyInline):
     model = Asset
-    fields = ("kind", "status_badge", "reference", "measured", "file_link", "created_at")
+    fields = ("kind", "status_badge", "state", "reference", "measured", "file_link", "created_at")
     readonly_fields = fields
 
 
@@ -123,10 +289,10 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
     list_select_related = ("person",)
     list_filter = ("group_type", "status", "created_at")
     search_fields = ("group_id", "person__legal_name", "person__display_name", "person__email")
-    autocomplete_fields = ("person", "verification_session")
+    autocomplete_fields = ("person",)
     inlines = (AssetInline,)
     fieldsets = (
-        (None, {"fields": ("group_id", "group_type", "person", "verification_session")}),
+        (None, {"fields": ("group_id", "group_type", "person", "upstream_verification")}),
         (
             "System",
             {
@@ -139,12 +305,24 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[AssetGroup]:
         return super().get_queryset(request).annotate(asset_count=Count("assets"))
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A real person's group comes only from their completed verification; a GroupId typed
+        # in here would pass for a verified person.
+        return False
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[Any, ...]:
-        system = ("status_badge", "api_key_fingerprint", "created_at", "withdrawn_at")
+        # Only a confirmed verification links a group to its upstream session (consent.services).
+        system = (
+            "upstream_verification",
+            "status_badge",
+            "api_key_fingerprint",
+            "created_at",
+            "withdrawn_at",
+        )
         if obj is None:
             return system
         # The upstream made the group for this person: none of that changes afterwards.
-        return ("group_id", "group_type", "person", "verification_session", *system)
+        return ("group_id", "group_type", "person", *system)
 
     @admin.display(description="assets", ordering="asset_count")
     def asset_count(self, group: AssetGroup) -> int:
@@ -154,11 +332,13 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
 @admin.register(Asset)
 class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
     private_file_field = "file"
+    content_type_field = "content_type"
     list_display = (
         "__str__",
         "person",
         "kind",
         "status_badge",
+        "state",
         "reference",
         "measured",
         "size",
@@ -175,13 +355,24 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         "group__person__legal_name",
         "group__person__display_name",
     )
-    autocomplete_fields = ("group",)
+    actions = ("retry_assets", "withdraw_assets", "refresh_assets")
+
+    @admin.display(description="local pre-check")
+    def precheck(self, asset: Asset) -> str:
+        """What the face pre-check warned of at upload (a hint: the upstream decides)."""
+        if not asset.precheck_warnings:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((w,) for w in asset.precheck_warnings))
+
     readonly_fields = (
         "group",
+        "consent",
         "kind",
         "file_link",
         "status_badge",
+        "state",
         "reference",
+        "precheck",
         "original_filename",
         "content_type",
         "size_bytes",
@@ -193,13 +384,31 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         "upstream_name",
         "upstream_id",
         "attempts",
+        "next_attempt_at",
+        "submitted_at",
         "error_code",
         "error_message",
+        "error_explanation",
         "uploaded_by",
+        "withdrawn_at",
         *_SYSTEM_FIELDS,
     )
     fieldsets = (
-        (None, {"fields": ("group", "kind", "file_link", "status_badge", "reference")}),
+        (
+            None,
+            {
+                "fields": (
+                    "group",
+                    "consent",
+                    "kind",
+                    "file_link",
+                    "status_badge",
+                    "state",
+                    "reference",
+                    "precheck",
+                )
+            },
+        ),
         (
             "Measured",
             {
@@ -221,33 +430,24 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
                 "fields": (
                     "upstream_name",
                     "upstream_id",
-                    "attempts",
+                    ("attempts", "next_attempt_at", "submitted_at"),
                     "error_code",
                     "error_message",
+                    "error_explanation",
                 ),
             },
         ),
-        ("System", {"classes": ("collapse",), "fields": ("uploaded_by", *_SYSTEM_FIELDS)}),
+        (
+            "System",
+            {"classes": ("collapse",), "fields": ("uploaded_by", "withdrawn_at", *_SYSTEM_FIELDS)},
+        ),
     )
-    add_fieldsets = ((None, {"fields": ("group", "file")}),)
 
-    def get_form(
-        self, request: HttpRequest, obj: Asset | None = None, change: bool = False, **kwargs: Any
-    ) -> type[forms.ModelForm]:
-        if obj is None:
-            kwargs["form"] = AssetAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.add_fieldsets if obj is None else self.fieldsets
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return () if obj is None else self.readonly_fields
-
-    def save_model(self, request: HttpRequest, obj: Asset, form: Any, change: bool) -> None:
-        if not change:
-            obj.uploaded_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """The single add form: one file, through the same service as every upload."""
+        return upload_view(request, model_admin=self)
 
     def download_name(self, obj: Asset) -> str:
         return obj.original_filename or super().download_name(obj)
@@ -259,3 +459,43 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
     @admin.display(description="person", ordering="group__person__legal_name")
     def person(self, asset: Asset) -> str:
         return str(asset.group.person)
+
+    @admin.action(
+        description="Retry the selected assets (failed ones, or queued ones now)",
+        permissions=["change"],
+    )
+    def retry_assets(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        self._each(request, queryset, services.asset_retry, "queued for upload")
+
+    @admin.action(
+        description="Withdraw the selected assets (delete them upstream)", permissions=["change"]
+    )
+    def withdraw_assets(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        self._each(request, queryset, services.asset_withdraw, "withdrawn")
+
+    @admin.action(
+        description="Refresh the selected assets' status from the upstream", permissions=["change"]
+    )
+    def refresh_assets(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        self._each(request, queryset, services.asset_refresh, "refreshed")
+
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Asset],
+        service: Callable[..., Any],
+        done: str,
+    ) -> None:
+        """Run ``service`` for each asset; one message for those it did, one per refusal."""
+        succeeded = 0
+        for asset in queryset.select_related("group__person"):
+            try:
+                service(asset=asset)
+            except ValidationError as refused:
+                self.message_user(request, " ".join(refused.messages), messages.WARNING)
+            except UpstreamError as error:
+                self.message_user(request, f"{asset}: {error} {error.explanation}", messages.ERROR)
+            else:
+                succeeded += 1
+        if succeeded:
+            self.message_user(request, f"{succeeded} asset(s) {done}.", messages.SUCCESS)

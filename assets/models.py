@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import datetime
 import secrets
 import uuid
 
@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 
 from assets.media import MediaInfo
+from consent.models import COVERS_FIELDS, ConsentRecord
+from portal.private_files import name_mismatch, stored_extension
 
 
 class GroupType(models.TextChoices):
@@ -38,13 +40,15 @@ class AssetGroup(models.Model):
     person = models.ForeignKey(
         "consent.Person", on_delete=models.PROTECT, related_name="asset_groups"
     )
-    verification_session = models.OneToOneField(
-        "consent.VerificationSession",
+    # The upstream session whose GetVisualValidateResult gave this GroupId (not the invitation:
+    # an invitation may hold several upstream sessions, and exactly one of them made the group).
+    upstream_verification = models.OneToOneField(
+        "consent.UpstreamVerification",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="asset_group",
-        help_text="The verification session that created this group.",
+        help_text="The upstream verification session that created this group.",
     )
     api_key_fingerprint = models.CharField(
         max_length=32,
@@ -69,22 +73,37 @@ class AssetGroup(models.Model):
     def __str__(self) -> str:
         return self.group_id
 
+    def is_verified_liveness(self) -> bool:
+        """Whether a completed real-person verification made this group.
+
+        The one rule for "a real person's files may go here": a LivenessFace group linked to the
+        verification that created it. A group typed in by hand has no such link, and AIGC groups
+        are never for real people.
+        """
+        return (
+            self.group_type == GroupType.LIVENESS_FACE and self.upstream_verification_id is not None
+        )
+
     def clean(self) -> None:
-        session = self.verification_session
-        if session is not None and self.person_id and session.person_id != self.person_id:
+        session = self.upstream_verification
+        if (
+            session is not None
+            and self.person_id
+            and session.invitation.person_id != self.person_id
+        ):
             raise ValidationError(
-                {"verification_session": "This verification session is another person's."}
+                {"upstream_verification": "This verification session is another person's."}
             )
 
 
 def asset_file_path(asset: Asset, filename: str) -> str:
-    """A random storage name that keeps only the extension of the uploaded file.
+    """A random storage name whose extension is that of the type measured from the bytes.
 
     Uploaded names often carry the person's name, and the storage name travels in the signed
-    link the upstream downloads from: ``original_filename`` keeps it for staff instead.
+    link the upstream downloads from: ``original_filename`` keeps it for staff instead. The
+    uploaded extension is ignored: a JPEG named ``evil.html`` is stored as ``.jpg``.
     """
-    extension = os.path.splitext(filename)[1].lower()[:10]
-    return f"assets/{asset.kind}/{secrets.token_hex(16)}{extension}"
+    return f"assets/{asset.kind}/{secrets.token_hex(16)}{stored_extension(asset.content_type)}"
 
 
 def new_upstream_name() -> str:
@@ -100,6 +119,34 @@ def new_upstream_name() -> str:
 class AssetQuerySet(models.QuerySet["Asset"]):
     def active(self) -> AssetQuerySet:
         return self.filter(status=Asset.Status.ACTIVE)
+
+    def usable_by_producers(self, on: datetime.date | None = None) -> AssetQuerySet:
+        """Active assets whose consent is in force on ``on`` (today) and covers their kind.
+
+        What producers may reference: an asset leaves this set the day its consent ends or is
+        revoked, or when its group is withdrawn.
+        """
+        covered = Q()
+        for kind, field in COVERS_FIELDS.items():
+            covered |= Q(kind=kind, **{f"consent__{field}": True})
+        return (
+            self.active()
+            .filter(group__status=GroupStatus.ACTIVE)
+            .filter(consent__in=ConsentRecord.objects.in_force(on))
+            .filter(covered)
+        )
+
+    def due_for_submit(self, now: datetime.datetime) -> AssetQuerySet:
+        """Queued assets whose next attempt is due."""
+        return self.filter(status=Asset.Status.QUEUED, next_attempt_at__lte=now)
+
+    def upload_lease_expired(self, now: datetime.datetime) -> AssetQuerySet:
+        """Assets left ``uploading`` past their lease: their worker died or lost the row."""
+        return self.filter(status=Asset.Status.UPLOADING, next_attempt_at__lt=now)
+
+    def due_for_poll(self, now: datetime.datetime) -> AssetQuerySet:
+        """Assets processing upstream whose next status check is due."""
+        return self.filter(status=Asset.Status.PROCESSING, next_attempt_at__lte=now)
 
 
 class AssetKind(models.TextChoices):
@@ -126,9 +173,30 @@ class Asset(models.Model):
     Status = AssetStatus
 
     group = models.ForeignKey(AssetGroup, on_delete=models.PROTECT, related_name="assets")
+    # Empty only on rows made before uploads were gated by consent; every upload sets it.
+    consent = models.ForeignKey(
+        "consent.ConsentRecord",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assets",
+        help_text="The consent that authorises this asset.",
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     file = models.FileField(upload_to=asset_file_path, max_length=300)
+    # What the upstream downloads when present: a copy without location metadata (EXIF GPS…);
+    # the original keeps its bytes and hash.
+    upstream_copy = models.FileField(
+        upload_to=asset_file_path, max_length=300, blank=True, editable=False
+    )
     original_filename = models.CharField(max_length=255, blank=True)
+    precheck_warnings = models.JSONField(
+        "local pre-check warnings",
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="What the local face pre-check noticed (a hint; the upstream decides).",
+    )
     sha256 = models.CharField("SHA-256", max_length=64)
     size_bytes = models.PositiveBigIntegerField()
     content_type = models.CharField(max_length=100)
@@ -144,9 +212,20 @@ class Asset(models.Model):
     upstream_id = models.CharField(
         "upstream asset Id", max_length=64, unique=True, null=True, blank=True
     )
+    # The last error, upstream or local: kept while an attempt is retried, shown when it failed.
     error_code = models.CharField(max_length=100, blank=True)
     error_message = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    error_explanation = models.TextField(
+        blank=True, help_text="What the error means and what to do about it."
+    )
+    attempts = models.PositiveIntegerField(default=0, help_text="Upload attempts claimed so far.")
+    # Queued: when the next upload attempt is due. Uploading: when the claiming worker's lease
+    # runs out (the sweeper then queues the row again). Processing: when to check it next.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the upstream accepted the upload (gave its Id)."
+    )
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -166,12 +245,20 @@ class Asset(models.Model):
                 condition=~Q(status="active") | Q(upstream_id__isnull=False),
                 name="asset_active_has_upstream_id",
             ),
+            models.CheckConstraint(
+                condition=~Q(status="processing") | Q(upstream_id__isnull=False),
+                name="asset_processing_has_upstream_id",
+            ),
             models.UniqueConstraint(
                 fields=["group", "sha256"],
                 condition=~Q(status__in=["rejected", "failed", "withdrawn"]),
                 name="asset_file_once_per_group",
                 violation_error_message="This file is already registered in this group.",
             ),
+        ]
+        indexes = [
+            # The sweeper's queries: rows of one status whose next attempt is due.
+            models.Index(fields=["status", "next_attempt_at"], name="asset_status_due"),
         ]
 
     def __str__(self) -> str:
@@ -183,6 +270,14 @@ class Asset(models.Model):
             raise ValidationError(
                 {"group": "This asset group is withdrawn: it takes no new files."}
             )
+        consent = self.consent
+        if consent is not None and self.group_id and consent.person_id != self.group.person_id:
+            raise ValidationError({"consent": "This consent record is another person's."})
+        # The stored name follows the bytes anyway; a contradicting name means a mix-up to fix.
+        if self._state.adding and (
+            mismatch := name_mismatch(self.original_filename, self.content_type)
+        ):
+            raise ValidationError({"file": mismatch})
 
     def record_measurements(self, info: MediaInfo, *, original_filename: str) -> None:
         """Fill in what was read from the file's bytes (kind, hash, size, dimensions, timing)."""
@@ -195,6 +290,11 @@ class Asset(models.Model):
         self.height = info.height
         self.duration_seconds = info.duration_seconds
         self.fps = info.fps
+
+    @property
+    def upstream_file(self) -> models.fields.files.FieldFile:
+        """The file the upstream downloads: the location-stripped copy when there is one."""
+        return self.upstream_copy if self.upstream_copy else self.file
 
     @property
     def asset_uri(self) -> str:

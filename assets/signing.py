@@ -24,8 +24,14 @@ class InvalidFileLink(Exception):
 
 
 def signed_file_url(field_file: FieldFile, *, expires_in: int | None = None) -> str:
-    """An absolute URL serving ``field_file`` for ``expires_in`` seconds to whoever holds it."""
-    lifetime = expires_in or settings.PRIVATE_FILE_URL_MAX_AGE
+    """An absolute URL serving ``field_file`` for ``expires_in`` seconds to whoever holds it.
+
+    ``None`` means ``PRIVATE_FILE_URL_MAX_AGE``; zero or a negative lifetime is a ``ValueError``
+    (a link that is dead on arrival is a bug in the caller, not a request for the default).
+    """
+    if expires_in is not None and expires_in <= 0:
+        raise ValueError(f"A signed link must live at least one second, not {expires_in}.")
+    lifetime = settings.PRIVATE_FILE_URL_MAX_AGE if expires_in is None else expires_in
     if not isinstance(field_file.storage, PrivateFileSystemStorage):
         return field_file.storage.url(field_file.name, expire=lifetime)  # type: ignore[call-arg]
     token = signing.dumps({"n": field_file.name, "e": int(time.time()) + lifetime}, salt=_SALT)

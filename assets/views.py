@@ -1,21 +1,38 @@
-import mimetypes
+import posixpath
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest
 
+from assets.models import Asset
 from assets.signing import InvalidFileLink, file_name_from_token
+from portal.private_files import content_type_of_stored_name, private_file_response
+
+# The folders whose files a signed link may name: asset files (assets.models.asset_file_path),
+# which the upstream downloads, and consent documents (consent.models.consent_document_path).
+ASSET_FOLDER = "assets/"
+SIGNED_FOLDERS = (ASSET_FOLDER, "consent/")
 
 
 def signed_file(request: HttpRequest, token: str, filename: str) -> FileResponse:
-    """Serve the private file a signed link names, while the link is valid."""
+    """Serve the private file a signed link names, while the link is valid.
+
+    Only names under ``SIGNED_FOLDERS`` are served. The Content-Type is the type measured from
+    the bytes when the file was stored (the asset's row; for a consent document the extension
+    it was stored under, which was itself derived from the bytes), never guessed from the name.
+    Asset files are served inline, as the upstream downloads them; anything else as attachment.
+    """
     try:
         name = file_name_from_token(token)
     except InvalidFileLink as exc:
         raise Http404(str(exc)) from exc
+    if posixpath.normpath(name) != name or not name.startswith(SIGNED_FOLDERS):
+        raise Http404("This file cannot be shared by link.")
     if not default_storage.exists(name):
         raise Http404("This file no longer exists.")
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
-    response["Cache-Control"] = "private, no-store"
-    response["X-Robots-Tag"] = "noindex"
-    return response
+    measured = Asset.objects.filter(file=name).values_list("content_type", flat=True).first()
+    return private_file_response(
+        default_storage.open(name, "rb"),
+        content_type=measured or content_type_of_stored_name(name),
+        filename=posixpath.basename(name),
+        as_attachment=not name.startswith(ASSET_FOLDER),
+    )

@@ -39,7 +39,8 @@ def prepare(workdir: Path, *, database_url: str, port: int) -> dict[str, str]:
         "PORTAL_VAR_DIR": str(var_dir),
         "PRIVATE_MEDIA_ROOT": str(workdir / "private"),
         "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": "filesystem://",
+        # The pipeline benchmark's worker, beat and this process share Redis as the broker.
+        "CELERY_BROKER_URL": os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
         "PORTAL_PUBLIC_URL": public_url,
         "ANYFAST_BASE_URL": f"{public_url}/sandbox",
         "ANYFAST_API_KEY": API_KEY,

@@ -1,13 +1,21 @@
-"""People, the consent they gave, and their real-person verification sessions."""
+"""People, the consent they gave, their invitations to verification and its upstream sessions."""
 
 from __future__ import annotations
 
+import datetime
+import posixpath
 import secrets
+import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+
+from consent.documents import document_content_type, validate_consent_document
+from portal.private_files import stored_extension
 
 
 class Language(models.TextChoices):
@@ -52,8 +60,20 @@ class Person(models.Model):
 
 
 def consent_document_path(record: ConsentRecord, filename: str) -> str:
-    # A random folder keeps document names unguessable even in storage listings.
-    return f"consent/{record.person_id}/{secrets.token_hex(8)}/{filename}"
+    """The uploaded name's stem with the extension of the type read from the document's bytes.
+
+    A random folder keeps document names unguessable even in storage listings. A document of no
+    accepted type (only possible where ``validate_consent_document`` did not run) gets no
+    extension, so it is only ever served as ``application/octet-stream``; so does one saved with
+    ``signed_document.save(name, content)``, whose content this function cannot see.
+    """
+    document = record.signed_document
+    # A document assigned to the field (forms, create()) is still the content being saved.
+    pending = bool(document) and not getattr(document, "_committed", True)
+    content_type = document_content_type(document) if pending else None
+    stem = posixpath.splitext(posixpath.basename(filename))[0] or "consent"
+    extension = stored_extension(content_type) if content_type else ""
+    return f"consent/{record.person_id}/{secrets.token_hex(8)}/{stem}{extension}"
 
 
 class ConsentStatus(models.TextChoices):
@@ -63,6 +83,7 @@ class ConsentStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     REVOKED = "revoked", "Revoked"
     EXPIRED = "expired", "Expired"
+    SUPERSEDED = "superseded", "Superseded by a newer version"
 
 
 class CaptureMethod(models.TextChoices):
@@ -72,11 +93,50 @@ class CaptureMethod(models.TextChoices):
     AGENT = "agent", "Through the person's agent"
 
 
+class Representation(models.TextChoices):
+    NONE = "none", "Not represented"
+    COUNSEL = "counsel", "Legal counsel"
+    UNION = "union", "Labour union (e.g. SAG-AFTRA)"
+    AGENT = "agent", "Agent"
+
+
+class RevocationChannel(models.TextChoices):
+    IN_WRITING = "in_writing", "In writing (letter or signed form)"
+    EMAIL = "email", "Email"
+    PHONE = "phone", "Phone call"
+    IN_PERSON = "in_person", "In person"
+    AGENT = "agent", "Through the person's agent or counsel"
+
+
+# Each asset kind (an ``Asset.Kind`` value) and the field that says whether a consent covers it.
+COVERS_FIELDS = {"image": "covers_images", "video": "covers_video", "audio": "covers_audio"}
+
+
+class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
+    def in_force(self, on: datetime.date | None = None) -> ConsentRecordQuerySet:
+        """Approved records whose period includes ``on`` (today by default)."""
+        day = on or timezone.localdate()
+        return self.filter(status=ConsentStatus.APPROVED, starts_on__lte=day).filter(
+            Q(expires_on__isnull=True) | Q(expires_on__gte=day)
+        )
+
+    def covering(self, kind: str) -> ConsentRecordQuerySet:
+        """Those that cover the asset kind ``kind`` (``image``, ``video`` or ``audio``)."""
+        return self.filter(**{COVERS_FIELDS[kind]: True})
+
+
 class ConsentRecord(models.Model):
-    """What a person agreed to, for which uses, where and until when, and its review."""
+    """What a person agreed to, for which uses, where and until when, and its review.
+
+    A record is edited only while it is a draft. Once submitted it changes only through the
+    services in ``consent.services`` (status and review fields, by conditional updates); a change
+    of substance is a new version that ``supersedes`` it and goes through its own review.
+    """
 
     Status = ConsentStatus
     CaptureMethod = CaptureMethod
+    Representation = Representation
+    RevocationChannel = RevocationChannel
 
     person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="consent_records")
     consent_text_version = models.CharField(
@@ -91,23 +151,99 @@ class ConsentRecord(models.Model):
     starts_on = models.DateField()
     expires_on = models.DateField(null=True, blank=True, help_text="Empty means no end date.")
     capture_method = models.CharField(max_length=20, choices=CaptureMethod.choices)
-    signed_document = models.FileField(upload_to=consent_document_path, blank=True, max_length=300)
+    signed_document = models.FileField(
+        upload_to=consent_document_path,
+        validators=[validate_consent_document],
+        blank=True,
+        max_length=300,
+    )
+    # What of the person, and what may be done with it.
+    likeness_face = models.BooleanField("face", default=True)
+    likeness_body = models.BooleanField("body", default=False)
+    likeness_voice = models.BooleanField("voice", default=False)
+    permitted_alterations = models.TextField(
+        blank=True, help_text="Alterations allowed to the likeness (age, wardrobe, language...)."
+    )
+    prohibited_uses = models.TextField(
+        blank=True, help_text="Uses the person excluded (political, adult, endorsements...)."
+    )
+    allows_model_training = models.BooleanField(
+        "allows model training",
+        default=False,
+        help_text="A separate opt-in: may the likeness be used to train or fine-tune models?",
+    )
+    compensation_reference = models.CharField(
+        max_length=200, blank=True, help_text="Contract or payment reference for this consent."
+    )
+    consent_text_sha256 = models.CharField(
+        "consent text SHA-256",
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the exact consent text shown to the person.",
+    )
+    consent_text_language = models.CharField(
+        max_length=8, choices=Language.choices, default=Language.ENGLISH
+    )
+    representation = models.CharField(
+        max_length=20, choices=Representation.choices, default=Representation.NONE
+    )
+    representative_name = models.CharField(max_length=200, blank=True)
+    is_minor = models.BooleanField("the person is a minor", default=False)
+    guardian_name = models.CharField(max_length=200, blank=True)
+    guardian_relationship = models.CharField(max_length=100, blank=True)
+    biometric_notice_accepted = models.BooleanField(
+        default=False,
+        help_text="The person received the biometric data notice (BIPA, GDPR Art. 9).",
+    )
+    retention_policy_accepted = models.BooleanField(
+        default=False, help_text="The person received the retention and destruction policy."
+    )
+    supersedes = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+        help_text="The earlier version this record replaces once approved.",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revocation_channel = models.CharField(
+        max_length=20, choices=RevocationChannel.choices, blank=True
+    )
+    revocation_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person withdrew consent (may precede recording)."
+    )
     revocation_reason = models.TextField(blank=True)
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the record stopped being in force (any reason)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ConsentRecordQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
+        permissions = [
+            ("review_consentrecord", "Can approve or reject consent records"),
+            ("revoke_consentrecord", "Can record that a person revoked consent"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=ConsentStatus.values), name="consent_status_valid"
@@ -138,44 +274,159 @@ class ConsentRecord(models.Model):
         status = self.get_status_display()
         return f"Consent v{self.consent_text_version} of {self.person} ({status})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            if stored is not None and stored != ConsentStatus.DRAFT:
+                raise ConsentRecordLocked(
+                    f"{self} is {ConsentStatus(stored).label.lower()}: it never changes. "
+                    "Make a new version instead."
+                )
+        super().save(*args, **kwargs)
+
+    @property
+    def is_editable(self) -> bool:
+        """Only a draft is edited; anything later is evidence (see the class docstring)."""
+        return self.status == ConsentStatus.DRAFT
+
+    def likeness_elements(self) -> list[str]:
+        covered = [
+            ("face", self.likeness_face),
+            ("body", self.likeness_body),
+            ("voice", self.likeness_voice),
+        ]
+        return [element for element, covers in covered if covers]
+
     def media_types(self) -> list[str]:
         """The asset kinds this consent covers, as ``Asset.Kind`` values."""
-        covered = [
-            ("image", self.covers_images),
-            ("video", self.covers_video),
-            ("audio", self.covers_audio),
-        ]
-        return [kind for kind, covers in covered if covers]
+        return [kind for kind, field in COVERS_FIELDS.items() if getattr(self, field)]
+
+
+class ConsentRecordLocked(Exception):
+    """A submitted consent record, or one of its uses, was about to be changed."""
+
+
+class ConsentUse(models.Model):
+    """One specific intended use a consent covers: what, where, through which channels."""
+
+    consent = models.ForeignKey(ConsentRecord, on_delete=models.PROTECT, related_name="uses")
+    project = models.CharField(max_length=200)
+    medium = models.CharField(
+        max_length=200, help_text="E.g. AI-generated video advertisement, 30 s."
+    )
+    channels = models.CharField(
+        max_length=300, help_text="Where it appears: TV, YouTube, Instagram, cinema..."
+    )
+    territory = models.CharField(max_length=200)
+    languages = models.CharField(max_length=200)
+    description = models.TextField(help_text="What the likeness will be shown doing, specifically.")
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.medium} ({self.channels}; {self.territory})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self._refuse_unless_draft()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        self._refuse_unless_draft()
+        return super().delete(*args, **kwargs)
+
+    def _refuse_unless_draft(self) -> None:
+        status = ConsentRecord.objects.filter(pk=self.consent_id).values_list("status", flat=True)
+        if status.first() not in (None, ConsentStatus.DRAFT):
+            raise ConsentRecordLocked("The uses of a submitted consent record never change.")
+
+
+# --- Real-person verification -------------------------------------------------------------------
+#
+# An invitation (``VerificationSession``) and an upstream session (``UpstreamVerification``) have
+# different lifetimes. The invitation is the portal's: a link and a short code that live for days
+# (``VERIFICATION_INVITATION_TTL_DAYS``). An upstream session is the provider's: its H5 link works
+# once and for 120 s, its BytedToken for up to 30 min. So the portal mints an upstream session only
+# when the person is actually there (they press "Start verification", or staff show a desk QR),
+# and an invitation collects every attempt made from it. Status changes go through
+# ``consent.services``, applied with conditional updates.
+
+DJANGO_LANGUAGES = {
+    Language.ENGLISH: "en",
+    Language.CHINESE_SIMPLIFIED: "zh-hans",
+    Language.CHINESE_TRADITIONAL: "zh-hant",
+}
+
+
+def django_language(upstream_language: str) -> str:
+    """The Django language code (``settings.LANGUAGES``) of a ``Language`` value."""
+    return DJANGO_LANGUAGES.get(upstream_language, "en")  # type: ignore[call-overload]
+
+
+def upstream_language(django_code: str) -> str:
+    """The ``Language`` value (the H5 page's ``lng``) of a Django language code."""
+    for language, code in DJANGO_LANGUAGES.items():
+        if code == django_code.lower():
+            return str(language)
+    return str(Language.ENGLISH)
+
+
+def invitation_expiry() -> datetime.datetime:
+    """When an invitation made now stops working (``VERIFICATION_INVITATION_TTL_DAYS``)."""
+    return timezone.now() + datetime.timedelta(days=settings.VERIFICATION_INVITATION_TTL_DAYS)
 
 
 def new_invitation_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class VerificationSessionQuerySet(models.QuerySet["VerificationSession"]):
-    def open(self) -> VerificationSessionQuerySet:
-        return self.filter(status__in=OPEN_VERIFICATION_STATUSES)
+# Letters and digits that cannot be mistaken for one another when read aloud or typed on a phone
+# (no 0/O, 1/I/L). 31^8 ≈ 8.5·10^11 codes.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 8
+
+
+def new_invitation_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalise_code(text: str) -> str:
+    """What a person typed (``abcd-efgh``, ``ABCD EFGH``) as a stored code (``ABCDEFGH``)."""
+    return "".join(ch for ch in text.upper() if ch.isalnum())
+
+
+def format_code(code: str) -> str:
+    """A code as shown to people: two groups of four (``ABCD-EFGH``)."""
+    return f"{code[:4]}-{code[4:]}" if len(code) == CODE_LENGTH else code
 
 
 class VerificationStatus(models.TextChoices):
     INVITED = "invited", "Invited"
-    LINK_ISSUED = "link_issued", "Verification link issued"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
+    OPENED = "opened", "Opened"
+    VERIFIED = "verified", "Verified"
+    FAILED = "failed", "Failed (attempts exhausted)"
     EXPIRED = "expired", "Expired"
     CANCELLED = "cancelled", "Cancelled"
 
 
-# Sessions that still wait for the person: a person has at most one (a constraint below).
-OPEN_VERIFICATION_STATUSES = [VerificationStatus.INVITED, VerificationStatus.LINK_ISSUED]
+# Invitations that still wait for the person: a person has at most one (a constraint below).
+OPEN_VERIFICATION_STATUSES = [VerificationStatus.INVITED, VerificationStatus.OPENED]
+
+
+class VerificationSessionQuerySet(models.QuerySet["VerificationSession"]):
+    def open(self) -> VerificationSessionQuerySet:
+        return self.filter(status__in=OPEN_VERIFICATION_STATUSES)
+
+    def overdue(self, now: datetime.datetime) -> VerificationSessionQuerySet:
+        """Open invitations whose lifetime has passed (``invitation_expire_overdue`` ends them)."""
+        return self.open().filter(expires_at__lte=now)
 
 
 class VerificationSession(models.Model):
-    """One invitation of a person to real-person verification, and its upstream session.
+    """An invitation of a person to real-person verification (shown to staff as "invitation").
 
-    The portal's own invitation token goes into the link the person receives; the upstream
-    session (BytedToken and its single-use, short-lived H5 link) is minted only when the person
-    actually opens that link.
+    The person reaches it by the link in their email (``invitation_token``), or by typing the short
+    ``code`` at ``/verify/``. Every upstream session made from it is an ``UpstreamVerification``.
     """
 
     Status = VerificationStatus
@@ -189,30 +440,51 @@ class VerificationSession(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="verification_sessions",
+        help_text="The consent record this verification backs.",
     )
     invitation_token = models.CharField(
         max_length=64, unique=True, default=new_invitation_token, editable=False
     )
-    byted_token = models.CharField(max_length=64, unique=True, null=True, blank=True)
-    h5_link = models.URLField(max_length=2000, blank=True)
-    h5_link_expires_at = models.DateTimeField(null=True, blank=True)
-    token_expires_at = models.DateTimeField(null=True, blank=True)
+    code = models.CharField(
+        max_length=CODE_LENGTH,
+        default=new_invitation_code,
+        editable=False,
+        help_text="Short code the person can type at /verify/ when they cannot scan or click.",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.INVITED)
-    callback_params = models.JSONField(default=dict, blank=True)
-    api_key_fingerprint = models.CharField(max_length=32, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
+    expires_at = models.DateTimeField(default=invitation_expiry)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it became verified, failed, expired or cancelled."
+    )
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who cancelled it (or reissued it), when a person did.",
+    )
+    replaced_by = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replaces",
+        help_text="The invitation issued in its place.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
 
     objects = VerificationSessionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        verbose_name = "invitation"
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=VerificationStatus.values), name="verification_status_valid"
@@ -221,14 +493,209 @@ class VerificationSession(models.Model):
                 fields=["person"],
                 condition=Q(status__in=OPEN_VERIFICATION_STATUSES),
                 name="one_open_verification_per_person",
-                violation_error_message="This person already has an open verification session.",
+                violation_error_message="This person already has an open invitation.",
+            ),
+            models.UniqueConstraint(
+                fields=["code"],
+                condition=Q(status__in=OPEN_VERIFICATION_STATUSES),
+                name="verification_code_unique_while_open",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="verified") | Q(verified_at__isnull=False),
+                name="verification_verified_has_time",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"Verification of {self.person} ({self.get_status_display()})"
+        return f"Invitation of {self.person} ({self.get_status_display()})"
 
     def clean(self) -> None:
         consent = self.consent
         if consent is not None and self.person_id and consent.person_id != self.person_id:
             raise ValidationError({"consent": "This consent record is another person's."})
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_VERIFICATION_STATUSES
+
+    @property
+    def display_code(self) -> str:
+        return format_code(self.code)
+
+    def counted_attempts(self) -> int:
+        """Attempts that count against ``VERIFICATION_MAX_ATTEMPTS``: see ``attempts()``."""
+        return self.upstream_verifications.attempts().count()
+
+
+class UpstreamPurpose(models.TextChoices):
+    PHONE = "phone", "Invitation link on the person's phone"
+    DESK = "desk", "QR code shown by staff at the desk"
+
+
+class UpstreamStatus(models.TextChoices):
+    CREATED = "created", "Created"
+    CALLBACK_RECEIVED = "callback_received", "Callback received"
+    CONFIRMED = "confirmed", "Confirmed"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+
+
+# Upstream sessions whose outcome is still unknown: confirmation and polling look at these.
+PENDING_UPSTREAM_STATUSES = [UpstreamStatus.CREATED, UpstreamStatus.CALLBACK_RECEIVED]
+
+
+class UpstreamVerificationQuerySet(models.QuerySet["UpstreamVerification"]):
+    def pending(self) -> UpstreamVerificationQuerySet:
+        return self.filter(status__in=PENDING_UPSTREAM_STATUSES, byted_token__isnull=False)
+
+    def due_for_poll(self, now: datetime.datetime | None = None) -> UpstreamVerificationQuerySet:
+        """Pending sessions whose next poll time has come, oldest first."""
+        now = now or timezone.now()
+        return self.pending().filter(next_poll_at__lte=now).order_by("created_at", "pk")
+
+    def attempts(self) -> UpstreamVerificationQuerySet:
+        """The person's attempts: every session started from their phone (pressing "Start" uses
+        one), and a desk session only once its callback arrived (the desk page mints a fresh QR
+        every two minutes while staff wait, and an unused QR is no attempt). A start the
+        upstream refused is no attempt either."""
+        started_on_phone = Q(purpose=UpstreamPurpose.PHONE, byted_token__isnull=False)
+        return self.filter(started_on_phone | Q(callback_received_at__isnull=False))
+
+
+class UpstreamVerification(models.Model):
+    """One upstream verification session (CreateVisualValidateSession) made for an invitation.
+
+    Every attempt stays on record, including starts the upstream refused (no BytedToken, status
+    failed, the error kept). ``public_id`` names the session in its CallbackURL.
+    """
+
+    Purpose = UpstreamPurpose
+    Status = UpstreamStatus
+
+    public_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    invitation = models.ForeignKey(
+        VerificationSession, on_delete=models.PROTECT, related_name="upstream_verifications"
+    )
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CREATED)
+    language = models.CharField(
+        max_length=8, choices=Language.choices, default=Language.ENGLISH, help_text="H5 lng."
+    )
+    byted_token = models.CharField("BytedToken", max_length=64, unique=True, null=True, blank=True)
+    h5_link = models.URLField("H5 link", max_length=2000, blank=True)
+    h5_link_expires_at = models.DateTimeField(null=True, blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    api_key_fingerprint = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="GetVisualValidateResult calls made to confirm it."
+    )
+    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    last_error = models.TextField(blank=True, help_text="The upstream's own words.")
+    last_error_explanation = models.TextField(blank=True, help_text="What it means, what to do.")
+    group_id = models.CharField("GroupId", max_length=64, blank=True)
+    callback_params = models.JSONField(default=dict, blank=True)
+    callback_received_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it became confirmed, failed or expired."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Staff who showed the desk QR (empty when the person started it).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UpstreamVerificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "upstream verification session"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=UpstreamStatus.values), name="upstream_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(purpose__in=UpstreamPurpose.values), name="upstream_purpose_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="confirmed") | ~Q(group_id=""),
+                name="upstream_confirmed_has_group",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["created", "callback_received"])
+                | Q(byted_token__isnull=False),
+                name="upstream_pending_has_token",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        token = f"…{self.byted_token[-6:]}" if self.byted_token else "no token"
+        return f"Upstream session {token} ({self.get_status_display()})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in PENDING_UPSTREAM_STATUSES
+
+    @property
+    def callback_result_code(self) -> str:
+        """The ``resultCode`` the callback claimed (``10000`` = success), or ``""``.
+
+        A claim only: the person's browser carries it, so only GetVisualValidateResult decides.
+        """
+        value = self.callback_params.get("resultCode", "")
+        return value if isinstance(value, str) else ""
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class OutboundEmail(models.Model):
+    """One email the portal sends (today: invitations), and what became of it.
+
+    Created by a service and sent by ``consent.tasks.send_outbound_email`` after commit; the body
+    is rendered when sending, from ``template`` in ``language``.
+    """
+
+    Status = EmailStatus
+
+    invitation = models.ForeignKey(
+        VerificationSession, on_delete=models.PROTECT, related_name="emails"
+    )
+    to = models.EmailField()
+    template = models.CharField(max_length=50)
+    language = models.CharField(max_length=8, choices=Language.choices)
+    subject = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "email"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=EmailStatus.values), name="email_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False), name="email_sent_has_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} email to {self.to} ({self.get_status_display()})"

@@ -2,7 +2,8 @@
 
 Every uploaded file is private: the storage refuses to give a plain URL. The admin reaches a
 file only through ``PrivateFileAdmin``'s view, which checks the staff user's ``view``
-permission on the row that owns the file and streams it without letting any cache keep it.
+permission on the row that owns the file and streams it as a download that no cache keeps and
+no browser runs (``portal.private_files.private_file_response``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ from django.http import FileResponse, Http404, HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from portal.private_files import content_type_of_stored_name, private_file_response
+
 # Colour of each status value, across every model that has one.
 _TONES = {
     "approved": "green",
     "completed": "green",
     "active": "green",
     "pending_review": "amber",
+    "verified": "green",
+    "confirmed": "green",
+    "sent": "green",
     "invited": "amber",
-    "link_issued": "amber",
+    "opened": "amber",
+    "created": "amber",
+    "callback_received": "amber",
     "queued": "amber",
     "uploading": "amber",
     "processing": "amber",
@@ -82,6 +90,8 @@ class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
     """A ModelAdmin with a staff-only view that streams the row's private file."""
 
     private_file_field: str
+    # The row's field holding the content type measured from the file's bytes, if it has one.
+    content_type_field: str | None = None
 
     def get_urls(self) -> list[URLPattern]:
         name = f"{self.opts.app_label}_{self.opts.model_name}_file"
@@ -97,14 +107,21 @@ class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
         field_file: FieldFile = getattr(obj, self.private_file_field)
         if not field_file.name or not field_file.storage.exists(field_file.name):
             raise Http404("This row has no file.")
-        response = FileResponse(field_file.open("rb"), filename=self.download_name(obj))
-        response["Cache-Control"] = "private, no-store"
-        # Uploaded files are shown inline but may never run scripts in the portal's origin.
-        response["Content-Security-Policy"] = "sandbox"
-        return response
+        return private_file_response(
+            field_file.open("rb"),
+            content_type=self.file_content_type(obj),
+            filename=self.download_name(obj),
+            as_attachment=True,
+        )
+
+    def file_content_type(self, obj: Any) -> str:
+        """The type measured from the file's bytes: the row's field, else its stored extension."""
+        if self.content_type_field:
+            return str(getattr(obj, self.content_type_field))
+        return content_type_of_stored_name(getattr(obj, self.private_file_field).name)
 
     def download_name(self, obj: Any) -> str:
-        """The name the browser saves the file under."""
+        """The name the browser saves the file under (its extension is fixed to the type's)."""
         return file_basename(getattr(obj, self.private_file_field))
 
     @admin.display(description="file")

@@ -1,17 +1,19 @@
 """The portal's only settings module.
 
-Everything comes from the environment (or an optional ``.env`` beside ``manage.py``). With no
-environment at all the portal runs on embedded defaults meant for a laptop: SQLite, private files
-under ``var/``, Celery on kombu's ``filesystem://`` broker, email to the console and the built-in
-sandbox upstream. Production sets ``DEBUG=false`` and the variables listed in ``.env.example``;
-it refuses to start when one of its secrets is missing.
+Everything comes from the environment (or an optional ``.env`` beside ``manage.py``). With
+``DEBUG=true`` and nothing else the portal runs on embedded defaults meant for a laptop: SQLite,
+private files under ``var/``, Celery on kombu's ``filesystem://`` broker, email to the console
+and the built-in sandbox upstream. Without it (production) it needs the variables listed in
+``.env.example`` and refuses to start when one of its secrets is missing.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -20,7 +22,9 @@ env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: a deployment that forgets DEBUG must not run in debug mode with the
+# sandbox. bin/dev, bin/test and pytest (pyproject's [tool.pytest_env]) turn it on.
+DEBUG = env.bool("DEBUG", default=False)
 VAR_DIR = Path(env.str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 # The embedded defaults keep their database, private files and broker queue under var/.
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -39,25 +43,41 @@ PRODUCTION_REQUIRED = (
     "EMAIL_URL",
 )
 
+# The sandbox accepts any API key and downloads any URL it is given: development only.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+
 if not DEBUG:
-    missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
-    if not env.bool("SANDBOX_ENABLED", default=False) and not env.str(
-        "ANYFAST_API_KEY", default=""
-    ):
-        missing.append("ANYFAST_API_KEY")
+    if SANDBOX_ENABLED:
+        raise ImproperlyConfigured(
+            "SANDBOX_ENABLED=true is refused with DEBUG=false: the sandbox is a development "
+            "stand-in that accepts any API key and fetches any URL. Unset SANDBOX_ENABLED."
+        )
+    # A value of only spaces counts as missing (a stray " " in a deployment's variables).
+    missing = [
+        name
+        for name in (*PRODUCTION_REQUIRED, "ANYFAST_API_KEY")
+        if not env.str(name, default="").strip()
+    ]
     if missing:
         raise ImproperlyConfigured(
             "DEBUG=false needs these environment variables: " + ", ".join(missing)
         )
 
-SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY).strip()
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+    if host.strip()
+]
+if not DEBUG and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS='*' is refused with DEBUG=false: name the portal's host names, "
+        "e.g. ALLOWED_HOSTS=portal.example.com (with '*' any Host header is believed)"
+    )
 PORTAL_PUBLIC_URL = env.str("PORTAL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PORTAL_PUBLIC_URL])
 
 # --- Applications -----------------------------------------------------------------------------
-SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
-
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -68,14 +88,20 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "django_celery_results",
+    "axes",
+    "csp",
     "consent",
     "assets",
+    "audit",
 ]
 if SANDBOX_ENABLED:
     INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
+    # First, so that an oversized body is refused before anything reads it.
+    "portal.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "audit.context.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -84,6 +110,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -129,6 +158,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文"), ("zh-hant", "繁體中文")]
+# The person's pages and emails (consent) in zh-Hans and zh-Hant; the .mo files are committed.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -178,6 +209,15 @@ STORAGES = {
     },
 }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Private files are readable by the portal's own user only (PrivateFileSystemStorage applies
+# the same modes itself); give the process a user of its own.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# Signed consent documents (PDF, JPEG or PNG: consent.documents) may be at most this many bytes.
+CONSENT_DOCUMENT_MAX_BYTES = env.int("CONSENT_DOCUMENT_MAX_BYTES", default=20 * 1024 * 1024)
+# Warn staff, before an upload is spent, when a picture shows no face or several (OpenCV's face
+# cascade, assets.media.face_precheck): a hint, never a refusal.
+MEDIA_FACE_PRECHECK = env.bool("MEDIA_FACE_PRECHECK", default=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Email ------------------------------------------------------------------------------------
@@ -194,6 +234,18 @@ EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"] or str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Talent Consent Portal <portal@localhost>"
 )
+
+# --- Real-person verification (consent.services) --------------------------------------------
+# How long an invitation link (and its short code) works, and how many upstream sessions a person
+# may start from one invitation (each Start press uses one; see UpstreamVerification.attempts).
+# Who invites people, as their pages and emails name it.
+PORTAL_ORGANISATION_NAME = env.str("PORTAL_ORGANISATION_NAME", default="The studio")
+VERIFICATION_INVITATION_TTL_DAYS = env.int("VERIFICATION_INVITATION_TTL_DAYS", default=7)
+VERIFICATION_MAX_ATTEMPTS = env.int("VERIFICATION_MAX_ATTEMPTS", default=5)
+# Beat polls pending upstream sessions this often (GetVisualValidateResult, 3/s for the whole
+# deployment): with the 5-second cadence of consent.services.poll_interval, a person who completes
+# and closes the phone without reaching the callback page is confirmed within about 15 s.
+VERIFICATION_POLL_SWEEP_SECONDS = env.float("VERIFICATION_POLL_SWEEP_SECONDS", default=10.0)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -225,10 +277,32 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat's DatabaseScheduler copies these into its tables at start, where the admin can edit them.
 HEARTBEAT_INTERVAL_SECONDS = 60
+# How often beat sends the asset sweeper: it queues again uploads whose worker died, re-sends
+# lost ones, and checks the assets processing upstream (assets.services.assets_sweep).
+ASSET_SWEEP_INTERVAL_SECONDS = env.float("ASSET_SWEEP_INTERVAL_SECONDS", default=3.0)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "portal.tasks.record_heartbeat",
         "schedule": float(HEARTBEAT_INTERVAL_SECONDS),
+    },
+    # People who complete verification but never reach the callback page (VERIFICATION_*).
+    "poll-upstream-verifications": {
+        "task": "consent.tasks.poll_upstream_verifications",
+        "schedule": VERIFICATION_POLL_SWEEP_SECONDS,
+        # A sweep that waited in the queue past the next one is dropped, not run late
+        # (django-celery-beat's name for Celery's ``expires``).
+        "options": {"expire_seconds": max(int(VERIFICATION_POLL_SWEEP_SECONDS), 1)},
+    },
+    "expire-invitations": {
+        "task": "consent.tasks.expire_invitations",
+        "schedule": 600.0,
+    },
+    "assets-sweep": {
+        "task": "assets.tasks.sweep_assets",
+        "schedule": ASSET_SWEEP_INTERVAL_SECONDS,
+        # A sweep still queued when the next is sent is dropped: they do not pile up behind a
+        # busy worker (django-celery-beat's name for Celery's ``expires``).
+        "options": {"expire_seconds": max(int(ASSET_SWEEP_INTERVAL_SECONDS * 2), 1)},
     },
 }
 # Tasks outside the installed apps, which autodiscovery does not see.
@@ -241,7 +315,10 @@ ANYFAST_BASE_URL = env.str(
     "ANYFAST_BASE_URL",
     default=f"{PORTAL_PUBLIC_URL}/sandbox" if SANDBOX_ENABLED else "https://www.anyfast.ai",
 ).rstrip("/")
-ANYFAST_API_KEY = env.str("ANYFAST_API_KEY", default="sk-sandbox-development-key")
+# Only the sandbox gets a default key; it accepts any. Production requires a real one (above).
+ANYFAST_API_KEY = env.str(
+    "ANYFAST_API_KEY", default="sk-sandbox-development-key" if SANDBOX_ENABLED else ""
+).strip()
 ANYFAST_CONNECT_TIMEOUT = env.float("ANYFAST_CONNECT_TIMEOUT", default=10.0)
 # Anyfast may hold create calls open well past a minute (reference §7).
 ANYFAST_READ_TIMEOUT = env.float("ANYFAST_READ_TIMEOUT", default=30.0)
@@ -266,6 +343,23 @@ ANYFAST_RATE_LIMIT_FILE = Path(
 )
 # How long a call may wait for its slot before it fails as a transient error, in seconds.
 ANYFAST_RATE_LIMIT_MAX_WAIT = env.float("ANYFAST_RATE_LIMIT_MAX_WAIT", default=30.0)
+
+# --- The asset pipeline (assets.services) -----------------------------------------------------
+# A worker uploading an asset holds it this long; past it the sweeper queues the asset again, and
+# the next attempt first looks it up by its Name. Longer than any upload can take: the task's
+# hard time limit kills a worker before then.
+ASSET_UPLOAD_LEASE_SECONDS = env.int("ASSET_UPLOAD_LEASE_SECONDS", default=CELERY_TASK_TIME_LIMIT)
+# Retries of transient failures (429, 5xx, timeouts): exponential backoff with jitter between
+# these bounds, for ever: a 429 storm delays an upload but never fails it.
+ASSET_RETRY_BASE_SECONDS = env.float("ASSET_RETRY_BASE_SECONDS", default=2.0)
+ASSET_RETRY_MAX_SECONDS = env.float("ASSET_RETRY_MAX_SECONDS", default=300.0)
+# The first status check of an upload, after the upstream accepted it (processing takes 3 to 12
+# s for images, longer for video: reference §6.2); later checks slow down to ASSET_POLL_MAX.
+ASSET_POLL_FIRST_SECONDS = env.float("ASSET_POLL_FIRST_SECONDS", default=2.0)
+ASSET_POLL_MAX_SECONDS = env.float("ASSET_POLL_MAX_SECONDS", default=60.0)
+# An accepted upload that the upstream still does not know after this long failed processing
+# (reference G8, G9: do not poll a 404 for minutes).
+ASSET_NOT_FOUND_GRACE_SECONDS = env.float("ASSET_NOT_FOUND_GRACE_SECONDS", default=20.0)
 
 # --- Sandbox upstream (only when SANDBOX_ENABLED) ---------------------------------------------
 SANDBOX_PROCESSING_SECONDS = env.float("SANDBOX_PROCESSING_SECONDS", default=4.0)
@@ -293,26 +387,98 @@ SANDBOX_GETASSET_HIDES_LIVENESS = env.bool("SANDBOX_GETASSET_HIDES_LIVENESS", de
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# A staff session lasts a working day, not Django's two weeks.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SILENCED_SYSTEM_CHECKS: list[str] = []
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    # Both bind more than this portal (every subdomain; browsers' built-in preload list, which
+    # takes months to leave), so the studio opts in. check --deploy recommends them (W005,
+    # W021): silence exactly the warning of each one not chosen, on purpose.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    if SECURE_HSTS_PRELOAD and not SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        raise ImproperlyConfigured(
+            "SECURE_HSTS_PRELOAD=true needs SECURE_HSTS_INCLUDE_SUBDOMAINS=true: the browsers' "
+            "preload list accepts only sites that cover their subdomains"
+        )
+    if not SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        SILENCED_SYSTEM_CHECKS.append("security.W005")
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     if len(set(SECRET_KEY)) < 5 or len(SECRET_KEY) < 50 or SECRET_KEY == _DEV_SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be a random string of at least 50 characters")
 
+# Every page may load scripts, styles and images from this origin only; an inline <script> or
+# <style> needs the request's nonce (request.csp_nonce). The admin uses files only. Responses
+# that set their own policy (private files: "sandbox; default-src 'none'") keep it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Request bodies (portal.middleware.RequestBodyLimitMiddleware): a signed-in session may send up
+# to MAX_REQUEST_BODY_BYTES (the largest asset, a 50 MB video, plus the form around it); anyone
+# else (the login form, people's phones) up to MAX_ANONYMOUS_REQUEST_BODY_BYTES.
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024 * 1024)
+MAX_ANONYMOUS_REQUEST_BODY_BYTES = env.int("MAX_ANONYMOUS_REQUEST_BODY_BYTES", default=1024 * 1024)
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one user name from
+# one address, that pair is refused for AXES_COOLOFF_MINUTES, even with the right password.
+# Attempts live in the database (shared by every web process, listed in the admin); unlock
+# early with "python manage.py axes_reset_username <name>" (or axes_reset for everyone).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "portal.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "portal.login_throttle.client_ip"
+# How many reverse proxies in front of gunicorn append to X-Forwarded-For (0: none, so the
+# client's address is REMOTE_ADDR). Behind one nginx, 1.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
 # --- Logging ----------------------------------------------------------------------------------
+# A signed file link is a credential while it lasts: its token is masked in every record the
+# console handler writes, and in django.request's records (a 404 for an expired link) before any
+# handler, such as a mail to the admins, sees them.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"mask_file_tokens": {"()": "portal.logredact.MaskFileTokens"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["mask_file_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes announces itself at every start and logs each sign-in at INFO.
+        "axes": {"level": "WARNING"},
+        "django.request": {"filters": ["mask_file_tokens"]},
+        # runserver's access log, through the masking console instead of Django's own handler.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

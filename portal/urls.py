@@ -11,6 +11,7 @@ admin.site.index_title = "People, consent, verification and likeness assets"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("files/", include("assets.urls")),
+    path("verify/", include("consent.urls")),
     path("healthz", healthz, name="healthz"),
 ]
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import redis
-from django.db import connections
+from django.db import connections, transaction
 from django.test import Client
 from playwright.sync_api import Browser, sync_playwright
 
+from consent import tasks
+from sandbox import counters
 from tests.factories import UserFactory
+from tests.upstream_helpers import SANDBOX_KEY
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +67,27 @@ def port_open(host: str, port: int) -> bool:
 
 
 @pytest.fixture
+def upstream(settings, live_server, tmp_path):
+    """The sandbox as the upstream, quiet (no faults, no latency), with a private limiter file.
+
+    Served over real HTTP by the live server, which also serves the portal's signed file links
+    the sandbox downloads from (``PORTAL_PUBLIC_URL``).
+    """
+    settings.ANYFAST_BASE_URL = live_server.url + "/sandbox"
+    settings.PORTAL_PUBLIC_URL = live_server.url
+    settings.ANYFAST_API_KEY = SANDBOX_KEY
+    settings.ANYFAST_RATE_LIMIT_ENABLED = True
+    settings.ANYFAST_RATE_LIMIT_REDIS_URL = ""
+    settings.ANYFAST_RATE_LIMIT_FILE = tmp_path / "rate-limit.sqlite3"
+    settings.SANDBOX_ENFORCE_RATE_LIMITS = False
+    settings.SANDBOX_LATENCY_MS = 0
+    for fault in ("500", "502", "429", "TIMEOUT", "DROP"):
+        setattr(settings, f"SANDBOX_FAULT_RATE_{fault}", 0.0)
+    counters.reset()
+    return live_server
+
+
+@pytest.fixture
 def superuser(db):
     return UserFactory(username="root", superuser=True)
 
@@ -106,3 +131,26 @@ def browser(monkeypatch) -> Iterator[Browser]:
         browser.close()
         # The ORM calls made while Playwright's loop ran opened their own connections.
         connections.close_all()
+
+
+@dataclass
+class Queue:
+    """Tasks enqueued on commit, as ``(task name, args)``, instead of reaching a broker."""
+
+    calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+    def of(self, task: Any) -> list[tuple[Any, ...]]:
+        return [args for name, args in self.calls if name == task.name]
+
+
+@pytest.fixture
+def queued(monkeypatch) -> Iterator[Queue]:
+    """Records ``delay_on_commit`` of the verification tasks (still only after commit)."""
+    queue = Queue()
+    for task in (tasks.confirm_upstream_verification, tasks.send_outbound_email):
+
+        def delay_on_commit(*args: Any, _name: str = task.name) -> None:
+            transaction.on_commit(lambda: queue.calls.append((_name, args)))
+
+        monkeypatch.setattr(task, "delay_on_commit", delay_on_commit)
+    yield queue

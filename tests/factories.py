@@ -11,7 +11,14 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from assets.models import Asset, AssetGroup
-from consent.models import ConsentRecord, Person, VerificationSession
+from consent.models import (
+    ConsentRecord,
+    ConsentUse,
+    OutboundEmail,
+    Person,
+    UpstreamVerification,
+    VerificationSession,
+)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -41,6 +48,7 @@ class PersonFactory(factory.django.DjangoModelFactory):
 class ConsentRecordFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ConsentRecord
+        skip_postgeneration_save = True  # a submitted record refuses a second save
 
     person = factory.SubFactory(PersonFactory)
     consent_text_version = "2026.1"
@@ -67,6 +75,53 @@ class ConsentRecordFactory(factory.django.DjangoModelFactory):
                 lambda: ContentFile(b"%PDF-1.4 signed consent", name="consent.pdf")
             )
         )
+        # Everything approval needs: a signed document, the text's hash, the biometric notice
+        # and one specific use (``uses=0`` for none).
+        complete = factory.Trait(
+            with_document=True,
+            consent_text_sha256=hashlib.sha256(b"consent text 2026.1").hexdigest(),
+            biometric_notice_accepted=True,
+            retention_policy_accepted=True,
+            representation=ConsentRecord.Representation.UNION,
+            representative_name="SAG-AFTRA local 1",
+            prohibited_uses="Political, adult or endorsement content.",
+        )
+
+    # A submitted record and its uses never change (ConsentRecord.save and the database refuse):
+    # the record is made as a draft, given its uses, then moved to its status by an UPDATE.
+    _LIFECYCLE_FIELDS = ("status", "reviewed_at", "revoked_at", "revocation_reason")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        lifecycle = {name: kwargs.pop(name) for name in cls._LIFECYCLE_FIELDS if name in kwargs}
+        record = super()._create(model_class, *args, **kwargs)
+        record._factory_lifecycle = lifecycle
+        return record
+
+    @factory.post_generation
+    def uses(record, create, extracted, **kwargs):
+        """``uses=N`` specific uses (default: one for a ``complete`` record, none otherwise)."""
+        count = extracted if extracted is not None else (1 if record.consent_text_sha256 else 0)
+        for _ in range(count if create else 0):
+            ConsentUseFactory(consent=record)
+
+    @factory.post_generation
+    def lifecycle(record, create, extracted, **kwargs):
+        if create and record._factory_lifecycle:
+            ConsentRecord.objects.filter(pk=record.pk).update(**record._factory_lifecycle)
+            record.refresh_from_db()
+
+
+class ConsentUseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConsentUse
+
+    project = "Spring campaign 2027"
+    medium = "AI-generated video advertisement, 30 seconds"
+    channels = "YouTube, Instagram, in-store screens"
+    territory = "United Kingdom, Ireland"
+    languages = "English"
+    description = "The person's face walking through a spring market, holding the product."
 
 
 class VerificationSessionFactory(factory.django.DjangoModelFactory):
@@ -79,10 +134,41 @@ class VerificationSessionFactory(factory.django.DjangoModelFactory):
     )
 
     class Params:
-        completed = factory.Trait(
-            status=VerificationSession.Status.COMPLETED,
-            completed_at=factory.LazyFunction(timezone.now),
+        verified = factory.Trait(
+            status=VerificationSession.Status.VERIFIED,
+            verified_at=factory.LazyFunction(timezone.now),
+            ended_at=factory.LazyFunction(timezone.now),
         )
+
+
+class UpstreamVerificationFactory(factory.django.DjangoModelFactory):
+    """A pending upstream session (created, polled from now on)."""
+
+    class Meta:
+        model = UpstreamVerification
+
+    invitation = factory.SubFactory(VerificationSessionFactory)
+    purpose = UpstreamVerification.Purpose.PHONE
+    byted_token = factory.Sequence(lambda n: f"20261124120000{n:020X}")
+    h5_link = factory.LazyAttribute(
+        lambda row: f"https://h5.upstream.test/liveness?bytedToken={row.byted_token}&lng=en"
+    )
+    h5_link_expires_at = factory.LazyFunction(
+        lambda: timezone.now() + datetime.timedelta(seconds=120)
+    )
+    token_expires_at = factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(minutes=30))
+    next_poll_at = factory.LazyFunction(timezone.now)
+
+
+class OutboundEmailFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboundEmail
+
+    invitation = factory.SubFactory(VerificationSessionFactory)
+    to = factory.LazyAttribute(lambda row: row.invitation.person.email)
+    template = "invitation"
+    language = "en"
+    subject = "You are invited to verify"
 
 
 class AssetGroupFactory(factory.django.DjangoModelFactory):
@@ -91,6 +177,23 @@ class AssetGroupFactory(factory.django.DjangoModelFactory):
 
     group_id = factory.Sequence(lambda n: f"group-20261124120000-{n:05d}")
     person = factory.SubFactory(PersonFactory)
+
+    class Params:
+        # Made by the person's completed verification, which came with an approved consent
+        # (images and video, from today for a year): a group that takes uploads.
+        verified = factory.Trait(
+            upstream_verification=factory.SubFactory(
+                UpstreamVerificationFactory,
+                invitation=factory.SubFactory(
+                    VerificationSessionFactory,
+                    person=factory.SelfAttribute("...person"),
+                    verified=True,
+                ),
+                status=UpstreamVerification.Status.CONFIRMED,
+                confirmed_at=factory.LazyFunction(timezone.now),
+                group_id=factory.SelfAttribute("..group_id"),
+            )
+        )
 
 
 class AssetFactory(factory.django.DjangoModelFactory):

@@ -12,15 +12,18 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from assets.models import Asset
-from consent.models import Person
+from consent.models import Person, VerificationSession
 from sandbox.samples import make_image, make_video
 from tests.factories import (
     AssetFactory,
     AssetGroupFactory,
     ConsentRecordFactory,
+    OutboundEmailFactory,
     PersonFactory,
+    UpstreamVerificationFactory,
     UserFactory,
     VerificationSessionFactory,
 )
@@ -29,6 +32,11 @@ pytestmark = pytest.mark.django_db
 
 MODELS = ["consent.person", "consent.consentrecord", "consent.verificationsession"]
 MODELS += ["assets.assetgroup", "assets.asset"]
+MODELS += ["consent.upstreamverification", "consent.outboundemail"]
+# Invitations are made by "Invite to verify" on a person; upstream sessions and emails are logs.
+WITHOUT_ADD_PAGE = {"consent.verificationsession", "consent.upstreamverification"}
+# Invitations come from "Invite to verify", groups from completed verifications only.
+WITHOUT_ADD_PAGE |= {"consent.outboundemail", "assets.assetgroup"}
 
 
 def _admin_url(model: str, view: str, *args: object) -> str:
@@ -36,14 +44,30 @@ def _admin_url(model: str, view: str, *args: object) -> str:
     return reverse(f"admin:{app_label}_{model_name}_{view}", args=args)
 
 
+def _invitation_with_history() -> VerificationSession:
+    """An invitation with an email and an upstream session that called back."""
+    invitation = VerificationSessionFactory()
+    OutboundEmailFactory(invitation=invitation)
+    UpstreamVerificationFactory(
+        invitation=invitation,
+        callback_params={"resultCode": "10000"},
+        callback_received_at=timezone.now(),
+    )
+    return invitation
+
+
 def _one_row(model: str) -> int:
     """Makes one row of ``model``, with what its admin pages show filled in, and returns its pk."""
     makers: dict[str, Callable[[], object]] = {
-        "consent.person": lambda: VerificationSessionFactory().person,
+        "consent.person": lambda: _invitation_with_history().person,
         "consent.consentrecord": lambda: ConsentRecordFactory(with_document=True),
-        "consent.verificationsession": VerificationSessionFactory,
+        "consent.verificationsession": _invitation_with_history,
         "assets.assetgroup": lambda: AssetFactory(active=True).group,
         "assets.asset": lambda: AssetFactory(active=True),
+        "consent.upstreamverification": lambda: UpstreamVerificationFactory(
+            callback_params={"resultCode": "10001"}, callback_received_at=timezone.now()
+        ),
+        "consent.outboundemail": OutboundEmailFactory,
     }
     row = makers[model]()
     if model == "consent.person":
@@ -54,14 +78,27 @@ def _one_row(model: str) -> int:
 @pytest.mark.parametrize("model", MODELS)
 def test_superuser_sees_changelist_add_and_change_pages(model, superuser_client: Client):
     pk = _one_row(model)
-
-    for url in (
+    urls = [
         _admin_url(model, "changelist"),
         _admin_url(model, "changelist") + "?q=a",
-        _admin_url(model, "add"),
         _admin_url(model, "change", pk),
-    ):
+    ]
+
+    for url in urls:
         assert superuser_client.get(url).status_code == 200, url
+    add_page = superuser_client.get(_admin_url(model, "add")).status_code
+    assert add_page == (403 if model in WITHOUT_ADD_PAGE else 200)
+
+
+def test_asset_groups_are_never_typed_in_by_hand(superuser_client: Client):
+    response = superuser_client.post(
+        _admin_url("assets.assetgroup", "add"),
+        {"group_id": "group-20261124120000-typed", "group_type": "LivenessFace", "person": 1},
+    )
+
+    assert response.status_code == 403
+    changelist = superuser_client.get(_admin_url("assets.assetgroup", "changelist"))
+    assert _admin_url("assets.assetgroup", "add") not in changelist.content.decode()
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -108,8 +145,9 @@ def test_person_changelist_counts_consents_and_active_assets(superuser_client: C
     row, newcomer = response.context["cl"].result_list
     assert (row.consent_count, row.active_asset_count) == (3, 2)
     assert (newcomer.consent_count, newcomer.active_asset_count) == (0, 0)
-    assert row.latest_consent_status == "approved"
-    assert b'class="status-badge status-green">Approved<' in response.content
+    # The consent in force today, not merely the latest made (two drafts are newer here).
+    assert (row.in_force, newcomer.in_force) == (True, False)
+    assert b'alt="True"' in response.content and b'alt="False"' in response.content
 
 
 def test_adding_a_person_records_who_added_them(superuser_client: Client, superuser):
@@ -130,7 +168,7 @@ def test_person_page_lists_consents_sessions_groups_and_assets(superuser_client:
 
     page = response.content.decode()
     assert session.consent.consent_text_version in page
-    assert "Verification session" in page
+    assert "Invitation" in page
     assert asset.group.group_id in page
     assert f'data-copy="{asset.asset_uri}"' in page
     assert _admin_url("assets.asset", "file", asset.pk) in page
@@ -159,7 +197,7 @@ def test_asset_reference_and_copy_button_are_shown_for_active_assets_only(
 
 
 def test_adding_an_asset_records_its_file_facts_and_uploader(superuser_client: Client, superuser):
-    group = AssetGroupFactory()
+    group = AssetGroupFactory(verified=True)
     content = make_image(width=900, height=1200, fmt="JPEG")
     upload = SimpleUploadedFile("face.jpg", content, content_type="image/jpeg")
 
@@ -179,10 +217,14 @@ def test_adding_an_asset_records_its_file_facts_and_uploader(superuser_client: C
     assert asset.sha256 == hashlib.sha256(content).hexdigest()
     assert asset.uploaded_by == superuser
     assert asset.status == Asset.Status.QUEUED
+    assert (
+        asset.consent == group.upstream_verification.invitation.consent
+    )  # the one in force, chosen
+    assert response["Location"] == _admin_url("assets.asset", "change", asset.pk)
 
 
 def test_adding_a_video_measures_its_duration_and_frame_rate(superuser_client: Client):
-    group = AssetGroupFactory()
+    group = AssetGroupFactory(verified=True)
     content = make_video(width=480, height=854, seconds=2.5, fps=24)
     upload = SimpleUploadedFile("take.mp4", content, content_type="video/mp4")
 
@@ -214,7 +256,7 @@ def test_a_file_outside_the_upstream_limits_is_refused_with_every_reason(
 
 def test_adding_the_same_file_twice_to_a_group_is_a_form_error(superuser_client: Client):
     content = make_image(width=900, height=1200, fmt="PNG")
-    existing = AssetFactory(content=content)
+    existing = AssetFactory(content=content, group=AssetGroupFactory(verified=True))
     upload = SimpleUploadedFile("again.png", content, content_type="image/png")
 
     response = superuser_client.post(
@@ -259,9 +301,10 @@ def test_private_file_view_streams_the_file_to_staff_with_view_permission(
     assert b"".join(response.streaming_content) == b"portrait bytes"
     assert response["Cache-Control"] == "private, no-store"
     assert response["Content-Type"] == "image/png"
-    assert response["Content-Security-Policy"] == "sandbox"
-    # Stored under a random name; saved under the name it was uploaded with.
-    assert 'filename="portrait.png"' in response["Content-Disposition"]
+    assert response["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    # Stored under a random name; downloaded under the name it was uploaded with.
+    assert response["Content-Disposition"] == 'attachment; filename="portrait.png"'
 
 
 def test_private_file_view_refuses_staff_without_view_permission(

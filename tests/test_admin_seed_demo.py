@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 from PIL import Image
 
 from assets.models import Asset
@@ -27,7 +28,8 @@ def test_seed_demo_makes_people_in_every_consent_state_and_prints_the_login(seed
     assert statuses == {"draft", "pending_review", "approved", "revoked"}
     assert ConsentRecord.objects.get(status="revoked").revocation_reason
     assert VerificationSession.objects.count() == 2
-    assert authenticate(username="admin", password="admin").is_superuser
+    login = RequestFactory().post("/admin/login/")  # django-axes needs the request
+    assert authenticate(login, username="admin", password="admin").is_superuser
     assert "http://127.0.0.1:8000/admin/" in seeded
     assert "Password: admin" in seeded
 

@@ -56,7 +56,7 @@ def test_staff_add_a_person_and_see_consents_sessions_groups_and_assets(page: Pa
     page.goto("/admin/consent/person/")
     page.click("text=Ada Example")
 
-    for heading in ("Consent records", "Verification sessions", "Asset groups"):
+    for heading in ("Consent records", "Invitations", "Asset groups"):
         expect(page.locator(".inline-group h2", has_text=heading)).to_be_visible()
     expect(page.locator("table.asset-list")).to_contain_text(asset.asset_uri)
     copy_button = page.locator(f'.copy-button[data-copy="{asset.asset_uri}"]')

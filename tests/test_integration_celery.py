@@ -3,79 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django_celery_results.models import TaskResult
 
 from portal.celery import app
 from portal.tasks import last_heartbeat, record_heartbeat
-from tests.conftest import port_open, unavailable
+from tests.celery_helpers import celery_worker, purge_queue, require_worker_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
-# One process, and none of the cluster chatter a lone test worker has no use for.
-WORKER_OPTIONS = ["--pool", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-
-
-def _database_url() -> str:
-    """The URL of the database this test runs in (pytest-django's ``test_portal``)."""
-    db = connection.settings_dict
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    host = db["HOST"] or "127.0.0.1"
-    return f"postgres://{quote(db['USER'])}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    if connection.vendor != "postgresql":
-        unavailable(
-            "the Celery integration test shares its database with a worker process: run it on "
-            "PostgreSQL (DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal, as bin/test does)"
-        )
-    if settings.CELERY_BROKER_URL != REDIS_URL:
-        unavailable(f"the Celery integration test needs CELERY_BROKER_URL={REDIS_URL} (bin/test)")
-    if not port_open("127.0.0.1", 6379):
-        unavailable("Redis is not running on 127.0.0.1:6379")
-    app.control.purge()  # messages left behind by earlier runs
-    log_path = tmp_path / "worker.log"
-    environment = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
-        "PORTAL_VAR_DIR": str(tmp_path / "var"),
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter running Celery
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                *WORKER_OPTIONS,
-                "-l",
-                "INFO",
-            ],
-            cwd=settings.BASE_DIR,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    process.log_path = log_path  # type: ignore[attr-defined]
-    yield process
-    process.terminate()
-    process.wait(timeout=30)
+    require_worker_services()
+    purge_queue()  # messages left behind by earlier runs
+    with celery_worker(tmp_path) as process:
+        yield process
 
 
 def test_worker_runs_a_task_enqueued_on_commit(worker):

@@ -20,7 +20,9 @@ from tests.factories import (
     AssetFactory,
     AssetGroupFactory,
     ConsentRecordFactory,
+    OutboundEmailFactory,
     PersonFactory,
+    UpstreamVerificationFactory,
     VerificationSessionFactory,
 )
 
@@ -46,7 +48,14 @@ CHECKS: list[tuple[str, Callable[[], models.Model], dict[str, Any]]] = [
     ("consent_revoked_has_time", ConsentRecordFactory, {"status": "revoked"}),
     ("consent_reviewed_has_time", ConsentRecordFactory, {"status": "approved"}),
     ("consent_reviewed_has_time", ConsentRecordFactory, {"status": "rejected"}),
-    ("verification_status_valid", VerificationSessionFactory, {"status": "verified"}),
+    ("verification_status_valid", VerificationSessionFactory, {"status": "completed"}),
+    ("verification_verified_has_time", VerificationSessionFactory, {"status": "verified"}),
+    ("upstream_status_valid", UpstreamVerificationFactory, {"status": "done"}),
+    ("upstream_purpose_valid", UpstreamVerificationFactory, {"purpose": "fax"}),
+    ("upstream_confirmed_has_group", UpstreamVerificationFactory, {"status": "confirmed"}),
+    ("upstream_pending_has_token", UpstreamVerificationFactory, {"byted_token": None}),
+    ("email_status_valid", OutboundEmailFactory, {"status": "bounced"}),
+    ("email_sent_has_time", OutboundEmailFactory, {"status": "sent"}),
     ("asset_group_status_valid", AssetGroupFactory, {"status": "deleted"}),
     ("asset_group_type_valid", AssetGroupFactory, {"group_type": "Cartoon"}),
     ("asset_status_valid", AssetFactory, {"status": "done"}),
@@ -65,7 +74,7 @@ def test_check_constraint_rejects_bad_data(constraint, make, update):
         type(row)._default_manager.filter(pk=row.pk).update(**update)
 
 
-def test_a_person_has_one_open_verification_session_at_a_time():
+def test_a_person_has_one_open_invitation_at_a_time():
     first = VerificationSessionFactory()
 
     # PostgreSQL names the partial unique index; SQLite names its columns.
@@ -73,15 +82,13 @@ def test_a_person_has_one_open_verification_session_at_a_time():
         pytest.raises(IntegrityError, match=r"one_open_verification_per_person|\.person_id"),
         transaction.atomic(),
     ):
-        VerificationSessionFactory(
-            person=first.person, status=VerificationSession.Status.LINK_ISSUED
-        )
+        VerificationSessionFactory(person=first.person, status=VerificationSession.Status.OPENED)
 
 
-def test_a_new_verification_session_is_allowed_once_the_first_is_completed():
+def test_a_new_invitation_is_allowed_once_the_first_is_verified():
     first = VerificationSessionFactory()
-    first.status = VerificationSession.Status.COMPLETED
-    first.completed_at = timezone.now()
+    first.status = VerificationSession.Status.VERIFIED
+    first.verified_at = timezone.now()
     first.save()
 
     second = VerificationSessionFactory(person=first.person)
@@ -128,11 +135,27 @@ def test_a_verification_session_cannot_serve_another_persons_consent():
         session.full_clean()
 
 
+def test_two_open_invitations_never_share_a_code():
+    first = VerificationSessionFactory()
+
+    with (
+        pytest.raises(IntegrityError, match=r"verification_code_unique_while_open|\.code"),
+        transaction.atomic(),
+    ):
+        VerificationSessionFactory(code=first.code)
+
+
+def test_a_code_may_come_back_once_its_invitation_has_ended():
+    first = VerificationSessionFactory(status=VerificationSession.Status.EXPIRED)
+
+    assert VerificationSessionFactory(code=first.code).code == first.code
+
+
 def test_an_asset_group_cannot_come_from_another_persons_verification():
     group = AssetGroup(
         group_id="group-1",
         person=PersonFactory(),
-        verification_session=VerificationSessionFactory(),
+        upstream_verification=UpstreamVerificationFactory(),
     )
 
     with pytest.raises(ValidationError, match="another person's"):
@@ -140,7 +163,7 @@ def test_an_asset_group_cannot_come_from_another_persons_verification():
 
 
 def test_a_withdrawn_group_takes_no_new_assets(superuser_client):
-    group = AssetGroupFactory(status="withdrawn")
+    group = AssetGroupFactory(status="withdrawn", verified=True)
     upload = SimpleUploadedFile("face.png", make_image(width=900, height=1200, fmt="PNG"))
 
     response = superuser_client.post(
@@ -148,5 +171,5 @@ def test_a_withdrawn_group_takes_no_new_assets(superuser_client):
     )
 
     assert response.status_code == 200
-    assert "This asset group is withdrawn: it takes no new files." in response.content.decode()
+    assert f"Group {group} is withdrawn: it takes no new files." in response.content.decode()
     assert not group.assets.exists()

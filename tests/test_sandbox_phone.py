@@ -16,7 +16,7 @@ from sandbox.testing import call
 
 pytestmark = pytest.mark.django_db
 
-CALLBACK = "http://testserver/verify/callback?invite=abc"
+CALLBACK = "http://testserver/verification/done?invite=abc"
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +73,7 @@ def test_complete_creates_the_group_and_redirects_to_the_callback(client):
 
     final_url, status = response.redirect_chain[-1]
     assert status == 302
-    assert final_url.startswith("http://testserver/verify/callback?")
+    assert final_url.startswith("http://testserver/verification/done?")
     assert _query(final_url) == {
         "invite": ["abc"],
         "bytedToken": [token],
@@ -194,7 +194,7 @@ def test_complete_without_an_identity_asks_for_one(client):
 
 
 def test_the_callback_urls_own_query_is_kept_byte_for_byte(client):
-    callback = "http://testserver/verify/callback?flag&sig=a%20b+c&x=1"
+    callback = "http://testserver/verification/done?flag&sig=a%20b+c&x=1"
     body = call(client, "CreateVisualValidateSession", {"CallbackURL": callback}).json()
     path = body["H5Link"].removeprefix("http://testserver")
 

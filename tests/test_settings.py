@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 ENV_EXAMPLE = settings.BASE_DIR / ".env.example"
@@ -43,6 +46,40 @@ def _manage(tmp_path: Path, *args: str, **variables: str) -> subprocess.Complete
     )
 
 
+def _run_settings(
+    tmp_path: Path, *names: str, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """Runs the settings with exactly ``variables`` set; prints ``names``' values as JSON.
+
+    The settings run from a copy in ``tmp_path``, beside no ``.env``, so a developer's .env
+    cannot fill in what a test leaves unset (DEBUG above all).
+    """
+    copy = tmp_path / "project" / "portal" / "settings.py"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(settings.BASE_DIR / "portal" / "settings.py", copy)
+    script = (
+        "import json, runpy, sys; values = runpy.run_path(sys.argv[1]); "
+        "print(json.dumps({name: values[name] for name in sys.argv[2:]}, default=str))"
+    )
+    environment = {"PATH": os.environ["PATH"], "PORTAL_VAR_DIR": str(tmp_path), **variables}
+    return subprocess.run(  # noqa: S603 - our own interpreter and settings
+        [sys.executable, "-c", script, str(copy), *names],
+        cwd=settings.BASE_DIR,  # the project's modules stay importable
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _settings_with(tmp_path: Path, *names: str, **variables: str) -> dict[str, object]:
+    """The values of ``names`` when the settings run with exactly ``variables`` set."""
+    result = _run_settings(tmp_path, *names, **variables)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
 def test_production_refuses_to_start_without_secrets_and_names_them(tmp_path: Path):
     result = _manage(tmp_path, "check")
 
@@ -57,6 +94,101 @@ def test_production_refuses_a_short_secret_key(tmp_path: Path):
 
     assert result.returncode != 0
     assert "SECRET_KEY must be a random string" in result.stderr
+
+
+def test_debug_is_off_unless_asked_for(tmp_path: Path):
+    values = _settings_with(tmp_path, "DEBUG", "SANDBOX_ENABLED", **PRODUCTION_SECRETS)
+
+    assert values == {"DEBUG": False, "SANDBOX_ENABLED": False}
+
+
+def test_without_any_environment_the_portal_refuses_to_start_in_production(tmp_path: Path):
+    result = _run_settings(tmp_path, "DEBUG")
+
+    assert result.returncode != 0
+    assert "DEBUG=false needs these environment variables: SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("api_key", ["sk-production-key", ""])
+def test_production_refuses_the_sandbox_and_names_the_setting(tmp_path: Path, api_key: str):
+    # Before, with no key, the sandbox also filled in its development key.
+    secrets = {**PRODUCTION_SECRETS, "ANYFAST_API_KEY": api_key}
+    result = _manage(tmp_path, "check", **secrets, SANDBOX_ENABLED="true")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SANDBOX_ENABLED=true is refused with DEBUG=false" in result.stderr
+
+
+def test_only_the_sandbox_gets_a_default_api_key(tmp_path: Path):
+    without_sandbox = _settings_with(
+        tmp_path / "off", "ANYFAST_API_KEY", DEBUG="true", SANDBOX_ENABLED="false"
+    )
+    with_sandbox = _settings_with(tmp_path / "on", "ANYFAST_API_KEY", DEBUG="true")
+
+    assert without_sandbox == {"ANYFAST_API_KEY": ""}
+    assert with_sandbox == {"ANYFAST_API_KEY": "sk-sandbox-development-key"}
+
+
+@pytest.mark.parametrize("blank", [" ", "\t  "])
+def test_production_counts_a_blank_api_key_as_missing(tmp_path: Path, blank: str):
+    result = _manage(tmp_path, "check", **{**PRODUCTION_SECRETS, "ANYFAST_API_KEY": blank})
+
+    assert result.returncode != 0
+    assert "DEBUG=false needs these environment variables: ANYFAST_API_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("hosts", ["*", "portal.example.com, *"])
+def test_production_refuses_allowed_hosts_star(tmp_path: Path, hosts: str):
+    result = _manage(tmp_path, "check", **{**PRODUCTION_SECRETS, "ALLOWED_HOSTS": hosts})
+
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS='*' is refused with DEBUG=false" in result.stderr
+
+
+def test_hsts_covers_subdomains_and_asks_for_preload_only_when_opted_in(tmp_path: Path):
+    names = ("SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SILENCED_SYSTEM_CHECKS")
+    default = _settings_with(tmp_path / "default", *names, **PRODUCTION_SECRETS)
+    opted_in = _settings_with(
+        tmp_path / "opted-in",
+        *names,
+        **PRODUCTION_SECRETS,
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="true",
+        SECURE_HSTS_PRELOAD="true",
+    )
+
+    assert default == {
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+        "SILENCED_SYSTEM_CHECKS": ["security.W005", "security.W021"],
+    }
+    assert opted_in == {
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": True,
+        "SILENCED_SYSTEM_CHECKS": [],
+    }
+
+
+def test_hsts_preload_without_subdomains_is_refused(tmp_path: Path):
+    result = _manage(tmp_path, "check", **PRODUCTION_SECRETS, SECURE_HSTS_PRELOAD="true")
+
+    assert result.returncode != 0
+    assert "SECURE_HSTS_PRELOAD=true needs SECURE_HSTS_INCLUDE_SUBDOMAINS=true" in result.stderr
+
+
+def test_production_with_hsts_opted_in_passes_the_deployment_checklist(tmp_path: Path):
+    result = _manage(
+        tmp_path,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        **PRODUCTION_SECRETS,
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="true",
+        SECURE_HSTS_PRELOAD="true",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)" in result.stdout
 
 
 def test_production_with_all_secrets_passes_the_deployment_checklist(tmp_path: Path):

@@ -49,9 +49,27 @@ def test_private_files_have_no_public_url(asset):
         asset.file.storage.url(asset.file.name)
 
 
-def test_stored_asset_names_keep_only_the_extension_of_the_upload():
-    asset = AssetFactory(file=ContentFile(b"portrait bytes", name="Jane_Doe_front.JPG"))
+def test_stored_asset_names_take_the_extension_of_the_measured_type_not_of_the_upload():
+    asset = AssetFactory(
+        file=ContentFile(b"jpeg bytes", name="Jane_Doe_front.HTML"), content_type="image/jpeg"
+    )
 
     assert "Jane" not in asset.file.name
     assert asset.file.name.endswith(".jpg")
     assert "Jane" not in signed_file_url(asset.file)
+
+
+@pytest.mark.parametrize("expires_in", [0, -1, -900])
+def test_a_link_that_would_be_dead_on_arrival_is_a_programming_error(asset, expires_in):
+    with pytest.raises(ValueError, match="at least one second"):
+        signed_file_url(asset.file, expires_in=expires_in)
+
+
+def test_a_link_without_a_lifetime_lives_private_file_url_max_age(asset, settings, client):
+    settings.PRIVATE_FILE_URL_MAX_AGE = 120
+    with time_machine.travel("2026-11-24 10:00:00Z"):
+        url = _path(signed_file_url(asset.file))
+    with time_machine.travel("2026-11-24 10:01:59Z"):
+        assert client.get(url).status_code == 200
+    with time_machine.travel("2026-11-24 10:02:01Z"):
+        assert client.get(url).status_code == 404

@@ -38,31 +38,14 @@ from sandbox import actions, counters, faults
 from sandbox.models import SandboxAsset, SandboxGroup
 from sandbox.samples import make_image
 from tests.factories import AssetFactory, AssetGroupFactory
-from tests.upstream_helpers import max_in_any_window
+from tests.upstream_helpers import SANDBOX_KEY, max_in_any_window
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-KEY = "sk-direct-portal-tests-0123456789"
+KEY = SANDBOX_KEY  # the key of the ``upstream`` fixture (tests/conftest.py)
 OTHER_KEY = "sk-direct-another-account-987654"
 AIGC_KEY = "sk-aigc-ordinary-key-555555"
 IDENTITY = "ada"
-
-
-@pytest.fixture
-def upstream(settings, live_server, tmp_path):
-    """The sandbox as the upstream, quiet (no faults, no latency), with a private limiter file."""
-    settings.ANYFAST_BASE_URL = live_server.url + "/sandbox"
-    settings.PORTAL_PUBLIC_URL = live_server.url
-    settings.ANYFAST_API_KEY = KEY
-    settings.ANYFAST_RATE_LIMIT_ENABLED = True
-    settings.ANYFAST_RATE_LIMIT_REDIS_URL = ""
-    settings.ANYFAST_RATE_LIMIT_FILE = tmp_path / "rate-limit.sqlite3"
-    settings.SANDBOX_ENFORCE_RATE_LIMITS = False
-    settings.SANDBOX_LATENCY_MS = 0
-    for fault in ("500", "502", "429", "TIMEOUT", "DROP"):
-        setattr(settings, f"SANDBOX_FAULT_RATE_{fault}", 0.0)
-    counters.reset()
-    return live_server
 
 
 def client_for(key: str = KEY, **kwargs) -> AnyfastClient:

@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_URL = "https://anyfast.test"
 # A recognisable key: tests assert it never shows up in errors, logs or output.
 SECRET_KEY = "sk-LEAKCANARY0123456789abcdefSECRET"
+# The key the portal uses against the sandbox (the ``upstream`` fixture).
+SANDBOX_KEY = "sk-direct-portal-tests-0123456789"
 
 
 class FakeClock:
@@ -106,3 +109,38 @@ def run_together(
         assert worker.returncode == 0, err
         outputs.append(json.loads(out))
     return outputs
+
+
+class HeldCreates:
+    """The sandbox's CreateAsset, held open while ``holding`` until ``release``, as a gateway
+    holds a create: the client gives up waiting, and the create is handled afterwards all the
+    same. ``handled`` counts every CreateAsset handled, held or not.
+
+    Install ``wrap(sandbox.actions.ACTIONS["CreateAsset"])`` in place of the handler.
+    """
+
+    def __init__(self) -> None:
+        self.holding = True
+        self.released = threading.Event()
+        self.handled = 0
+        self._done = threading.Condition()
+
+    def wrap(self, create: Callable[..., Any]) -> Callable[..., Any]:
+        def held_create(*args: Any) -> Any:
+            if self.holding:
+                self.released.wait(60)
+            try:
+                return create(*args)
+            finally:
+                with self._done:
+                    self.handled += 1
+                    self._done.notify_all()
+
+        return held_create
+
+    def release(self, *, then_wait_for: int) -> None:
+        """Stop holding, let the held calls go, and wait until ``then_wait_for`` were handled."""
+        self.holding = False
+        self.released.set()
+        with self._done:
+            assert self._done.wait_for(lambda: self.handled >= then_wait_for, timeout=30)

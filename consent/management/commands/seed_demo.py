@@ -23,7 +23,13 @@ from django.utils import timezone
 from assets.media import validate_media
 from assets.models import Asset, AssetGroup
 from assets.upstream import key_fingerprint
-from consent.models import ConsentRecord, Language, Person, VerificationSession
+from consent.models import (
+    ConsentRecord,
+    Language,
+    Person,
+    UpstreamVerification,
+    VerificationSession,
+)
 from sandbox.samples import make_image
 
 USERNAME = "admin"
@@ -140,19 +146,30 @@ class Command(BaseCommand):
         from sandbox.demo import demo_asset_create, demo_group_create
 
         now = timezone.now()
-        session = VerificationSession.objects.create(
+        invitation = VerificationSession.objects.create(
             person=person,
             consent=consent,
-            status=VerificationSession.Status.COMPLETED,
-            completed_at=now,
-            api_key_fingerprint=key_fingerprint(settings.ANYFAST_API_KEY),
+            status=VerificationSession.Status.VERIFIED,
+            opened_at=now,
+            verified_at=now,
+            ended_at=now,
             created_by=admin,
         )
         upstream_group = demo_group_create(api_key=settings.ANYFAST_API_KEY, identity=face)
+        session = UpstreamVerification.objects.create(
+            invitation=invitation,
+            purpose=UpstreamVerification.Purpose.PHONE,
+            status=UpstreamVerification.Status.CONFIRMED,
+            language=person.preferred_language,
+            api_key_fingerprint=key_fingerprint(settings.ANYFAST_API_KEY),
+            group_id=upstream_group.group_id,
+            confirmed_at=now,
+            ended_at=now,
+        )
         group = AssetGroup.objects.create(
             group_id=upstream_group.group_id,
             person=person,
-            verification_session=session,
+            upstream_verification=session,
             api_key_fingerprint=session.api_key_fingerprint,
         )
         for number, (width, height) in enumerate([(1200, 1600), (1080, 1080)], start=1):
@@ -160,6 +177,7 @@ class Command(BaseCommand):
             content = make_image(width=width, height=height, fmt="JPEG", face=face, label=face)
             asset = Asset(
                 group=group,
+                consent=consent,
                 file=ContentFile(content, name=filename),
                 status=Asset.Status.ACTIVE,
                 uploaded_by=admin,

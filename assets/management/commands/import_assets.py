@@ -1,0 +1,124 @@
+"""``python manage.py import_assets --person <id> <folder>``: a shoot day's files, in one go.
+
+Every file directly in the folder goes through the same checks as an upload in the admin
+(``assets.services.asset_create``): the good ones are stored and queued for upload, the others
+are refused with every reason. A progress bar runs while files are checked, then a table gives
+each file's verdict. Exits non-zero when any file was refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from assets import services
+from consent.models import ConsentRecord, Person
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    queued: bool
+    reasons: tuple[str, ...] = ()
+
+
+class Command(BaseCommand):
+    help = (
+        "Check every file of a folder against the upstream's limits and the person's "
+        "verification and consent; queue the good ones for upload. Exits 1 if any is refused."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("folder", type=Path, help="the folder whose files to import")
+        parser.add_argument("--person", type=int, required=True, help="the person's id")
+        parser.add_argument(
+            "--consent",
+            type=int,
+            help="the consent record's id (default: the approved consent in force that covers "
+            "each file's kind)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        folder: Path = options["folder"]
+        if not folder.is_dir():
+            raise CommandError(f"{folder} is not a folder.")
+        try:
+            person = Person.objects.get(pk=options["person"])
+        except Person.DoesNotExist:
+            raise CommandError(f"There is no person with id {options['person']}.") from None
+        consent = None
+        if options["consent"] is not None:
+            try:
+                consent = ConsentRecord.objects.get(pk=options["consent"])
+            except ConsentRecord.DoesNotExist:
+                raise CommandError(
+                    f"There is no consent record with id {options['consent']}."
+                ) from None
+        paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not paths:
+            raise CommandError(f"{folder} has no files.")
+
+        console = self._console()
+        verdicts = []
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(f"Checking files of {person}", total=len(paths))
+            for path in paths:
+                verdicts.append(self._import(path, person=person, consent=consent))
+                progress.advance(task)
+
+        console.print(self._table(verdicts))
+        refused = sum(not verdict.queued for verdict in verdicts)
+        queued = len(verdicts) - refused
+        console.print(f"{queued} file(s) queued for upload, {refused} refused.")
+        if refused:
+            raise CommandError(f"{refused} of {len(verdicts)} files were refused.")
+
+    def _import(self, path: Path, *, person: Person, consent: ConsentRecord | None) -> Verdict:
+        with path.open("rb") as handle:
+            try:
+                asset = services.asset_create(
+                    person=person,
+                    consent=consent,
+                    uploaded_file=File(handle, name=path.name),
+                    uploaded_by=None,
+                )
+            except ValidationError as refused:
+                return Verdict(path.name, queued=False, reasons=tuple(refused.messages))
+        warnings = tuple(f"warning: {warning}" for warning in asset.precheck_warnings)
+        return Verdict(path.name, queued=True, reasons=warnings)
+
+    def _console(self) -> Console:
+        # Rich writes to the command's own stream (OutputWrapper would add a newline per write).
+        stream = cast(TextIO, getattr(self.stdout, "_out", self.stdout))
+        terminal = stream.isatty()
+        # Off a terminal (a log, a pipe) the table gets room for its reasons.
+        return Console(file=stream, width=None if terminal else 160, force_terminal=terminal)
+
+    def _table(self, verdicts: list[Verdict]) -> Table:
+        table = Table(title="Import summary")
+        table.add_column("file")
+        table.add_column("verdict")
+        table.add_column("reasons")
+        for verdict in verdicts:
+            # File names and reasons as plain Text: a "[" in them is not Rich markup.
+            table.add_row(
+                Text(verdict.name),
+                Text("queued", style="green") if verdict.queued else Text("refused", style="red"),
+                Text("\n".join(verdict.reasons) or "—"),
+            )
+        return table

@@ -1,0 +1,30 @@
+"""gunicorn's configuration for the portal: ``gunicorn -c portal/gunicorn.conf.py portal.wsgi``.
+
+The Procfile's web process passes the rest (address, workers, threads, timeout, access log) on
+its command line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+from portal.logredact import mask_file_tokens
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger with the token of signed file links masked in the access log.
+
+    The upstream downloads asset files from ``/files/<token>/<name>``; a valid token is a
+    download permission, so every logged value (request line, path, referer, headers) is masked.
+    """
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict:
+        return {
+            key: mask_file_tokens(value) if isinstance(value, str) else value
+            for key, value in super().atoms(resp, req, environ, request_time).items()
+        }
+
+
+logger_class = RedactingLogger

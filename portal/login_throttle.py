@@ -1,0 +1,45 @@
+"""Hooks of the login throttle (django-axes; configured in settings, "Login throttling")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axes.helpers import get_client_username
+from django.conf import settings
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The address that failed logins are counted against.
+
+    ``REMOTE_ADDR``, unless ``TRUSTED_PROXY_COUNT`` proxies stand in front of the web server:
+    then the address the outermost proxy saw, which is that many entries from the right of
+    ``X-Forwarded-For`` (each proxy appends the address it saw; entries further left come from
+    the client, which could write anything there to dodge the throttle).
+    """
+    count = settings.TRUSTED_PROXY_COUNT
+    if count > 0:
+        forwarded = [
+            address.strip()
+            for address in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if address.strip()
+        ]
+        if len(forwarded) >= count:
+            return forwarded[-count]
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None, credentials: dict[str, Any]
+) -> HttpResponse:
+    """The admin-styled page (429) a locked-out login gets: why, how long, who can unlock."""
+    context = {
+        **admin.site.each_context(request),
+        "title": "Sign-in paused",
+        "username": get_client_username(request, credentials) or "",
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+    }
+    return render(request, "registration/locked_out.html", context, status=429)

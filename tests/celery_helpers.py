@@ -1,0 +1,100 @@
+"""Real Celery worker processes for the integration tests, on Redis and the test's database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from django.conf import settings
+from django.db import connection
+
+from portal.celery import app
+from tests.conftest import port_open, unavailable
+
+# One process, and none of the cluster chatter a lone test worker has no use for.
+WORKER_OPTIONS = ["--pool", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+
+
+def database_url() -> str:
+    """The URL of the database this test runs in (pytest-django's ``test_portal``)."""
+    db = connection.settings_dict
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    host = db["HOST"] or "127.0.0.1"
+    return f"postgres://{quote(db['USER'])}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def require_worker_services() -> None:
+    """PostgreSQL (shared with the worker) and Redis as the broker, or ``unavailable``."""
+    if connection.vendor != "postgresql":
+        unavailable(
+            "the Celery integration tests share their database with a worker process: run them "
+            "on PostgreSQL (DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal, as bin/test "
+            "does)"
+        )
+    broker = urlsplit(settings.CELERY_BROKER_URL)
+    if broker.scheme != "redis":
+        unavailable("the Celery integration tests need CELERY_BROKER_URL=redis://... (bin/test)")
+    if not port_open(broker.hostname or "127.0.0.1", broker.port or 6379):
+        unavailable(f"Redis is not running at {settings.CELERY_BROKER_URL}")
+
+
+@contextmanager
+def celery_worker(
+    tmp_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    beat: bool = False,
+    name: str = "celery",
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker process (``-B``: with beat inside) on this test's database and broker.
+
+    Its output goes to ``process.log_path``. Stopped on exit unless already gone.
+    """
+    require_worker_services()
+    log_path = tmp_path / f"{name}.log"
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "PORTAL_VAR_DIR": str(tmp_path / f"var-{name}"),
+        **(env or {}),
+    }
+    # Beat's schedule lives in the database (django-celery-beat), copied from the settings.
+    options = [*WORKER_OPTIONS, "--beat"] if beat else WORKER_OPTIONS
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter running Celery
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                *options,
+                "--hostname",
+                f"{name}@%h",
+                "-l",
+                "INFO",
+            ],
+            cwd=settings.BASE_DIR,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    process.log_path = log_path  # type: ignore[attr-defined]
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def purge_queue() -> None:
+    """Drop task messages left in the broker by earlier runs."""
+    app.control.purge()
