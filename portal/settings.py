@@ -287,6 +287,9 @@ ANYFAST_RATE_LIMIT_REDIS_URL = env.str(
     "ANYFAST_RATE_LIMIT_REDIS_URL",
     default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "",
 )
+ANYFAST_RATE_LIMIT_REDIS_PREFIX = env.str(
+    "ANYFAST_RATE_LIMIT_REDIS_PREFIX", default="anyfast:ratelimit:"
+)
 ANYFAST_RATE_LIMIT_FILE = Path(
     env.str("ANYFAST_RATE_LIMIT_FILE", default=str(VAR_DIR / "rate-limit.sqlite3"))
 )

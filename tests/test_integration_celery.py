@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +19,26 @@ from django_celery_results.models import TaskResult
 
 from portal.celery import app
 from portal.tasks import last_heartbeat, record_heartbeat
-from tests.conftest import port_open, unavailable
+from tests.conftest import CELERY_KEY_PREFIX, redis_or_unavailable, unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 # One process, and none of the cluster chatter a lone test worker has no use for.
 WORKER_OPTIONS = ["--pool", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+# The portal's worker with this run's broker key prefix (conftest gives the test process the
+# same): a worker of another checkout testing against the same Redis never takes our tasks, and
+# ours never takes theirs.
+_WORKER = textwrap.dedent(
+    """
+    import sys
+    from portal.celery import app
+
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options, "global_keyprefix": sys.argv[1]
+    }
+    app.worker_main(["worker", *sys.argv[2:]])
+    """
+)
 
 
 def _database_url() -> str:
@@ -42,31 +56,24 @@ def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
             "the Celery integration test shares its database with a worker process: run it on "
             "PostgreSQL (DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal, as bin/test does)"
         )
-    if settings.CELERY_BROKER_URL != REDIS_URL:
-        unavailable(f"the Celery integration test needs CELERY_BROKER_URL={REDIS_URL} (bin/test)")
-    if not port_open("127.0.0.1", 6379):
-        unavailable("Redis is not running on 127.0.0.1:6379")
-    app.control.purge()  # messages left behind by earlier runs
+    broker_url = settings.CELERY_BROKER_URL
+    if not broker_url.startswith("redis://"):
+        unavailable(
+            "the Celery integration test needs a Redis broker: CELERY_BROKER_URL=redis://... "
+            "(bin/test sets it)"
+        )
+    redis_or_unavailable(broker_url)
+    assert app.conf.broker_transport_options["global_keyprefix"] == CELERY_KEY_PREFIX
     log_path = tmp_path / "worker.log"
     environment = {
         **os.environ,
         "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
+        "CELERY_BROKER_URL": broker_url,
         "PORTAL_VAR_DIR": str(tmp_path / "var"),
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter running Celery
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                *WORKER_OPTIONS,
-                "-l",
-                "INFO",
-            ],
+            [sys.executable, "-c", _WORKER, CELERY_KEY_PREFIX, *WORKER_OPTIONS, "-l", "INFO"],
             cwd=settings.BASE_DIR,
             env=environment,
             stdout=log,

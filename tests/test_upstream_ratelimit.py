@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 import uuid
 from pathlib import Path
@@ -19,10 +18,10 @@ from assets.upstream.ratelimit import (
     rate_limiter_from_settings,
     sliding_window_wait,
 )
-from tests.conftest import redis_or_unavailable
+from tests.conftest import TEST_REDIS_URL, redis_or_unavailable
 from tests.upstream_helpers import FakeClock, max_in_any_window, run_together
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://localhost:6379/15")
+REDIS_URL = TEST_REDIS_URL
 
 
 @pytest.fixture

@@ -318,7 +318,7 @@ class NullRateLimiter:
         return "disabled"
 
 
-_backends: dict[tuple[str, str], Backend] = {}
+_backends: dict[tuple[str, str, str], Backend] = {}
 _backends_lock = threading.Lock()
 
 
@@ -333,12 +333,17 @@ def rate_limiter_from_settings() -> RateLimiter | NullRateLimiter:
     if not settings.ANYFAST_RATE_LIMIT_ENABLED:
         return NullRateLimiter()
     redis_url = settings.ANYFAST_RATE_LIMIT_REDIS_URL
-    key = ("redis", redis_url) if redis_url else ("sqlite", str(settings.ANYFAST_RATE_LIMIT_FILE))
+    prefix = settings.ANYFAST_RATE_LIMIT_REDIS_PREFIX
+    key = (
+        ("redis", redis_url, prefix)
+        if redis_url
+        else ("sqlite", str(settings.ANYFAST_RATE_LIMIT_FILE), "")
+    )
     with _backends_lock:
         backend = _backends.get(key)
         if backend is None:
             backend = (
-                RedisBackend.from_url(redis_url)
+                RedisBackend.from_url(redis_url, prefix=prefix)
                 if redis_url
                 else SQLiteBackend(settings.ANYFAST_RATE_LIMIT_FILE)
             )
