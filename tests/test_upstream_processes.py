@@ -20,7 +20,7 @@ from sandbox.servers import gunicorn
 from tests.conftest import TEST_REDIS_URL, redis_or_unavailable
 from tests.upstream_helpers import run_together
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 PROCESSES = 3
 SECONDS = 2.5

@@ -192,11 +192,13 @@ def _assert_within_budget(stamps: list[float]) -> None:
     assert 10 <= len(stamps) <= 15
 
 
+@pytest.mark.slow
 def test_file_backend_holds_the_budget_across_processes(tmp_path):
     stamps = _hammer("sqlite", str(tmp_path / "limits.sqlite3"), "")
     _assert_within_budget(stamps)
 
 
+@pytest.mark.slow
 def test_redis_backend_holds_the_budget_across_processes():
     client = redis_or_unavailable(REDIS_URL)
     prefix = f"test:{uuid.uuid4().hex}:"
