@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from assets.media import MediaInfo
+from portal.constraints import FieldCheckConstraint
 
 
 class GroupType(models.TextChoices):
@@ -58,11 +59,17 @@ class AssetGroup(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=GroupStatus.values), name="asset_group_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=GroupStatus.values),
+                name="asset_group_status_valid",
+                field="status",
+                violation_error_message="This is not a status an asset group can have.",
             ),
-            models.CheckConstraint(
-                condition=Q(group_type__in=GroupType.values), name="asset_group_type_valid"
+            FieldCheckConstraint(
+                condition=Q(group_type__in=GroupType.values),
+                name="asset_group_type_valid",
+                field="group_type",
+                violation_error_message="An asset group is either LivenessFace or AIGC.",
             ),
         ]
 
@@ -158,13 +165,23 @@ class Asset(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=AssetStatus.values), name="asset_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=AssetStatus.values),
+                name="asset_status_valid",
+                field="status",
+                violation_error_message="This is not a status an asset can have.",
             ),
-            models.CheckConstraint(condition=Q(kind__in=AssetKind.values), name="asset_kind_valid"),
-            models.CheckConstraint(
+            FieldCheckConstraint(
+                condition=Q(kind__in=AssetKind.values),
+                name="asset_kind_valid",
+                field="kind",
+                violation_error_message="An asset is an image, a video or an audio clip.",
+            ),
+            FieldCheckConstraint(
                 condition=~Q(status="active") | Q(upstream_id__isnull=False),
                 name="asset_active_has_upstream_id",
+                field="upstream_id",
+                violation_error_message="An active asset needs the Id the upstream gave it.",
             ),
             models.UniqueConstraint(
                 fields=["group", "sha256"],

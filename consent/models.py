@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.constraints import FieldCheckConstraint
+
 
 class Language(models.TextChoices):
     """Languages of the upstream verification page (its ``lng`` parameter)."""
@@ -45,8 +47,11 @@ class Person(models.Model):
         ordering = ["legal_name", "pk"]
         verbose_name_plural = "people"
         constraints = [
-            models.CheckConstraint(
-                condition=Q(preferred_language__in=Language.values), name="person_language_valid"
+            FieldCheckConstraint(
+                condition=Q(preferred_language__in=Language.values),
+                name="person_language_valid",
+                field="preferred_language",
+                violation_error_message="Choose one of the verification page's languages.",
             ),
         ]
 
@@ -215,28 +220,48 @@ class ConsentRecord(models.Model):
             ("revoke_consentrecord", "Can record that a person revoked consent"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=ConsentStatus.values), name="consent_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=ConsentStatus.values),
+                name="consent_status_valid",
+                field="status",
+                violation_error_message="This is not a status a consent record can have.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=Q(capture_method__in=CaptureMethod.values),
                 name="consent_capture_method_valid",
+                field="capture_method",
+                violation_error_message="Choose how the consent was captured.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=Q(expires_on__isnull=True) | Q(expires_on__gte=models.F("starts_on")),
                 name="consent_expires_after_start",
+                field="expires_on",
+                violation_error_message=(
+                    "The consent cannot end before it starts: choose an end date on or after "
+                    "the start date, or leave it empty for no end date."
+                ),
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=Q(covers_images=True) | Q(covers_video=True) | Q(covers_audio=True),
                 name="consent_covers_some_media",
+                field="covers_images",
+                violation_error_message=(
+                    "Tick at least one kind of media the consent covers: images, video or audio."
+                ),
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status="revoked") | Q(revoked_at__isnull=False),
                 name="consent_revoked_has_time",
+                field="revoked_at",
+                violation_error_message="A revoked consent needs the time it was revoked.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status__in=["approved", "rejected"]) | Q(reviewed_at__isnull=False),
                 name="consent_reviewed_has_time",
+                field="reviewed_at",
+                violation_error_message=(
+                    "An approved or rejected consent needs the time it was reviewed."
+                ),
             ),
         ]
 
@@ -336,6 +361,7 @@ class VerificationStatus(models.TextChoices):
 
 # Sessions that still wait for the person: a person has at most one (a constraint below).
 OPEN_VERIFICATION_STATUSES = [VerificationStatus.INVITED, VerificationStatus.LINK_ISSUED]
+ONE_OPEN_SESSION = "one_open_verification_per_person"
 
 
 class VerificationSession(models.Model):
@@ -382,14 +408,22 @@ class VerificationSession(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=VerificationStatus.values), name="verification_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=VerificationStatus.values),
+                name="verification_status_valid",
+                field="status",
+                violation_error_message="This is not a status a verification session can have.",
             ),
             models.UniqueConstraint(
                 fields=["person"],
                 condition=Q(status__in=OPEN_VERIFICATION_STATUSES),
-                name="one_open_verification_per_person",
-                violation_error_message="This person already has an open verification session.",
+                name=ONE_OPEN_SESSION,
+                violation_error_message=(
+                    "This person already has an open verification session: complete or cancel "
+                    "it first."
+                ),
+                # Shown on the person field (Django puts "unique" errors of one field there).
+                violation_error_code="unique",
             ),
         ]
 
@@ -400,3 +434,12 @@ class VerificationSession(models.Model):
         consent = self.consent
         if consent is not None and self.person_id and consent.person_id != self.person_id:
             raise ValidationError({"consent": "This consent record is another person's."})
+        # Staff never type a status, so model forms leave it out of validation, and Django then
+        # skips the one-open-session rule, whose condition reads it: check the rule here with the
+        # status the row will be saved with, before the database refuses it.
+        if self.person_id:
+            [rule] = [c for c in self._meta.constraints if c.name == ONE_OPEN_SESSION]
+            try:
+                rule.validate(type(self), self)
+            except ValidationError as violation:
+                raise ValidationError({"person": violation}) from violation
