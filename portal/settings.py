@@ -245,15 +245,15 @@ ANYFAST_BASE_URL = env.str(
 ).rstrip("/")
 ANYFAST_API_KEY = env.str("ANYFAST_API_KEY", default="sk-sandbox-development-key")
 ANYFAST_CONNECT_TIMEOUT = env.float("ANYFAST_CONNECT_TIMEOUT", default=10.0)
-# Anyfast may hold create calls open well past a minute (reference §7).
+# Anyfast may hold create calls open well past a minute (docs/upstream.md §7).
 ANYFAST_READ_TIMEOUT = env.float("ANYFAST_READ_TIMEOUT", default=30.0)
 ANYFAST_CREATE_READ_TIMEOUT = env.float("ANYFAST_CREATE_READ_TIMEOUT", default=300.0)
 ANYFAST_READ_RETRIES = env.int("ANYFAST_READ_RETRIES", default=4)
 # The H5 link lives 120 s and the BytedToken 30 min per the API reference; one page of the
-# upstream docs says 120 s for the token too (reference §12.1, CONFLICT), hence settings.
+# upstream docs says 120 s for the token too (docs/upstream.md §12.1, CONFLICT), hence settings.
 ANYFAST_H5_LINK_TTL = env.int("ANYFAST_H5_LINK_TTL", default=120)
 ANYFAST_TOKEN_TTL = env.int("ANYFAST_TOKEN_TTL", default=30 * 60)
-# Account-wide request budgets per action, documented by BytePlus (reference §8), as
+# Account-wide request budgets per action, documented by BytePlus (docs/upstream.md §8), as
 # "<count>/<seconds>". The limiter keeps every worker process together within them.
 DOCUMENTED_RATE_LIMITS = {
     "CreateVisualValidateSession": "3/1",
@@ -315,8 +315,8 @@ SANDBOX_RATE_LIMITS = {
     **DOCUMENTED_RATE_LIMITS,
     **env.dict("SANDBOX_RATE_LIMITS", default={}),
 }
-# One report says GetAsset cannot see LivenessFace assets on Anyfast (reference §4.5): on, the
-# sandbox answers NotFound.asset_id there and the client must fall back to ListAssets.
+# One report says GetAsset cannot see LivenessFace assets on Anyfast (docs/upstream.md §4.5): on,
+# the sandbox answers NotFound.asset_id there and the client must fall back to ListAssets.
 SANDBOX_GETASSET_HIDES_LIVENESS = env.bool("SANDBOX_GETASSET_HIDES_LIVENESS", default=False)
 
 # --- Security ---------------------------------------------------------------------------------

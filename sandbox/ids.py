@@ -1,4 +1,4 @@
-"""Identifiers shaped like the upstream's (reference §2.3), and the API key fingerprint."""
+"""Identifiers shaped like the upstream's (docs/upstream.md §2.3), and the API key fingerprint."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Several worker processes share the rate limiter against the sandbox under gunicorn.
 
-The documented limits hold for the whole account (reference §8), so the limiter must keep all
+The documented limits hold for the whole account (docs/upstream.md §8), so the limiter must keep all
 processes together within them: the sandbox, which enforces the same limits, never says 429.
 """
 

@@ -1,6 +1,6 @@
 """Keep the whole deployment within the upstream's per-action request budgets.
 
-BytePlus documents account-wide limits per Action (reference §8: GetAsset 100/s, CreateAsset
+BytePlus documents account-wide limits per Action (docs/upstream.md §8: GetAsset 100/s, CreateAsset
 300/min, …), so every worker process on every host must share one count: the web server, the
 Celery workers and beat together. ``settings.ANYFAST_RATE_LIMITS`` gives them as
 ``"<count>/<seconds>"``.

@@ -1,13 +1,13 @@
 """``manage.py check_upstream``: is the upstream configuration usable, and if not, what to fix.
 
-Checks, in order, with one harmless call (ListAssets, free and read-only, reference §2.1):
+Checks, in order, with one harmless call (ListAssets, free and read-only, docs/upstream.md §2.1):
 
 1. the base URL is reachable and serves ``/volc/asset/*``;
 2. the API key is accepted (401 → the key is wrong);
 3. the key may use LivenessFace (real-human) assets, i.e. it belongs to the Byteplus-Direct token
    group: ListAssets with ``GroupType: LivenessFace`` answers ``GroupType must be one of [AIGC]``
    for an ordinary key (the sandbox does so; on the live API the guide documents that answer for
-   verification sessions, reference §5.2 "and any LivenessFace use").
+   verification sessions, docs/upstream.md §5.2 "and any LivenessFace use").
 
 ``--create-session`` adds the call the guide's troubleshooting row is about,
 CreateVisualValidateSession. It creates a real (free, unused) verification session that simply
