@@ -101,6 +101,10 @@ def _consent_form(**overrides: object) -> dict[str, object]:
         "territory": "Worldwide",
         "starts_on": "2026-11-24",
         "expires_on": "2027-11-23",
+        "consent_text_language": "en",
+        "representation": "none",
+        "uses-TOTAL_FORMS": "0",
+        "uses-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return {name: value for name, value in data.items() if value is not None}
