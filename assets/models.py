@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from assets.media import MediaInfo
 from consent.models import COVERS_FIELDS, ConsentRecord, Person
+from portal.constraints import FieldCheckConstraint
 from portal.private_files import name_mismatch, stored_extension
 
 
@@ -64,11 +65,17 @@ class AssetGroup(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=GroupStatus.values), name="asset_group_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=GroupStatus.values),
+                name="asset_group_status_valid",
+                field="status",
+                violation_error_message="This is not a status an asset group can have.",
             ),
-            models.CheckConstraint(
-                condition=Q(group_type__in=GroupType.values), name="asset_group_type_valid"
+            FieldCheckConstraint(
+                condition=Q(group_type__in=GroupType.values),
+                name="asset_group_type_valid",
+                field="group_type",
+                violation_error_message="An asset group is either LivenessFace or AIGC.",
             ),
         ]
 
@@ -239,17 +246,31 @@ class Asset(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=AssetStatus.values), name="asset_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=AssetStatus.values),
+                name="asset_status_valid",
+                field="status",
+                violation_error_message="This is not a status an asset can have.",
             ),
-            models.CheckConstraint(condition=Q(kind__in=AssetKind.values), name="asset_kind_valid"),
-            models.CheckConstraint(
+            FieldCheckConstraint(
+                condition=Q(kind__in=AssetKind.values),
+                name="asset_kind_valid",
+                field="kind",
+                violation_error_message="An asset is an image, a video or an audio clip.",
+            ),
+            FieldCheckConstraint(
                 condition=~Q(status="active") | Q(upstream_id__isnull=False),
                 name="asset_active_has_upstream_id",
+                field="upstream_id",
+                violation_error_message="An active asset needs the Id the upstream gave it.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status="processing") | Q(upstream_id__isnull=False),
                 name="asset_processing_has_upstream_id",
+                field="upstream_id",
+                violation_error_message=(
+                    "An asset processing upstream needs the Id the upstream gave it."
+                ),
             ),
             models.UniqueConstraint(
                 fields=["group", "sha256"],
@@ -347,8 +368,13 @@ class ReferenceCopy(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=ReferenceCopyKind.values), name="reference_copy_kind_valid"
+            FieldCheckConstraint(
+                condition=Q(kind__in=ReferenceCopyKind.values),
+                name="reference_copy_kind_valid",
+                field="kind",
+                violation_error_message=(
+                    "A copy is of a reference, a content item or a content array."
+                ),
             ),
         ]
 
@@ -436,12 +462,17 @@ class NoticeEmail(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name = "producer notice email"
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=NoticeEmailStatus.values), name="notice_email_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=NoticeEmailStatus.values),
+                name="notice_email_status_valid",
+                field="status",
+                violation_error_message="This is not a status an email can have.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status="sent") | Q(sent_at__isnull=False),
                 name="notice_email_sent_has_time",
+                field="status",
+                violation_error_message="A sent email needs the time it was sent.",
             ),
         ]
 

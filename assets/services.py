@@ -538,7 +538,7 @@ def _upstream_states(
 
     One listing of the group for all of them (``get_assets``: usually one ListAssets call),
     within the shared rate limits; an asset the listing does not show is asked for on its own
-    (GetAsset, which may see what the listing does not, reference §4.5), so that one the
+    (GetAsset, which may see what the listing does not, docs/upstream.md §4.5), so that one the
     upstream really does not know ends as ``AssetNotFound``.
     """
     states: dict[int, UpstreamAsset | UpstreamError] = {}

@@ -68,7 +68,7 @@ logger = logging.getLogger(__name__)
 User = AbstractBaseUser | AnonymousUser | None
 
 SUCCESS_RESULT_CODE = "10000"
-# What the portal keeps of a callback's query (reference §6.1); anything else is dropped.
+# What the portal keeps of a callback's query (docs/upstream.md §6.1); anything else is dropped.
 CALLBACK_PARAMS = ("bytedToken", "resultCode", "algorithmBaseRespCode", "reqMeasureInfoValue",
                    "verify_type")  # fmt: skip
 MAX_CALLBACK_VALUE = 200
@@ -495,7 +495,7 @@ def upstream_verification_record_callback(
     The first visit keeps the known parameters (``bytedToken``, ``resultCode``, …) and queues a
     confirmation at once; nothing else changes, whatever ``resultCode`` says. A ``bytedToken``
     that is not this session's makes the visit ``unknown`` (a callback without one is accepted:
-    it is unverified whether failure callbacks carry it, reference §6.1).
+    it is unverified whether failure callbacks carry it, docs/upstream.md §6.1).
     """
     verification = (
         UpstreamVerification.objects.select_related("invitation")
