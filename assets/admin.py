@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -595,7 +595,7 @@ class WithdrawalItemInline(StatusColumn, admin.TabularInline):
     fields = ("deleted", "upstream_id", "status_badge", "outcome", "confirmed_at", "attempts",
               "last_problem")  # fmt: skip
     readonly_fields = fields
-    ordering = ("asset__isnull", "pk")
+    ordering = (F("asset").asc(nulls_last=True), "pk")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -470,7 +470,8 @@ class WithdrawalItem(models.Model):
     objects = WithdrawalItemQuerySet.as_manager()
 
     class Meta:
-        ordering = ["withdrawal", "asset__isnull", "pk"]
+        # Assets first, then their groups (DeleteAssetGroup comes last).
+        ordering = ["withdrawal", models.F("asset").asc(nulls_last=True), "pk"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=WithdrawalItemStatus.values),

@@ -781,6 +781,10 @@ CREATE_MAY_SETTLE_EXPLANATION = (
     "An earlier upload attempt of this asset lost its answer, so the upstream may still be "
     "creating it: its Name is looked up again until {until}, and deleted if it appears."
 )
+CONSENT_ENDED_EXPLANATION = (
+    "Its consent ended (revoked, expired or superseded) before the upload left: it is never "
+    "sent, and the consent's withdrawal deletes anything an earlier attempt made upstream."
+)
 KEY_MISMATCH_EXPLANATION = (
     "The portal's API key (fingerprint {current}) is not the key that owns this person's group "
     "(fingerprint {owner}): the upstream hides another key's assets, so its NotFound would prove "
@@ -886,6 +890,15 @@ def withdrawal_start(
     AssetGroup.objects.filter(pk__in=[group.pk for group in groups]).update(
         status=GroupStatus.WITHDRAWN
     )
+    # Uploads still queued never start: their claim (a conditional UPDATE on ``queued``) can no
+    # longer match, so ``attempts`` keeps saying whether a create was ever sent.
+    Asset.objects.filter(pk__in=[asset.pk for asset in assets], status=Asset.Status.QUEUED).update(
+        status=Asset.Status.FAILED,
+        next_attempt_at=None,
+        error_code="ConsentEnded",
+        error_message="Its consent ended before it was uploaded.",
+        error_explanation=CONSENT_ENDED_EXPLANATION,
+    )
     audit_record(
         action="withdrawal.started",
         obj=withdrawal,
@@ -900,6 +913,16 @@ def withdrawal_start(
             "groups_decision": decision,
         },
     )
+    if not items:  # nothing ever reached the upstream: nothing to wait for
+        withdrawal.confirmed_at = now
+        withdrawal.save(update_fields=["confirmed_at"])
+        audit_record(
+            action="withdrawal.confirmed",
+            obj=withdrawal,
+            actor_label="withdrawal",
+            person_id=consent.person_id,
+            detail={"confirmed_at": now, "items": 0},
+        )
     # A group's item waits for its assets' items: the last of those to settle sends it.
     waited_for = {asset.group_id for asset in assets}
     for item in items:
@@ -939,16 +962,25 @@ def _groups_to_delete(consent: ConsentRecord) -> tuple[list[AssetGroup], str]:
 
 
 def _enqueue_withdraw_item(item_id: int, *, countdown: float | None = None) -> None:
-    """Send the item's task once the current transaction commits."""
+    """Send the item's task once the current transaction commits.
+
+    Robust: a broker that refuses the message must not fail a revocation already committed;
+    ``withdrawals_sweep`` sends it again.
+    """
     from assets.tasks import withdraw_item
 
-    transaction.on_commit(lambda: withdraw_item.apply_async((item_id,), countdown=countdown))
+    transaction.on_commit(
+        lambda: withdraw_item.apply_async((item_id,), countdown=countdown), robust=True
+    )
 
 
 def _enqueue_notify_producers(withdrawal_id: int) -> None:
+    """Send the producers' notice task on commit (robust: ``withdrawals_sweep`` resends)."""
     from assets.tasks import notify_producers_of_withdrawal
 
-    notify_producers_of_withdrawal.delay_on_commit(withdrawal_id)
+    transaction.on_commit(
+        lambda: notify_producers_of_withdrawal.apply_async((withdrawal_id,)), robust=True
+    )
 
 
 def withdrawal_item_process(*, item_id: int, client: AnyfastClient | None = None) -> None:
@@ -1303,6 +1335,7 @@ def withdrawal_item_retry(*, item: WithdrawalItem, actor: Any) -> None:
 def withdrawals_sweep(*, now: datetime.datetime | None = None, limit: int = POLL_BATCH) -> int:
     """Re-send the task of every ready pending item overdue by more than a few seconds: its
     message was lost, or its worker died holding it (the lease ran out). How many were sent.
+    Producers' notices not yet given are sent again too.
 
     Duplicates do no harm: a task claims its item by a conditional UPDATE.
     """
@@ -1319,6 +1352,11 @@ def withdrawals_sweep(*, now: datetime.datetime | None = None, limit: int = POLL
     ids = list(overdue)
     for item_id in ids:
         _enqueue_withdraw_item(item_id)
+    untold = Withdrawal.objects.filter(
+        producers_notified_at__isnull=True, created_at__lte=now - _WITHDRAWAL_RESEND_GRACE
+    )
+    for withdrawal_id in untold.values_list("pk", flat=True)[:limit]:
+        _enqueue_notify_producers(withdrawal_id)
     return len(ids)
 
 
