@@ -1446,18 +1446,18 @@ def retention_decisions(*, now: datetime.datetime | None = None) -> list[Retenti
             f"{timezone.localtime(ended):%Y-%m-%d}"
         )
         if asset.group.person.legal_hold:
-            verdict = (False, f"kept: {asset.group.person} is under a legal hold ({ended_text})")
+            verdict = (False, f"{asset.group.person} is under a legal hold ({ended_text})")
         elif ended > cutoff:
             until = timezone.localtime(ended + datetime.timedelta(days=days))
             verdict = (
                 False,
-                f"kept until {until:%Y-%m-%d}: {ended_text}, within the {days}-day retention "
-                "period",
+                f"within the {days}-day retention period ({ended_text}): removable from "
+                f"{until:%Y-%m-%d}",
             )
         elif asset.unconfirmed_items or not asset.confirmed_items:  # type: ignore[attr-defined]
             verdict = (
                 False,
-                f"kept: {ended_text}, but the upstream has not confirmed its withdrawal yet",
+                f"{ended_text}, but the upstream has not confirmed its withdrawal yet",
             )
         else:
             age = (now - ended).days

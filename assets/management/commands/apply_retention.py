@@ -9,12 +9,10 @@ confirmed). ``--dry-run`` only prints that report. Beat runs the same daily
 
 from __future__ import annotations
 
-from typing import Any, TextIO, cast
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from rich.console import Console
-from rich.table import Table
 
 from assets import services
 
@@ -34,26 +32,23 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run: bool = options["dry_run"]
         decisions = services.retention_apply(dry_run=dry_run)
-        console = Console(file=cast(TextIO, self.stdout), width=160, highlight=False)
-        destroyed = [decision for decision in decisions if decision.destroy]
-        verb = "Would remove" if dry_run else "Removed"
-        table = Table(title=f"Retention ({settings.BIOMETRIC_RETENTION_DAYS} days after a consent "
-                      "ends)" + (": dry run, nothing removed" if dry_run else ""))  # fmt: skip
-        for column in ("asset", "person", "verdict", "files", "why"):
-            table.add_column(column, overflow="fold")
+        days = settings.BIOMETRIC_RETENTION_DAYS
+        title = f"Retention: biometric media destroyed {days} days after a consent ends"
+        self.stdout.write(title + (" (dry run, nothing removed)" if dry_run else ""))
+        verb = "would remove" if dry_run else "removed"
         for decision in decisions:
             asset = decision.asset
-            table.add_row(
-                f"#{asset.pk} {asset.original_filename} ({asset.sha256[:12]}…)",
-                f"#{asset.group.person_id} {asset.group.person}",
-                verb.lower() if decision.destroy else "kept",
-                "\n".join(decision.files),
-                decision.reason,
+            self.stdout.write(
+                f"\n{verb if decision.destroy else 'kept'}: asset #{asset.pk} "
+                f"{asset.original_filename or asset.upstream_name} (SHA-256 {asset.sha256[:16]}…) "
+                f"of person #{asset.group.person_id} {asset.group.person}"
             )
-        if decisions:
-            console.print(table)
+            if decision.destroy:
+                self.stdout.write("  files: " + ", ".join(decision.files))
+            self.stdout.write(f"  why: {decision.reason}")
+        destroyed = [decision for decision in decisions if decision.destroy]
         files = sum(len(decision.files) for decision in destroyed)
-        console.print(
-            f"{verb} {files} file(s) of {len(destroyed)} asset(s); kept "
+        self.stdout.write(
+            f"\n{verb.capitalize()} {files} file(s) of {len(destroyed)} asset(s); kept "
             f"{len(decisions) - len(destroyed)} asset(s) whose consent ended."
         )
