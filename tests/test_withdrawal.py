@@ -25,6 +25,8 @@ from assets.admin import asset_reference
 from assets.models import (
     Asset,
     AssetGroup,
+    NoticeEmail,
+    ProducerNotice,
     Withdrawal,
     WithdrawalItem,
     WithdrawalOutcome,
@@ -37,7 +39,12 @@ from consent.models import ConsentRecord
 from sandbox import actions
 from sandbox.models import SandboxAsset, SandboxGroup
 from sandbox.samples import make_audio, make_image
-from tests.factories import ConsentRecordFactory, UserFactory
+from tests.factories import (
+    ConsentRecordFactory,
+    ReferenceCopyFactory,
+    UsableAssetFactory,
+    UserFactory,
+)
 from tests.test_asset_pipeline import calls, quick_client, submit, upload, verified_group
 from tests.upstream_helpers import HeldCreates
 
@@ -48,12 +55,18 @@ Item = WithdrawalItem
 
 @pytest.fixture
 def sent(monkeypatch) -> dict[str, list[Any]]:
-    """The tasks the services send, instead of a broker: uploads and withdrawal items as
-    ``(id, countdown)``, producers' notices as withdrawal ids."""
-    messages: dict[str, list[Any]] = {"submit": [], "withdraw": [], "notify": []}
+    """The tasks the services send, as ``(id, countdown)``, instead of reaching a broker."""
+    messages: dict[str, list[Any]] = {
+        "submit": [],
+        "withdraw": [],
+        "notify": [],
+        "notice_email": [],
+    }
 
     def recorder(name: str) -> Any:
-        def apply_async(args: tuple[int], countdown: float | None = None, **options: Any) -> None:
+        def apply_async(
+            args: tuple[int], kwargs: Any = None, countdown: float | None = None, **options: Any
+        ) -> None:
             messages[name].append((args[0], countdown))
 
         return apply_async
@@ -61,6 +74,7 @@ def sent(monkeypatch) -> dict[str, list[Any]]:
     monkeypatch.setattr(tasks.submit_asset, "apply_async", recorder("submit"))
     monkeypatch.setattr(tasks.withdraw_item, "apply_async", recorder("withdraw"))
     monkeypatch.setattr(tasks.notify_producers_of_withdrawal, "apply_async", recorder("notify"))
+    monkeypatch.setattr(tasks.send_notice_email, "apply_async", recorder("notice_email"))
     return messages
 
 
@@ -497,6 +511,26 @@ def test_a_version_covering_everything_records_no_withdrawal(pipeline, sent, leg
 
     assert not Withdrawal.objects.exists()
     assert Asset.objects.usable_by_producers().count() == 1
+
+
+def test_producers_who_copied_the_references_are_told_once_with_the_list(sent, legal):
+    asset = UsableAssetFactory()
+    maya = UserFactory(username="maya", email="maya@studio.test")
+    ReferenceCopyFactory(user=maya, asset=asset, project="Spring campaign 2027")
+    ReferenceCopyFactory(asset=UsableAssetFactory())  # another person's: not in the notice
+
+    withdrawal = revoke(asset.consent, legal)
+    assert sent["notify"] == [(withdrawal.pk, None)]  # sent once the revocation committed
+    tasks.notify_producers_of_withdrawal(withdrawal.pk)
+    tasks.notify_producers_of_withdrawal(withdrawal.pk)  # a retried task tells no one twice
+
+    notice = ProducerNotice.objects.get()
+    assert notice.user == maya
+    assert notice.reason == f"The person revoked their consent on {timezone.localdate():%Y-%m-%d}."
+    assert [line["reference"] for line in notice.lines()] == [asset.asset_uri]
+    assert Withdrawal.objects.get(pk=withdrawal.pk).producers_notified_at is not None
+    email = NoticeEmail.objects.get(notice=notice)
+    assert email.to == "maya@studio.test" and sent["notice_email"] == [(email.pk, None)]
 
 
 def test_starting_twice_returns_the_one_withdrawal_of_a_consent(pipeline, sent, legal):

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assets', '0004_asset_precheck_warnings'),
+        ('assets', '0005_reference_copies_and_producer_notices'),
         ('consent', '0006_legal_hold_expiry_warnings_consent_emails'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
