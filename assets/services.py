@@ -785,10 +785,6 @@ def assets_sweep(*, client: AnyfastClient | None = None) -> dict[str, int]:
 # A pending item waiting for something (an upload in progress, a lost create that may still
 # land) looks again this often.
 _WITHDRAWAL_RECHECK = datetime.timedelta(seconds=15)
-# The sweeper re-sends a due item's task only this long after it was due: the task sent with its
-# countdown normally takes it first.
-_WITHDRAWAL_RESEND_GRACE = datetime.timedelta(seconds=15)
-
 UPLOAD_IN_PROGRESS_EXPLANATION = (
     "A worker was uploading this asset when the consent ended (its CreateAsset left before). "
     "The withdrawal waits for that upload's answer, then deletes whatever it made."
@@ -1349,19 +1345,19 @@ def withdrawal_item_retry(*, item: WithdrawalItem, actor: Any) -> None:
 
 
 def withdrawals_sweep(*, now: datetime.datetime | None = None, limit: int = POLL_BATCH) -> int:
-    """Re-send the task of every ready pending item overdue by more than a few seconds: its
+    """Re-send the task of every ready pending item overdue by more than a sweep interval: its
     message was lost, or its worker died holding it (the lease ran out). How many were sent.
     Producers' notices not yet given are sent again too.
 
     Duplicates do no harm: a task claims its item by a conditional UPDATE.
     """
     now = now or timezone.now()
+    # Overdue by more than a sweep: the task sent with its countdown normally takes it first.
+    grace = datetime.timedelta(seconds=settings.WITHDRAWAL_SWEEP_INTERVAL_SECONDS)
     overdue = (
         WithdrawalItem.objects.ready()
         .filter(status=WithdrawalItemStatus.PENDING)
-        .filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - _WITHDRAWAL_RESEND_GRACE)
-        )
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - grace))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
@@ -1369,7 +1365,7 @@ def withdrawals_sweep(*, now: datetime.datetime | None = None, limit: int = POLL
     for item_id in ids:
         _enqueue_withdraw_item(item_id)
     untold = Withdrawal.objects.filter(
-        producers_notified_at__isnull=True, created_at__lte=now - _WITHDRAWAL_RESEND_GRACE
+        producers_notified_at__isnull=True, created_at__lte=now - grace
     )
     for withdrawal_id in untold.values_list("pk", flat=True)[:limit]:
         _enqueue_notify_producers(withdrawal_id)
