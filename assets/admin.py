@@ -676,7 +676,7 @@ class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
 
     list_display = ("__str__", "consent_link", "reason", "requested_by_label", "created_at",
                     "upstream")  # fmt: skip
-    list_select_related = ("person", "consent")
+    list_select_related = ("person", "consent__person")
     list_filter = (WithdrawalConfirmedFilter, "reason", "created_at")
     search_fields = ("person__legal_name", "person__display_name", "items__upstream_id",
                      "items__group__group_id")  # fmt: skip

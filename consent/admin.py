@@ -609,7 +609,11 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
             *self._terms_fieldsets,
             ("Signed document", {"fields": (document,)}),
             ("Review", {"fields": self._review_fields}),
-            ("Withdrawal upstream", {"fields": ("withdrawal_record",)}),
+            *(
+                [("Withdrawal upstream", {"fields": ("withdrawal_record",)})]
+                if obj is not None and may_view(self.admin_site, request, Withdrawal)
+                else []
+            ),
             ("Versions", {"fields": ("version_history",)}),
             ("System", {"classes": ("collapse",), "fields": _SYSTEM_FIELDS}),
         )

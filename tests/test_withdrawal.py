@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.db.models import F
 from django.urls import reverse
@@ -622,3 +623,26 @@ def test_a_withdrawal_with_nothing_upstream_is_confirmed_at_once(pipeline, sent,
     assert withdrawal.confirmed_at is not None
     assert not Withdrawal.objects.unconfirmed().exists()
     assert calls("DeleteAsset") == 0
+
+
+def test_the_withdrawal_shows_on_pages_only_to_staff_who_may_view_withdrawals(sent, legal, client):
+    asset = UsableAssetFactory()
+    withdrawal = revoke(asset.consent, legal)
+    onboarding = UserFactory(username="onboarding")
+    onboarding.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_consentrecord", "view_person"])
+    )
+    client.force_login(onboarding)
+    link = reverse("admin:assets_withdrawal_change", args=[withdrawal.pk])
+
+    for url in (
+        reverse("admin:consent_consentrecord_change", args=[asset.consent_id]),
+        reverse("admin:consent_person_change", args=[asset.group.person_id]),
+    ):
+        page = client.get(url)
+        assert page.status_code == 200 and link not in page.content.decode()
+    assert client.get(link).status_code == 403
+
+    onboarding.user_permissions.add(Permission.objects.get(codename="view_withdrawal"))
+    page = client.get(reverse("admin:consent_consentrecord_change", args=[asset.consent_id]))
+    assert link in page.content.decode()
