@@ -11,6 +11,8 @@ conditional UPDATE, so any of them may run twice, or late, without harm::
                       └── lease expired, the worker died: assets_sweep queues it again
     processing ─(assets_poll: the group's listing, GetAsset)─► active | failed
     anything but uploading ─(asset_withdraw: DeleteAsset)─► withdrawn
+    a consent ends ─(withdrawal_start, in its transaction)─► queued ones failed (ConsentEnded)
+        └─ one WithdrawalItem per asset and deleted group ─(withdrawal_item_process)─► withdrawn
 
 No twins: the upstream refuses a second asset with the same Name in a group (reference G6), and
 every row has a Name of its own (``upstream_name``). The client's ``create_asset_reconciled``
@@ -20,6 +22,10 @@ the Name up before it creates anything.
 Producers take references through ``reference_copy_create`` (a ledger row and an audit event per
 copy, before any text is handed out), and are told by ``reference_copies_notify_withdrawn`` when
 assets they copied are withdrawn.
+
+A consent's end is withdrawn upstream with proof (``withdrawal_start``, ``WithdrawalItem`` rows
+confirmed by the upstream's answers, ``withdrawals_sweep`` for lost tasks and dead workers), and
+its biometric media is destroyed once the retention period has passed (``retention_apply``).
 
 The consent gate reads the consent models only; this module never imports ``consent.services``.
 """
