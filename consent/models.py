@@ -41,6 +41,12 @@ class Person(models.Model):
         help_text="Language of the verification pages the person sees.",
     )
     notes = models.TextField(blank=True)
+    legal_hold = models.BooleanField(
+        default=False,
+        help_text="Keep this person's biometric media past the retention period (litigation, "
+        "an investigation). Placed and lifted by legal, with a reason.",
+    )
+    legal_hold_note = models.TextField(blank=True, help_text="Why the hold was placed or lifted.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -50,6 +56,9 @@ class Person(models.Model):
     class Meta:
         ordering = ["legal_name", "pk"]
         verbose_name_plural = "people"
+        permissions = [
+            ("legal_hold_person", "Can place or lift a legal hold on a person's biometric data"),
+        ]
         constraints = [
             FieldCheckConstraint(
                 condition=Q(preferred_language__in=Language.values),
@@ -234,6 +243,13 @@ class ConsentRecord(models.Model):
     ended_at = models.DateTimeField(
         null=True, blank=True, help_text="When the record stopped being in force (any reason)."
     )
+    # Not a term: the database's lock on submitted records leaves it writable (migration 0003).
+    expiry_warning_sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the person and staff were warned that it ends soon.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -307,6 +323,15 @@ class ConsentRecord(models.Model):
                     "Make a new version instead."
                 )
         super().save(*args, **kwargs)
+
+    def is_in_force(self, on: datetime.date | None = None) -> bool:
+        """Whether ``ConsentRecord.objects.in_force(on)`` holds this row (same rule)."""
+        day = on or timezone.localdate()
+        return (
+            self.status == ConsentStatus.APPROVED
+            and self.starts_on <= day
+            and (self.expires_on is None or self.expires_on >= day)
+        )
 
     @property
     def is_editable(self) -> bool:
@@ -708,16 +733,25 @@ class EmailStatus(models.TextChoices):
 
 
 class OutboundEmail(models.Model):
-    """One email the portal sends (today: invitations), and what became of it.
+    """One email the portal sends (invitations, warnings that a consent ends soon), and what
+    became of it.
 
     Created by a service and sent by ``consent.tasks.send_outbound_email`` after commit; the body
-    is rendered when sending, from ``template`` in ``language``.
+    is rendered when sending, from ``template`` in ``language``. It concerns an invitation or a
+    consent record.
     """
 
     Status = EmailStatus
 
     invitation = models.ForeignKey(
-        VerificationSession, on_delete=models.PROTECT, related_name="emails"
+        VerificationSession,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="emails",
+    )
+    consent = models.ForeignKey(
+        ConsentRecord, null=True, blank=True, on_delete=models.PROTECT, related_name="emails"
     )
     to = models.EmailField()
     template = models.CharField(max_length=50)
@@ -748,6 +782,10 @@ class OutboundEmail(models.Model):
                 name="email_sent_has_time",
                 field="status",
                 violation_error_message="A sent email needs the time it was sent.",
+            ),
+            models.CheckConstraint(
+                condition=Q(invitation__isnull=False) | Q(consent__isnull=False),
+                name="email_concerns_something",
             ),
         ]
 

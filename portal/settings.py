@@ -285,6 +285,9 @@ HEARTBEAT_INTERVAL_SECONDS = 60
 # How often beat sends the asset sweeper: it queues again uploads whose worker died, re-sends
 # lost ones, and checks the assets processing upstream (assets.services.assets_sweep).
 ASSET_SWEEP_INTERVAL_SECONDS = env.float("ASSET_SWEEP_INTERVAL_SECONDS", default=3.0)
+# How often beat re-sends withdrawal items whose task was lost or whose worker died
+# (assets.services.withdrawals_sweep).
+WITHDRAWAL_SWEEP_INTERVAL_SECONDS = env.float("WITHDRAWAL_SWEEP_INTERVAL_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "portal.tasks.record_heartbeat",
@@ -308,6 +311,28 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep still queued when the next is sent is dropped: they do not pile up behind a
         # busy worker (django-celery-beat's name for Celery's ``expires``).
         "options": {"expire_seconds": max(int(ASSET_SWEEP_INTERVAL_SECONDS * 2), 1)},
+    },
+    "withdrawals-sweep": {
+        "task": "assets.tasks.sweep_withdrawals",
+        "schedule": WITHDRAWAL_SWEEP_INTERVAL_SECONDS,
+        "options": {"expire_seconds": max(int(WITHDRAWAL_SWEEP_INTERVAL_SECONDS), 1)},
+    },
+    # Consents past their end date end (and their withdrawal starts) within the hour after
+    # midnight; the warnings before the end go out the same way.
+    "expire-consents": {
+        "task": "consent.tasks.expire_consents",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 3600},
+    },
+    "warn-expiring-consents": {
+        "task": "consent.tasks.warn_expiring_consents",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 3600},
+    },
+    "apply-retention": {
+        "task": "assets.tasks.apply_retention",
+        "schedule": 24 * 3600.0,
+        "options": {"expire_seconds": 3600},
     },
 }
 # Tasks outside the installed apps, which autodiscovery does not see.
@@ -368,6 +393,27 @@ ASSET_POLL_MAX_SECONDS = env.float("ASSET_POLL_MAX_SECONDS", default=60.0)
 # An accepted upload that the upstream still does not know after this long failed processing
 # (reference G8, G9: do not poll a 404 for minutes).
 ASSET_NOT_FOUND_GRACE_SECONDS = env.float("ASSET_NOT_FOUND_GRACE_SECONDS", default=20.0)
+
+# --- Consent ends: warnings, withdrawals, retention -------------------------------------------
+# The person and the staff who recorded and reviewed a consent are emailed this many days
+# before it ends (once per consent).
+CONSENT_EXPIRY_WARNING_DAYS = env.int("CONSENT_EXPIRY_WARNING_DAYS", default=30)
+# A worker deleting a withdrawn asset upstream holds it this long; then another may take it.
+WITHDRAWAL_ITEM_LEASE_SECONDS = env.int("WITHDRAWAL_ITEM_LEASE_SECONDS", default=180)
+# An upload whose create lost its answer may still land upstream this long after: a withdrawal
+# looks its Name up until then before it records that the asset never reached the upstream.
+WITHDRAWAL_CREATE_SETTLE_SECONDS = env.float(
+    "WITHDRAWAL_CREATE_SETTLE_SECONDS", default=ANYFAST_CREATE_READ_TIMEOUT
+)
+# Biometric media (asset files) are destroyed this many days after their consent ended, once
+# their withdrawal is confirmed upstream, unless the person is under a legal hold. BIPA allows
+# three years after the last interaction at the latest, hence the ceiling.
+BIOMETRIC_RETENTION_DAYS = env.int("BIOMETRIC_RETENTION_DAYS", default=30)
+if not 0 <= BIOMETRIC_RETENTION_DAYS <= 3 * 365:
+    raise ImproperlyConfigured(
+        "BIOMETRIC_RETENTION_DAYS must be between 0 and 1095 (BIPA: biometric data is destroyed "
+        "three years after the last interaction at the latest)."
+    )
 
 # --- Sandbox upstream (only when SANDBOX_ENABLED) ---------------------------------------------
 SANDBOX_PROCESSING_SECONDS = env.float("SANDBOX_PROCESSING_SECONDS", default=4.0)
