@@ -1,9 +1,10 @@
 """Admin for verified asset groups and the likeness assets registered in them.
 
 Producers come here for one thing: the ``asset://<Id>`` reference of an active asset, shown
-with a copy button. Staff upload files (one on the add page, several on a person's page), see
-each asset's state in plain words, and retry, withdraw or refresh assets; every one of those
-goes through ``assets.services``.
+with a copy button; they see rows, never the original files (``ASSET_FILE_PERMISSION``). Staff
+upload files (one on the add page, several on a person's page), see each asset's state in plain
+words, and retry, withdraw or refresh assets; every one of those goes through
+``assets.services``.
 """
 
 from __future__ import annotations
@@ -35,10 +36,20 @@ from portal.admin_helpers import (
     PrivateFileAdmin,
     ReadOnlyInline,
     StatusColumn,
+    fieldsets_without,
     file_link,
 )
 
 _SYSTEM_FIELDS = ("created_at", "updated_at")
+
+# Opening an asset's original file (the person's face, body or voice as recorded) takes more than
+# viewing its row: producers view rows and copy references, and never get this permission.
+ASSET_FILE_PERMISSION = "assets.view_asset_file"
+
+
+def may_open_asset_files(request: HttpRequest) -> bool:
+    """Whether the user may open assets' original files (and so be shown links to them)."""
+    return request.user.has_perm(ASSET_FILE_PERMISSION)
 
 
 @admin.display(description="reference")
@@ -275,6 +286,10 @@ class AssetInline(AssetColumns, ReadOnlyInline):
     fields = ("kind", "status_badge", "state", "reference", "measured", "file_link", "created_at")
     readonly_fields = fields
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        return fields if may_open_asset_files(request) else [f for f in fields if f != "file_link"]
+
 
 @admin.register(AssetGroup)
 class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
@@ -333,6 +348,7 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
 class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
     private_file_field = "file"
     content_type_field = "content_type"
+    private_file_permission = ASSET_FILE_PERMISSION
     list_display = (
         "__str__",
         "person",
@@ -442,6 +458,12 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
             {"classes": ("collapse",), "fields": ("uploaded_by", "withdrawn_at", *_SYSTEM_FIELDS)},
         ),
     )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_private_file_permission(request, obj):
+            return fieldsets
+        return fieldsets_without(fieldsets, {"file_link"})
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None
