@@ -174,6 +174,13 @@ LEGAL = Role(
             "consent.review_consentrecord",
             params=_ending_within_30_days,
         ),
+        WorkQueue(
+            "Withdrawals not yet confirmed upstream",
+            "assets.withdrawal",
+            "consent.revoke_consentrecord",
+            params=_fixed({"confirmed_at__isnull": "True"}),
+            lookups=_fixed({"confirmed_at__isnull": True}),
+        ),
     ),
 )
 
@@ -184,6 +191,13 @@ PRODUCERS = Role(
         "people's contact details or notes, consent records and documents, or original files."
     ),
     permissions=frozenset({"assets.view_asset"}),
+    work=(
+        WorkLink(
+            "The references page: copy asset:// references",
+            "references:list",
+            "assets.view_references",
+        ),
+    ),
 )
 
 ROLES = (ONBOARDING, LEGAL, PRODUCERS)
