@@ -88,6 +88,7 @@ class World:
     approved: ConsentRecord
     new_version: ConsentRecord  # a draft superseding ``approved``
     invitation: VerificationSession  # open
+    cancelled: VerificationSession  # an earlier one, ended
     upstream: UpstreamVerification
     email: OutboundEmail
     group: AssetGroup
@@ -113,6 +114,9 @@ def world() -> World:
         approved=approved,
         new_version=services.consent_new_version(record=approved, actor=root),
         invitation=invitation,
+        cancelled=VerificationSessionFactory(
+            person=person, consent=approved, status=InvitationStatus.CANCELLED
+        ),
         upstream=UpstreamVerificationFactory(invitation=invitation),
         email=OutboundEmailFactory(invitation=invitation),
         group=group,
@@ -184,6 +188,10 @@ PAGES: list[tuple[str, str, Url, tuple[int, int, int, int, int]]] = [
     ("invitation desk status", GET,
      lambda w: _admin("consent_verificationsession_desk_status", w.invitation.pk),
      (302, 403, 200, 200, 200)),
+    # A code minted for an ended invitation is refused (409) once the permission let it through.
+    ("invitation desk mint", POST,
+     lambda w: _admin("consent_verificationsession_desk_mint", w.cancelled.pk),
+     (302, 403, 409, 403, 409)),
     ("invitation resend button", POST,
      lambda w: _admin("consent_verificationsession_resend", w.invitation.pk),
      (302, 403, 302, 403, 302)),
