@@ -143,7 +143,8 @@ LEGAL = Role(
     summary=(
         "Reviews consent records (approve, reject), records revocations, reads the audit trail "
         "and everything a review needs, read-only: people, consent records and their documents, "
-        "invitations and upstream sessions, assets and their files."
+        "invitations and upstream sessions, assets and their files, where references went and "
+        "what producers were told."
     ),
     permissions=frozenset(
         {
@@ -158,6 +159,9 @@ LEGAL = Role(
             "assets.view_assetgroup",
             "assets.view_asset",
             "assets.view_asset_file",
+            "assets.view_referencecopy",
+            "assets.view_producernotice",
+            "assets.view_noticeemail",
             "audit.view_auditevent",
         }
     ),
@@ -187,10 +191,11 @@ LEGAL = Role(
 PRODUCERS = Role(
     name="Producers",
     summary=(
-        "Copy the references of active, consented assets. They see asset rows read-only, never "
-        "people's contact details or notes, consent records and documents, or original files."
+        "Copy the references of active, consented assets from the references page, every copy "
+        "recorded. Nothing in the admin: its asset list would show the reference of an asset "
+        "whose consent just ended, and copy it without a record."
     ),
-    permissions=frozenset({"assets.view_asset"}),
+    permissions=frozenset({"assets.view_references"}),
     work=(
         WorkLink(
             "The references page: copy asset:// references",
