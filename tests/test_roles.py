@@ -22,7 +22,7 @@ from django.utils import timezone
 from assets.models import Asset, AssetGroup
 from audit.models import AuditEvent
 from audit.services import audit_record
-from consent import services
+from consent import admin_views, services
 from consent.management.commands import setup_roles
 from consent.models import (
     ConsentRecord,
@@ -566,6 +566,8 @@ def _queue_rows(today: datetime.date) -> None:
     VerificationSessionFactory()  # waiting
     VerificationSessionFactory(status=InvitationStatus.FAILED)
     VerificationSessionFactory(status=InvitationStatus.EXPIRED)
+    # Still open, but past its lifetime before beat's sweep ends it: expired as well.
+    VerificationSessionFactory(expires_at=timezone.now() - datetime.timedelta(minutes=1))
     VerificationSessionFactory(verified=True)
     AssetFactory(status=Asset.Status.FAILED)
     AssetFactory(active=True)
@@ -589,7 +591,7 @@ def test_each_role_sees_its_own_work_queues_with_their_counts(clients):
     onboarding = {
         "People invited, not verified yet": 1,
         "People whose verification failed": 1,
-        "People whose invitation expired unused": 1,
+        "People whose invitation expired unused": 2,
         "Failed uploads": 1,
     }
     legal = {"Consent records waiting for review": 1, "Consents ending within 30 days": 1}
@@ -624,7 +626,8 @@ def test_each_queue_links_to_the_list_of_exactly_the_rows_it_counts(clients):
             page = client.get(item.url)
             assert page.status_code == 200, item.url
             if item.count is not None:  # a queue, not a link to a page
-                assert page.context["cl"].result_count == item.count == 1, item.title
+                assert page.context["cl"].result_count == item.count, item.title
+                assert item.count > 0, item.title
 
 
 def test_the_admin_home_runs_the_same_number_of_queries_for_1_and_10_rows_per_queue(
@@ -659,3 +662,14 @@ def test_work_of_a_model_or_page_this_deployment_lacks_is_not_shown(clients, mon
 
     assert _work(clients["superuser"]) == {"Later": {"Here": None}}
     assert _work(clients["producer"]) == {}
+
+
+def test_the_verification_state_reads_each_persons_latest_invitation_once():
+    # Onboarding's three people queues count by it: with the state worked out outside the
+    # subquery, PostgreSQL ran one subquery per CASE branch (550 ms instead of 90 ms for the
+    # admin home with 5,000 people).
+    people = admin_views.with_verification_state(Person.objects.all())
+
+    sql = str(people.filter(verification_state="failed").values("pk").query)
+
+    assert sql.count('FROM "consent_verificationsession"') == 1
