@@ -141,7 +141,8 @@ ONBOARDING = Role(
 LEGAL = Role(
     name="Legal",
     summary=(
-        "Reviews consent records (approve, reject), records revocations, reads the audit trail "
+        "Reviews consent records (approve, reject), records revocations and follows their "
+        "withdrawals upstream (retrying failed items), places legal holds, reads the audit trail "
         "and everything a review needs, read-only: people, consent records and their documents, "
         "invitations and upstream sessions, assets and their files, where references went and "
         "what producers were told."
@@ -153,6 +154,8 @@ LEGAL = Role(
             "consent.view_consentuse",
             "consent.review_consentrecord",
             "consent.revoke_consentrecord",
+            # Keeps a person's biometric media past retention (a dispute, a claim).
+            "consent.legal_hold_person",
             "consent.view_verificationsession",
             "consent.view_upstreamverification",
             "consent.view_outboundemail",
@@ -162,6 +165,10 @@ LEGAL = Role(
             "assets.view_referencecopy",
             "assets.view_producernotice",
             "assets.view_noticeemail",
+            # A revocation's proof that it reached the upstream; change retries failed items.
+            "assets.view_withdrawal",
+            "assets.view_withdrawalitem",
+            "assets.change_withdrawal",
             "audit.view_auditevent",
         }
     ),
@@ -182,7 +189,7 @@ LEGAL = Role(
             "Withdrawals not yet confirmed upstream",
             "assets.withdrawal",
             "consent.revoke_consentrecord",
-            params=_fixed({"confirmed_at__isnull": "True"}),
+            params=_fixed({"confirmed": "no"}),
             lookups=_fixed({"confirmed_at__isnull": True}),
         ),
     ),

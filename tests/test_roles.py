@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from assets.models import Asset, AssetGroup
+from assets.models import Asset, AssetGroup, Withdrawal
 from audit.models import AuditEvent
 from audit.services import audit_record
 from consent import admin_views, services
@@ -41,6 +41,7 @@ from tests.factories import (
     OutboundEmailFactory,
     PersonFactory,
     UpstreamVerificationFactory,
+    UsableAssetFactory,
     UserFactory,
     VerificationSessionFactory,
 )
@@ -94,6 +95,7 @@ class World:
     email: OutboundEmail
     group: AssetGroup
     asset: Asset
+    withdrawal: Withdrawal  # of another person's revoked consent
     event: AuditEvent
 
 
@@ -128,8 +130,16 @@ def world() -> World:
             consent=approved,
             content=make_image(width=400, height=600, fmt="PNG", label="the original"),
         ),
+        withdrawal=_withdrawal(),
         event=audit_record(action="test.event", obj=person, actor=root),
     )
+
+
+def _withdrawal() -> Withdrawal:
+    """The withdrawal of a revoked consent with one active asset."""
+    asset = UsableAssetFactory()
+    services.consent_revoke(record=asset.consent, actor=None, channel="email", reason="Letter.")
+    return Withdrawal.objects.get(consent=asset.consent)
 
 
 def _admin(name: str, *args: object) -> str:
@@ -244,6 +254,13 @@ PAGES: list[tuple[str, str, Url, tuple[int, int, int, int, int]]] = [
      (302, 403, 403, 200, 200)),
     ("notice email list", GET, lambda w: _admin("assets_noticeemail_changelist"),
      (302, 403, 403, 200, 200)),
+    # Withdrawals: a revocation reaching the upstream (legal's)
+    ("withdrawal list", GET, lambda w: _admin("assets_withdrawal_changelist"),
+     (302, 403, 403, 200, 200)),
+    ("withdrawal page", GET, lambda w: _admin("assets_withdrawal_change", w.withdrawal.pk),
+     (302, 403, 403, 200, 200)),
+    ("withdrawal add (never by hand)", GET, lambda w: _admin("assets_withdrawal_add"),
+     (302, 403, 403, 403, 403)),
     # The audit trail
     ("audit event list", GET, lambda w: _admin("audit_auditevent_changelist"),
      (302, 403, 403, 200, 200)),
@@ -288,15 +305,17 @@ def test_each_page_answers_each_role_as_the_matrix_says(
 # --- Actions offered on each list -------------------------------------------------------------
 
 INVITE = {"invite_to_verify"}
+HOLD = {"place_legal_hold", "lift_legal_hold"}
 SUBMIT = {"submit_for_review"}
 REVIEW = {"approve_records", "reject_records", "revoke_consent"}
 INVITATIONS = {"resend_invitations", "cancel_invitations", "reissue_invitations"}
 UPLOADS = {"retry_assets", "withdraw_assets", "refresh_assets"}
+RETRY = {"retry_failed_items"}
 NONE: set[str] = set()
 
 # list, then the actions offered to: producer, onboarding, legal, superuser (None: no list).
 ACTIONS: list[tuple[str, tuple[set[str] | None, ...]]] = [
-    ("consent_person_changelist", (None, INVITE, NONE, INVITE | {"delete_selected"})),
+    ("consent_person_changelist", (None, INVITE, HOLD, INVITE | HOLD | {"delete_selected"})),
     ("consent_consentrecord_changelist", (None, SUBMIT, REVIEW, SUBMIT | REVIEW)),
     ("consent_verificationsession_changelist", (None, INVITATIONS, NONE, INVITATIONS)),
     ("consent_upstreamverification_changelist", (None, NONE, NONE, NONE)),
@@ -306,6 +325,7 @@ ACTIONS: list[tuple[str, tuple[set[str] | None, ...]]] = [
     ("assets_referencecopy_changelist", (None, None, NONE, NONE)),
     ("assets_producernotice_changelist", (None, None, NONE, NONE)),
     ("assets_noticeemail_changelist", (None, None, NONE, NONE)),
+    ("assets_withdrawal_changelist", (None, None, RETRY, RETRY)),
     ("audit_auditevent_changelist", (None, None, NONE, NONE)),
 ]
 STAFF = ("producer", "onboarding", "legal", "superuser")
@@ -348,6 +368,8 @@ def _run_action(client: Client, changelist: str, action: str, row, data: dict) -
         ("legal", "consent_consentrecord_changelist", "submit_for_review", "draft", {}),
         ("legal", "consent_person_changelist", "invite_to_verify", "person", {}),
         ("legal", "assets_asset_changelist", "withdraw_assets", "asset", {}),
+        ("onboarding", "consent_person_changelist", "place_legal_hold", "person",
+         {"note": "Claim."}),
         ("producer", "assets_asset_changelist", "retry_assets", "asset", {}),
     ],
 )  # fmt: skip
@@ -575,6 +597,8 @@ def _queue_rows(today: datetime.date) -> None:
     ConsentRecordFactory()  # a draft
     ConsentRecordFactory(approved=True, expires_on=today + datetime.timedelta(days=30))
     ConsentRecordFactory(approved=True, expires_on=today + datetime.timedelta(days=31))
+    _withdrawal()  # not confirmed upstream yet
+    Withdrawal.objects.filter(pk=_withdrawal().pk).update(confirmed_at=timezone.now())
 
 
 def _work(client: Client) -> dict[str, dict[str, int | None]]:
@@ -594,9 +618,12 @@ def test_each_role_sees_its_own_work_queues_with_their_counts(clients):
         "People whose invitation expired unused": 2,
         "Failed uploads": 1,
     }
-    legal = {"Consent records waiting for review": 1, "Consents ending within 30 days": 1}
+    legal = {
+        "Consent records waiting for review": 1,
+        "Consents ending within 30 days": 1,
+        "Withdrawals not yet confirmed upstream": 1,
+    }
 
-    # The withdrawals queue is legal's once its model is in the admin (not yet in this tree).
     assert _work(clients["onboarding"]) == {"Onboarding": onboarding}
     assert _work(clients["legal"]) == {"Legal": legal}
     producers = {"The references page: copy asset:// references": None}

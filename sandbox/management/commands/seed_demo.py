@@ -1,6 +1,10 @@
 """Demo data for a laptop: a superuser, one user per role, people in every consent state, a
 verified group, assets.
 
+The demo belongs to the sandbox: its verified person and active assets exist only because the
+sandbox holds the same group and assets (``sandbox.demo``), so the command comes with the
+sandbox app (``SANDBOX_ENABLED``) and the portal itself never imports the sandbox.
+
 Runs only with DEBUG on, since it makes users with known passwords. Running it again changes
 nothing but those passwords and the role groups, which it sets back to what it prints and to
 ``portal.roles.ROLES``.
@@ -13,7 +17,6 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -34,6 +37,7 @@ from consent.models import (
     VerificationSession,
 )
 from portal.roles import LEGAL, ONBOARDING, PRODUCERS, Role, roles_apply
+from sandbox.demo import demo_asset_create, demo_group_create
 from sandbox.samples import make_image
 
 USERNAME = "admin"
@@ -161,11 +165,6 @@ class Command(BaseCommand):
         self, admin: Any, person: Person, consent: ConsentRecord, face: str
     ) -> None:
         """A completed verification and two active portraits, present in the sandbox too."""
-        if not apps.is_installed("sandbox"):
-            self.stdout.write("  (sandbox off: no verified group or assets for the demo)")
-            return
-        from sandbox.demo import demo_asset_create, demo_group_create
-
         now = timezone.now()
         invitation = VerificationSession.objects.create(
             person=person,
