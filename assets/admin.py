@@ -1,10 +1,11 @@
 """Admin for verified asset groups, the likeness assets registered in them, and where they went.
 
 Producers use their own page, ``/references/`` (``assets.references``), which records every
-copy; here staff see an active asset's ``asset://<Id>`` reference. Staff upload files (one on the
-add page, several on a person's page), see each asset's state in plain words, and retry,
-withdraw or refresh assets; every one of those goes through ``assets.services``. Legal reads
-the reference ledger (``ReferenceCopy``, also on each asset's page) and what producers were told
+copy; here staff see an active asset's ``asset://<Id>`` reference, and producers see asset rows
+but never the original files (``ASSET_FILE_PERMISSION``). Staff upload files (one on the add
+page, several on a person's page), see each asset's state in plain words, and retry, withdraw or
+refresh assets; every one of those goes through ``assets.services``. Legal reads the reference
+ledger (``ReferenceCopy``, also on each asset's page) and what producers were told
 (``ProducerNotice``, ``NoticeEmail``): read-only.
 """
 
@@ -47,10 +48,20 @@ from portal.admin_helpers import (
     ReadOnlyInline,
     StatusColumn,
     badge,
+    fieldsets_without,
     file_link,
 )
 
 _SYSTEM_FIELDS = ("created_at", "updated_at")
+
+# Opening an asset's original file (the person's face, body or voice as recorded) takes more than
+# viewing its row: producers view rows and copy references, and never get this permission.
+ASSET_FILE_PERMISSION = "assets.view_asset_file"
+
+
+def may_open_asset_files(request: HttpRequest) -> bool:
+    """Whether the user may open assets' original files (and so be shown links to them)."""
+    return request.user.has_perm(ASSET_FILE_PERMISSION)
 
 
 @admin.display(description="reference")
@@ -298,6 +309,10 @@ class AssetInline(AssetColumns, ReadOnlyInline):
     fields = ("kind", "status_badge", "state", "reference", "measured", "file_link", "created_at")
     readonly_fields = fields
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        return fields if may_open_asset_files(request) else [f for f in fields if f != "file_link"]
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Asset]:
         return super().get_queryset(request).select_related("group", "consent")
 
@@ -372,6 +387,7 @@ class ReferenceCopyInline(ReadOnlyInline):
 class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
     private_file_field = "file"
     content_type_field = "content_type"
+    private_file_permission = ASSET_FILE_PERMISSION
     list_display = (
         "__str__",
         "person",
@@ -483,6 +499,12 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
             {"classes": ("collapse",), "fields": ("uploaded_by", "withdrawn_at", *_SYSTEM_FIELDS)},
         ),
     )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_private_file_permission(request, obj):
+            return fieldsets
+        return fieldsets_without(fieldsets, {"file_link"})
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None

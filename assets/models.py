@@ -250,6 +250,9 @@ class Asset(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        # Viewing an asset's row (its state, measurements and reference) is not seeing the person:
+        # the original file takes a permission of its own (producers see rows, never files).
+        permissions = [("view_asset_file", "Can open the original file of an asset")]
         constraints = [
             FieldCheckConstraint(
                 condition=Q(status__in=AssetStatus.values),

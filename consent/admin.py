@@ -48,6 +48,7 @@ from assets.admin import (
     asset_file,
     asset_reference,
     asset_state,
+    may_open_asset_files,
     measured,
     upload_view,
     withdrawals_table,
@@ -174,6 +175,7 @@ class PersonAdmin(CreatedByAdmin):
         "consents_in_force",
         "verification_timeline",
         "asset_list",
+        "asset_list_without_files",
         "withdrawal_list",
         "legal_hold",
         "legal_hold_note",
@@ -221,6 +223,7 @@ class PersonAdmin(CreatedByAdmin):
         "active_asset_count": (Asset,),
         # asset_list shows each asset's group id beside its reference and file.
         "asset_list": (Asset, AssetGroup),
+        "asset_list_without_files": (Asset, AssetGroup),
         "withdrawal_list": (Withdrawal,),
     }
 
@@ -237,7 +240,16 @@ class PersonAdmin(CreatedByAdmin):
         }
         if obj is None:  # a new person has no invitations, assets nor withdrawals yet
             hidden.update({"verification_timeline", "asset_list", "withdrawal_list"})
-        return [fieldset for fieldset in self.fieldsets if hidden.isdisjoint(fieldset[1]["fields"])]
+        fieldsets = [
+            fieldset for fieldset in self.fieldsets if hidden.isdisjoint(fieldset[1]["fields"])
+        ]
+        if may_open_asset_files(request):
+            return fieldsets
+        # The same list of assets, without links to their original files.
+        return [
+            (title, {**options, "fields": tuple(_without_files(f) for f in options["fields"])})
+            for title, options in fieldsets
+        ]
 
     def get_urls(self) -> list[URLPattern]:
         invite = self.admin_site.admin_view(self.invite_view)
@@ -423,33 +435,46 @@ class PersonAdmin(CreatedByAdmin):
     @admin.display(description="assets")
     def asset_list(self, person: Person) -> str:
         """Every asset in the person's groups, with its reference and file."""
-        assets = Asset.objects.filter(group__person=person).select_related("group", "consent")
-        rows = format_html_join(
-            "",
-            "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-            "<td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    reverse("admin:assets_asset_change", args=[asset.pk]),
-                    asset,
-                    asset.group,
-                    status_badge(asset),
-                    asset_state(asset),
-                    asset_reference(asset),
-                    measured(asset),
-                    asset_file(asset),
-                )
-                for asset in assets
-            ),
-        )
-        if not rows:
-            return "—"
-        return format_html(
-            '<table class="asset-list"><thead><tr><th>asset</th><th>group</th><th>status</th>'
-            "<th>state</th><th>reference</th><th>measured</th><th>file</th></tr></thead>"
-            "<tbody>{}</tbody></table>",
-            rows,
-        )
+        return _asset_table(person, with_files=True)
+
+    @admin.display(description="assets")
+    def asset_list_without_files(self, person: Person) -> str:
+        """``asset_list`` for staff who may not open original files (``may_open_asset_files``)."""
+        return _asset_table(person, with_files=False)
+
+
+def _without_files(field: Any) -> Any:
+    return "asset_list_without_files" if field == "asset_list" else field
+
+
+def _asset_table(person: Person, *, with_files: bool) -> str:
+    """Every asset in the person's groups with its state and reference, and with a link to its
+    original file when ``with_files``."""
+    assets = Asset.objects.filter(group__person=person).select_related("group", "consent")
+    rows = format_html_join("", "<tr>{}</tr>", ((_asset_row(a, with_files),) for a in assets))
+    if not rows:
+        return "—"
+    columns = ["asset", "group", "status", "state", "reference", "measured"]
+    columns += ["file"] if with_files else []
+    head = format_html_join("", "<th>{}</th>", ((column,) for column in columns))
+    return format_html(
+        '<table class="asset-list"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, rows
+    )
+
+
+def _asset_row(asset: Asset, with_files: bool) -> str:
+    change_url = reverse("admin:assets_asset_change", args=[asset.pk])
+    cells = [
+        format_html("<a href='{}'>{}</a>", change_url, asset),
+        asset.group,
+        status_badge(asset),
+        asset_state(asset),
+        asset_reference(asset),
+        measured(asset),
+    ]
+    if with_files:
+        cells.append(asset_file(asset))
+    return format_html_join("", "<td>{}</td>", ((cell,) for cell in cells))
 
 
 class ConsentUseInline(admin.StackedInline):

@@ -2,8 +2,9 @@
 
 Every uploaded file is private: the storage refuses to give a plain URL. The admin reaches a
 file only through ``PrivateFileAdmin``'s view, which checks the staff user's ``view``
-permission on the row that owns the file and streams it as a download that no cache keeps and
-no browser runs (``portal.private_files.private_file_response``).
+permission on the row that owns the file (and, where the admin names one, a permission for the
+file itself) and streams it as a download that no cache keeps and no browser runs
+(``portal.private_files.private_file_response``).
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
     private_file_field: str
     # The row's field holding the content type measured from the file's bytes, if it has one.
     content_type_field: str | None = None
+    # The permission ("app_label.codename") needed to open the file besides viewing its row, or
+    # None when whoever may view the row may open its file.
+    private_file_permission: str | None = None
 
     def get_urls(self) -> list[URLPattern]:
         name = f"{self.opts.app_label}_{self.opts.model_name}_file"
@@ -102,7 +106,7 @@ class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             raise Http404("No such row.")
-        if not self.has_view_permission(request, obj):
+        if not self.has_private_file_permission(request, obj):
             raise PermissionDenied
         field_file: FieldFile = getattr(obj, self.private_file_field)
         if not field_file.name or not field_file.storage.exists(field_file.name):
@@ -112,6 +116,14 @@ class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
             content_type=self.file_content_type(obj),
             filename=self.download_name(obj),
             as_attachment=True,
+        )
+
+    def has_private_file_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whether the user may open the file of ``obj`` (of any row when ``obj`` is None)."""
+        if not self.has_view_permission(request, obj):
+            return False
+        return self.private_file_permission is None or request.user.has_perm(
+            self.private_file_permission
         )
 
     def file_content_type(self, obj: Any) -> str:
@@ -127,6 +139,17 @@ class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
     @admin.display(description="file")
     def private_file_link(self, obj: models.Model) -> str:
         return file_link(obj, self.private_file_field)
+
+
+def fieldsets_without(fieldsets: Any, names: set[str]) -> list[Any]:
+    """``fieldsets`` (the admin's ``(title, {"fields": ...})`` pairs) without the fields ``names``;
+    a fieldset left with no field is dropped."""
+    kept = []
+    for title, options in fieldsets:
+        fields = tuple(field for field in options["fields"] if field not in names)
+        if fields:
+            kept.append((title, {**options, "fields": fields}))
+    return kept
 
 
 def file_link(obj: models.Model, field_name: str, label: str = "") -> str:

@@ -5,10 +5,6 @@ from django.urls import include, path
 from assets.urls import references_patterns
 from portal.views import healthz
 
-admin.site.site_header = "Talent Consent Portal"
-admin.site.site_title = "Talent Consent Portal"
-admin.site.index_title = "People, consent, verification and likeness assets"
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("files/", include("assets.urls")),

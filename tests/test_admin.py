@@ -303,12 +303,14 @@ def asset_file_url() -> str:
     return _admin_url("assets.asset", "file", asset.pk)
 
 
-def test_private_file_view_streams_the_file_to_staff_with_view_permission(
+def test_private_file_view_streams_the_file_to_staff_who_may_open_asset_files(
     client: Client, asset_file_url: str
 ):
-    producer = UserFactory(username="producer")
-    producer.user_permissions.add(Permission.objects.get(codename="view_asset"))
-    client.force_login(producer)
+    onboarding = UserFactory(username="onboarding")
+    onboarding.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_asset", "view_asset_file"])
+    )
+    client.force_login(onboarding)
 
     response = client.get(asset_file_url)
 
@@ -326,6 +328,14 @@ def test_private_file_view_refuses_staff_without_view_permission(
     staff_client: Client, asset_file_url: str
 ):
     assert staff_client.get(asset_file_url).status_code == 403
+
+
+def test_viewing_an_asset_is_not_enough_to_open_its_file(client: Client, asset_file_url: str):
+    producer = UserFactory(username="producer")
+    producer.user_permissions.add(Permission.objects.get(codename="view_asset"))
+    client.force_login(producer)
+
+    assert client.get(asset_file_url).status_code == 403
 
 
 def test_private_file_view_sends_anonymous_visitors_to_the_login_page(

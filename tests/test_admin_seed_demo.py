@@ -34,6 +34,20 @@ def test_seed_demo_makes_people_in_every_consent_state_and_prints_the_login(seed
     assert "Password: admin" in seeded
 
 
+def test_seed_demo_makes_one_staff_user_per_role_and_prints_their_logins(seeded: str):
+    for username, group in (
+        ("onboarding", "Onboarding"),
+        ("legal", "Legal"),
+        ("producer", "Producers"),
+    ):
+        login = RequestFactory().post("/admin/login/")
+        user = authenticate(login, username=username, password=username)
+
+        assert user is not None and user.is_staff and not user.is_superuser
+        assert list(user.groups.values_list("name", flat=True)) == [group]
+        assert f"{group + ':':<12}{username}" in seeded
+
+
 def test_seed_demo_assets_are_real_active_images(seeded: str):
     assets = list(Asset.objects.all())
 

@@ -77,8 +77,20 @@ def test_the_asset_list_needs_view_permission_on_assets_and_their_groups(client:
     assert traces["group id"] not in assets_only
     assert traces["asset reference"] not in assets_only
     assert traces["asset reference"] in both
-    assert traces["asset file link"] in both
     assert traces["group id"] in both
+    # Viewing assets is not opening their files: that takes view_asset_file.
+    assert traces["asset file link"] not in both
+
+
+def test_the_asset_list_links_the_files_for_staff_who_may_open_them(client: Client, asset):
+    page = _person_page(
+        _client_with(client, "view_person", "view_asset", "view_assetgroup", "view_asset_file"),
+        asset,
+    )
+    traces = _traces_of(asset)
+
+    assert traces["asset file link"] in page
+    assert traces["asset reference"] in page
 
 
 def test_the_people_list_shows_counts_only_of_models_the_user_may_view(client: Client, asset):

@@ -1,11 +1,13 @@
-"""Demo data for a laptop: a superuser, people in every consent state, a verified group, assets.
+"""Demo data for a laptop: a superuser, one user per role, people in every consent state, a
+verified group, assets.
 
 The demo belongs to the sandbox: its verified person and active assets exist only because the
 sandbox holds the same group and assets (``sandbox.demo``), so the command comes with the
 sandbox app (``SANDBOX_ENABLED``) and the portal itself never imports the sandbox.
 
-Runs only with DEBUG on, since it makes a superuser with a known password. Running it again
-changes nothing but that password, which it sets back to the one it prints.
+Runs only with DEBUG on, since it makes users with known passwords. Running it again changes
+nothing but those passwords and the role groups, which it sets back to what it prints and to
+``portal.roles.ROLES``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -33,11 +36,14 @@ from consent.models import (
     UpstreamVerification,
     VerificationSession,
 )
+from portal.roles import LEGAL, ONBOARDING, PRODUCERS, Role, roles_apply
 from sandbox.demo import demo_asset_create, demo_group_create
 from sandbox.samples import make_image
 
 USERNAME = "admin"
 PASSWORD = "admin"  # noqa: S105 - a demo account, refused without DEBUG
+# One staff user per role, each with its username as password (demo accounts, as above).
+ROLE_USERS = [("onboarding", ONBOARDING), ("legal", LEGAL), ("producer", PRODUCERS)]
 
 Status = ConsentRecord.Status
 
@@ -73,6 +79,9 @@ class Command(BaseCommand):
             )
         with transaction.atomic():
             admin = self._superuser()
+            roles_apply()
+            for username, role in ROLE_USERS:
+                self._role_user(username, role)
             for demo in PEOPLE:
                 self._person(admin, demo)
         admin_url = settings.PORTAL_PUBLIC_URL + reverse("admin:index")
@@ -80,6 +89,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  Admin:    {admin_url}")
         self.stdout.write(f"  Username: {USERNAME}")
         self.stdout.write(f"  Password: {PASSWORD}")
+        self.stdout.write("  One user per role (the password is the username):")
+        for username, role in ROLE_USERS:
+            self.stdout.write(f"    {role.name + ':':<12}{username}")
 
     def _superuser(self) -> Any:
         user, _ = get_user_model().objects.get_or_create(
@@ -89,6 +101,15 @@ class Command(BaseCommand):
         user.set_password(PASSWORD)
         user.save()
         return user
+
+    def _role_user(self, username: str, role: Role) -> None:
+        user, _ = get_user_model().objects.get_or_create(
+            username=username, defaults={"email": f"{username}@studio.test"}
+        )
+        user.is_staff, user.is_superuser = True, False
+        user.set_password(username)
+        user.save()
+        user.groups.set([Group.objects.get(name=role.name)])
 
     def _person(self, admin: Any, demo: DemoPerson) -> None:
         person, created = Person.objects.get_or_create(
