@@ -26,11 +26,13 @@ from django.db.models import (
     IntegerField,
     Model,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
 )
 from django.db.models.functions import Coalesce
 from django.http import (
+    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
@@ -46,8 +48,10 @@ from django.utils.safestring import mark_safe
 
 from assets.admin import asset_file, asset_reference, asset_state, measured, upload_view
 from assets.models import Asset, AssetGroup
+from audit.admin import AuditedSavesAdmin, events_timeline
+from audit.models import AuditEvent
 from audit.services import audit_record
-from consent import admin_views, services
+from consent import admin_views, evidence, services
 from consent.admin_views import Outcome, VerificationState, invitation_admin_url
 from consent.documents import ACCEPT_ATTRIBUTE, document_rules
 from consent.exports import consent_records_csv
@@ -149,7 +153,7 @@ class VerificationStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Person)
-class PersonAdmin(CreatedByAdmin):
+class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
     list_display = (
         "legal_name",
         "display_name",
@@ -163,16 +167,24 @@ class PersonAdmin(CreatedByAdmin):
     )
     list_filter = (VerificationStateFilter, "preferred_language", "created_at")
     search_fields = ("legal_name", "display_name", "email", "phone")
-    readonly_fields = ("consents_in_force", "verification_timeline", "asset_list", *_SYSTEM_FIELDS)
+    readonly_fields = (
+        "consents_in_force",
+        "verification_timeline",
+        "asset_list",
+        "audit_timeline",
+        *_SYSTEM_FIELDS,
+    )
     fieldsets = (
         (None, {"fields": ("legal_name", "display_name", "preferred_language")}),
         ("Contact", {"fields": ("email", "phone", "notes")}),
         ("Consent in force today", {"fields": ("consents_in_force",)}),
         ("Verification", {"fields": ("verification_timeline",)}),
         ("Assets", {"fields": ("asset_list",)}),
+        ("Audit trail", {"classes": ("collapse",), "fields": ("audit_timeline",)}),
         ("System", {"classes": ("collapse",), "fields": _SYSTEM_FIELDS}),
     )
-    actions = ("invite_to_verify",)
+    actions = ("invite_to_verify", "export_evidence_bundle")
+    audit_prefix = "person"
     change_form_template = "admin/consent/person/change_form.html"
 
     class Media:
@@ -204,6 +216,7 @@ class PersonAdmin(CreatedByAdmin):
         "active_asset_count": (Asset,),
         # asset_list shows each asset's group id beside its reference and file.
         "asset_list": (Asset, AssetGroup),
+        "audit_timeline": (AuditEvent,),
     }
 
     def _may_view_column(self, request: HttpRequest, column: str) -> bool:
@@ -217,8 +230,8 @@ class PersonAdmin(CreatedByAdmin):
         hidden = {
             field for field in self._column_models if not self._may_view_column(request, field)
         }
-        if obj is None:  # a new person has no invitations nor assets yet
-            hidden.update({"verification_timeline", "asset_list"})
+        if obj is None:  # a new person has no invitations, assets nor events yet
+            hidden.update({"verification_timeline", "asset_list", "audit_timeline"})
         return [fieldset for fieldset in self.fieldsets if hidden.isdisjoint(fieldset[1]["fields"])]
 
     def get_urls(self) -> list[URLPattern]:
@@ -233,6 +246,42 @@ class PersonAdmin(CreatedByAdmin):
     def has_invite_permission(self, request: HttpRequest) -> bool:
         """Inviting makes an invitation: it takes the permission to add one."""
         return request.user.has_perm("consent.add_verificationsession")
+
+    def has_export_evidence_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("consent.export_evidence")
+
+    def audit_person_id(self, obj: Person) -> int | None:
+        return obj.pk
+
+    @admin.action(description="Export evidence bundle", permissions=["export_evidence"])
+    def export_evidence_bundle(
+        self, request: HttpRequest, queryset: QuerySet[Person]
+    ) -> FileResponse | None:
+        """One person's evidence bundle (``consent.evidence``), as a ZIP download."""
+        people = list(queryset[:2])
+        if len(people) != 1:
+            self.message_user(
+                request, "Select one person: a bundle holds one person's evidence.", messages.ERROR
+            )
+            return None
+        bundle = evidence.person_export_evidence(person=people[0], actor=request.user)
+        response = FileResponse(
+            bundle.file,
+            as_attachment=True,
+            filename=bundle.filename,
+            content_type="application/zip",
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    @admin.display(description="events")
+    def audit_timeline(self, person: Person) -> str:
+        """Everything recorded about the person, newest first."""
+        changelist = reverse("admin:audit_auditevent_changelist")
+        return events_timeline(
+            AuditEvent.objects.filter(person_id=person.pk),
+            all_url=f"{changelist}?person_id={person.pk}",
+        )
 
     @admin.action(description="Invite to verify", permissions=["invite"])
     def invite_to_verify(
@@ -273,6 +322,7 @@ class PersonAdmin(CreatedByAdmin):
         if obj is not None:
             current = obj.verification_sessions.open().first()
             context.update(
+                can_export_evidence=self.has_export_evidence_permission(request),
                 can_invite=self.has_invite_permission(request) and current is None,
                 invite_url=reverse("admin:consent_person_invite", args=[obj.pk]),
                 open_invitation=current,
@@ -433,11 +483,13 @@ _LIFECYCLE_ACTIONS = {
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
+class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedByAdmin):
     """Consent records and their lifecycle (``consent.services``): drafts are edited here,
     everything after goes through the actions, and an approved record never changes."""
 
     private_file_field = "signed_document"
+    audit_prefix = "consent"
+    audit_change_action = "draft_changed"  # only a draft is edited
     inlines = (ConsentUseInline,)
     actions = ("submit_for_review", "approve_records", "reject_records", "revoke_consent")
     list_display = (
@@ -486,7 +538,13 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
         "revocation_reason",
         "ended_at",
     )
-    _readonly_always = ("private_file_link", "version_history", *_review_fields, *_SYSTEM_FIELDS)
+    _readonly_always = (
+        "private_file_link",
+        "version_history",
+        "audit_timeline",
+        *_review_fields,
+        *_SYSTEM_FIELDS,
+    )
     _terms_fieldsets = (
         (None, {"fields": ("person", "consent_text_version", "capture_method")}),
         (
@@ -532,11 +590,17 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         # A signed document, once attached, is evidence: it is shown, never replaced.
         document = "private_file_link" if obj and obj.signed_document else "signed_document"
+        audit = (
+            [("Audit trail", {"classes": ("collapse",), "fields": ("audit_timeline",)})]
+            if obj is not None and may_view(self.admin_site, request, AuditEvent)
+            else []
+        )
         return (
             *self._terms_fieldsets,
             ("Signed document", {"fields": (document,)}),
             ("Review", {"fields": self._review_fields}),
             ("Versions", {"fields": ("version_history",)}),
+            *audit,
             ("System", {"classes": ("collapse",), "fields": _SYSTEM_FIELDS}),
         )
 
@@ -778,6 +842,24 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
     @admin.display(description="covers")
     def covers(self, record: ConsentRecord) -> str:
         return ", ".join(record.media_types())
+
+    @admin.display(description="events")
+    def audit_timeline(self, record: ConsentRecord) -> str:
+        """The record's events, its uses' and those of the versions beside it, newest first."""
+        versions = [
+            record.pk,
+            record.supersedes_id,
+            *record.superseded_by.values_list("pk", flat=True),
+        ]
+        uses = record.uses.values_list("pk", flat=True)
+        events = AuditEvent.objects.filter(
+            Q(
+                object_type=ConsentRecord._meta.label_lower,
+                object_id__in=[str(pk) for pk in versions if pk],
+            )
+            | Q(object_type=ConsentUse._meta.label_lower, object_id__in=[str(pk) for pk in uses])
+        )
+        return events_timeline(events)
 
 
 def short_token(token: str | None) -> str:

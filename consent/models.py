@@ -49,6 +49,7 @@ class Person(models.Model):
     class Meta:
         ordering = ["legal_name", "pk"]
         verbose_name_plural = "people"
+        permissions = [("export_evidence", "Can export a person's evidence bundle")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(preferred_language__in=Language.values), name="person_language_valid"
