@@ -104,14 +104,18 @@ NOT_AUTHORISED_EXPLANATION = (
 WORKER = "worker"
 
 
-def upstream_outcome(call: str, error: UpstreamError | None = None) -> dict[str, str]:
+def upstream_outcome(
+    call: str, error: UpstreamError | None = None, *, token: str | None = None
+) -> dict[str, str]:
     """An upstream call's outcome as audit events record it: ``{"upstream": "<Action> ok"}``, or
-    ``"<Action> failed <code>"`` with the upstream's words (no secret: the client never puts the
-    key in them, and the audit trail masks signed links)."""
+    ``"<Action> failed <code>"`` with the upstream's words. No secret: the client never puts the
+    key in them, the audit trail masks signed links, and a BytedToken they quote (``token``)
+    is cut to its last six characters."""
     if error is None:
         return {"upstream": f"{call} ok"}
     code = error.code or type(error).__name__
-    return {"upstream": f"{call} failed {code}", "message": error.message[:500]}
+    message = error.message.replace(token, f"…{token[-6:]}") if token else error.message
+    return {"upstream": f"{call} failed {code}", "message": message[:500]}
 
 
 def _settle(

@@ -188,7 +188,8 @@ def _size_and_hash(out: IO[bytes]) -> tuple[int, str]:
 
 
 def _document_path(record: ConsentRecord) -> str:
-    return f"documents/consent-{record.pk}-{posixpath.basename(record.signed_document.name or "")}"
+    name = posixpath.basename(record.signed_document.name or "")
+    return f"documents/consent-{record.pk}-{name}"
 
 
 # --- What goes in ---------------------------------------------------------------------------------

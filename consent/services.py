@@ -741,7 +741,7 @@ def _record_error(verification: UpstreamVerification, error: UpstreamError) -> N
         person_id=verification.invitation.person_id,
         recorded=("last_error_code",),
         actor_label=WORKER,
-        detail=upstream_outcome("GetVisualValidateResult", error),
+        detail=upstream_outcome("GetVisualValidateResult", error, token=verification.byted_token),
     )
 
 
@@ -841,7 +841,7 @@ def _end(
         person_id=verification.invitation.person_id,
         recorded=("status", "last_error_code"),
         actor_label=WORKER,
-        detail=upstream_outcome("GetVisualValidateResult", error)
+        detail=upstream_outcome("GetVisualValidateResult", error, token=verification.byted_token)
         if error
         else {"upstream": "GetVisualValidateResult ok (no GroupId before the token expired)"},
     )
