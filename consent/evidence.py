@@ -97,7 +97,7 @@ class Bundle:
     filename: str
     size_bytes: int
     sha256: str
-    files: dict[str, str]  # path in the ZIP → SHA-256 (the manifest's content)
+    files: dict[str, str]  # every file in the ZIP, the manifest included → its SHA-256
 
 
 def person_export_evidence(
