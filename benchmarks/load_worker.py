@@ -5,7 +5,9 @@ Run by ``benchmarks.upstream_ratelimit`` as ``python -m benchmarks.load_worker '
 ``{"threads": {"GetAsset": 3, "ListAssets": 1, "CreateAsset": 1}, "asset_id", "group_id",
 "upload_group_id", "image_url", "duration"}``; the limiter backend comes from the environment
 (the portal's settings). Once set up it prints ``ready`` and reads the common start time (seconds
-since 1970) from stdin, so that every process starts together however long start-up took.
+since 1970) from stdin, so that every process starts together however long start-up took. It
+reports, per action, when each successful call was sent, the HTTP statuses of every attempt and
+the errors.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def run(config: dict[str, Any], start_at: float) -> dict[str, Any]:
 
         def on_attempt(attempt: Attempt) -> None:
             statuses[str(attempt.http_status)] += 1
+            if attempt.outcome == "ok":
+                # When the call left, as the limiter paced it (its answer came ``elapsed`` later).
+                stamps.append(time.time() - attempt.elapsed)
 
         client = AnyfastClient(on_attempt=on_attempt)
         time.sleep(max(0.0, start_at - time.time()))
@@ -51,8 +56,6 @@ def run(config: dict[str, Any], start_at: float) -> dict[str, Any]:
                     )
             except UpstreamError as error:
                 errors[type(error).__name__] += 1
-                continue
-            stamps.append(time.time())
         with lock:
             mine = report.setdefault(action, {"stamps": [], "statuses": {}, "errors": {}})
             mine["stamps"] += stamps

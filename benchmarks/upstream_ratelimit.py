@@ -148,7 +148,7 @@ def load(backend_env: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
 
 
 def steady_rate(stamps: list[float], start: float, end: float) -> float:
-    """Calls per second between the first and the last answer after the warm-up."""
+    """Calls per second between the first and the last call sent after the warm-up."""
     steady = sorted(s for s in stamps if start + WARMUP <= s <= end)
     if len(steady) < 2:
         return 0.0

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from assets.models import Asset
 from sandbox.samples import make_audio, make_image, make_video
+from tests import media_corpus
 from tests.factories import AssetGroupFactory, ConsentRecordFactory, PersonFactory
 
 pytestmark = pytest.mark.django_db
@@ -17,10 +18,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def shoot(tmp_path: Path) -> Path:
-    """A shoot day's folder: two good files, a damaged one, a tiny one, a voice clip."""
+    """A shoot day's folder: a portrait, a video, a damaged one, a tiny one, a voice clip, and a
+    picture in which the local pre-check finds no face."""
     folder = tmp_path / "shoot"
     folder.mkdir()
-    (folder / "front.jpg").write_bytes(make_image(width=1200, height=1600, fmt="JPEG"))
+    (folder / "front.jpg").write_bytes(media_corpus.face_picture(1, width=900, height=1200))
+    (folder / "back.jpg").write_bytes(make_image(width=1200, height=1600, fmt="JPEG"))
     (folder / "turn.mp4").write_bytes(make_video(width=480, height=854, seconds=2.5, fps=24))
     (folder / "cut.jpg").write_bytes(make_image(width=1200, height=1600, fmt="JPEG")[:40])
     (folder / "tiny.png").write_bytes(make_image(width=200, height=600, fmt="PNG"))
@@ -53,18 +56,21 @@ def test_a_folder_is_imported_file_by_file_and_any_refusal_fails_the_command(sho
 
     output, error = run("--person", str(group.person.pk), str(shoot))
 
-    assert error is not None and str(error) == "3 of 5 files were refused."
+    assert error is not None and str(error) == "3 of 6 files were refused."
     rows = summary_rows(output)
-    assert set(rows) == {"front.jpg", "turn.mp4", "cut.jpg", "tiny.png", "voice.wav"}
+    assert set(rows) == {"front.jpg", "back.jpg", "turn.mp4", "cut.jpg", "tiny.png", "voice.wav"}
     assert rows["front.jpg"] == "queued —"
+    # A warning, not a refusal: the upstream's own face check decides.
+    assert rows["back.jpg"].startswith("queued warning: No face was found in this picture.")
     assert rows["turn.mp4"] == "queued —"
     assert rows["cut.jpg"].startswith("refused")
     assert rows["tiny.png"].startswith("refused The image is 200 × 600 px")  # noqa: RUF001
     assert rows["voice.wav"].startswith("refused")
     assert "covers audio" in output
-    assert "2 file(s) queued for upload, 3 refused." in output
+    assert "3 file(s) queued for upload, 3 refused." in output
     assert "Import summary" in output
     assert sorted(Asset.objects.values_list("original_filename", "status")) == [
+        ("back.jpg", "queued"),
         ("front.jpg", "queued"),
         ("turn.mp4", "queued"),
     ]

@@ -88,7 +88,7 @@ def _accepted(arrivals: list[float], action: str = "ListAssets") -> list[bool]:
 @pytest.mark.django_db
 @pytest.mark.parametrize("seed", range(5))
 def test_calls_spaced_by_the_clients_interval_pass_despite_100_ms_of_jitter(seed):
-    """What the portal's limiter sends (one ListAssets per (1 s + 0.1 s) / 10) always passes,
+    """What the portal's limiter sends (one ListAssets per (1 s + 0.105 s) / 10) always passes,
     with each call arriving up to 100 ms late."""
     rng = random.Random(seed)
     interval = Budget(10, 1).interval

@@ -1047,3 +1047,14 @@ def test_redaction_leaves_ordinary_text_alone():
         "ask-me-anything sk-short /files/list X-Amz-Expires=900"
     )
     assert redact(text, [SECRET_KEY]) == text
+
+
+def test_upstream_values_have_names_of_their_own_beside_the_portals_choices():
+    import assets.upstream as upstream
+    from assets import models
+
+    assert upstream.UpstreamAssetStatus.ACTIVE == "Active"
+    assert upstream.UpstreamGroupType.LIVENESS_FACE == models.GroupType.LIVENESS_FACE
+    # The portal's AssetStatus is its own life cycle; the upstream's names never shadow it.
+    for portal_name in ("AssetStatus", "GroupType", "AssetType", "Budget"):
+        assert not hasattr(upstream, portal_name)

@@ -73,28 +73,40 @@ def max_in_any_window(timestamps: list[float], seconds: float) -> int:
 
 
 def run_together(
-    script: str, *args: str, processes: int, env: Mapping[str, str] | None = None, lead: float
+    script: str, *args: str, processes: int, env: Mapping[str, str] | None = None
 ) -> list[Any]:
     """Run ``processes`` interpreters of ``script`` that start working at the same moment.
 
-    Each gets ``argv[1]`` = the shared start time (``lead`` seconds from now, time enough to
-    start and import), then ``args``; each must print one JSON document, which is returned.
+    Each gets ``args`` as ``argv[1:]``; once set up it must print ``ready`` and read the shared
+    start time (seconds since 1970) from stdin, so that a slow start-up on a busy machine delays
+    the start of all rather than eating into one's share. Each must then print one JSON
+    document, which is returned.
     """
-    start_at = time.time() + lead
     workers = [
         subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", script, str(start_at), *args],
+            [sys.executable, "-c", script, *args],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            text=True,
         )
         for _ in range(processes)
     ]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdin is not None
+        if worker.stdout.readline().strip() != "ready":
+            raise AssertionError(worker.communicate(timeout=60)[1])
+    start_at = time.time() + 0.3
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write(f"{start_at}\n")
+        worker.stdin.flush()
     outputs = []
     for worker in workers:
         out, err = worker.communicate(timeout=60)
-        assert worker.returncode == 0, err.decode()
+        assert worker.returncode == 0, err
         outputs.append(json.loads(out))
     return outputs
 
