@@ -147,10 +147,10 @@ def _write_zip(
     hashes: dict[str, str] = {}
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
 
-        def write(path: str, chunks: Iterable[bytes]) -> None:
+        def write(path: str, chunks: Iterable[bytes], *, compress: bool = True) -> None:
             digest = hashlib.sha256()
             info = zipfile.ZipInfo(path, date_time=stamp)  # type: ignore[arg-type]
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
             with archive.open(info, "w") as member:
                 for chunk in chunks:
                     digest.update(chunk)
@@ -161,7 +161,9 @@ def _write_zip(
             if record.signed_document:
                 path = version["signed_document"]["path"]
                 with record.signed_document.open("rb") as document:
-                    write(path, iter(lambda: document.read(_CHUNK), b""))
+                    # PDF, JPEG and PNG are compressed already: stored as they are.
+                    chunks = iter(lambda: document.read(_CHUNK), b"")
+                    write(path, chunks, compress=False)
                 version["signed_document"].update(
                     sha256=hashes[path], size_bytes=record.signed_document.size
                 )

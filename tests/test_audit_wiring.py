@@ -27,6 +27,7 @@ from assets.models import Asset
 from assets.signing import signed_file_url
 from audit.models import AuditEvent
 from audit.services import audit_record
+from audit.verification import verify_chain
 from consent import services
 from consent.models import ConsentRecord, EmailStatus, Person, UpstreamVerification
 from sandbox.samples import make_image
@@ -307,6 +308,7 @@ def test_an_asset_is_audited_through_its_upstream_life(pipeline):
     assert withdrawn.detail == {"upstream_id": asset.upstream_id, "upstream": "DeleteAsset ok"}
     assert withdrawn.after == {"status": "withdrawn"}
     assert "/files/" not in _all_events_text().replace("/files/***", "")
+    assert verify_chain().intact  # the live server's events joined the same chain
 
 
 @pytest.mark.django_db(transaction=True)
