@@ -3,7 +3,10 @@
 Every function is keyword-only and atomic, and changes a status only with a conditional
 ``UPDATE ... WHERE status IN (...)``, so that two workers (or a worker and beat, or two browser
 tabs) never both win a transition. Side effects leave after commit (Celery tasks enqueued with
-``delay_on_commit``); each consent change writes its audit event in the same transaction.
+``delay_on_commit``). Each change (of a consent record, an invitation, an upstream session, an
+email) writes its audit event in the same transaction, with the upstream's answer when one
+caused it (``assets.services.upstream_outcome``); BytedTokens appear there by their last six
+characters only.
 
 Consent lifecycle (``CONSENT_TRANSITIONS`` is the one table of it)::
 
