@@ -1,9 +1,11 @@
-"""Admin for verified asset groups and the likeness assets registered in them.
+"""Admin for verified asset groups, the likeness assets registered in them, and where they went.
 
-Producers come here for one thing: the ``asset://<Id>`` reference of an active asset, shown
-with a copy button. Staff upload files (one on the add page, several on a person's page), see
-each asset's state in plain words, and retry, withdraw or refresh assets; every one of those
-goes through ``assets.services``.
+Producers use their own page, ``/references/`` (``assets.references``), which records every
+copy; here staff see an active asset's ``asset://<Id>`` reference. Staff upload files (one on the
+add page, several on a person's page), see each asset's state in plain words, and retry,
+withdraw or refresh assets; every one of those goes through ``assets.services``. Legal reads
+the reference ledger (``ReferenceCopy``, also on each asset's page) and what producers were told
+(``ProducerNotice``, ``NoticeEmail``): read-only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -27,7 +29,7 @@ from django.utils.safestring import mark_safe
 
 from assets import services
 from assets.media import LIMITS
-from assets.models import Asset, AssetGroup
+from assets.models import Asset, AssetGroup, NoticeEmail, ProducerNotice, ReferenceCopy
 from assets.upstream import UpstreamError
 from consent.models import ConsentRecord, Person
 from portal.admin_helpers import (
@@ -329,6 +331,19 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
         return group.asset_count  # type: ignore[attr-defined]
 
 
+class ReferenceCopyInline(ReadOnlyInline):
+    """The asset page's "Reference copies": who copied it, when, for which project."""
+
+    model = ReferenceCopy
+    verbose_name_plural = "reference copies"
+    fields = ("copied_at", "user", "project", "kind", "request_id")
+    readonly_fields = fields
+    ordering = ("-copied_at", "-pk")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReferenceCopy]:
+        return super().get_queryset(request).select_related("user")
+
+
 @admin.register(Asset)
 class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
     private_file_field = "file"
@@ -356,6 +371,8 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         "group__person__display_name",
     )
     actions = ("retry_assets", "withdraw_assets", "refresh_assets")
+    # Legal sees where a likeness went: every reference of it handed to a producer.
+    inlines = (ReferenceCopyInline,)
 
     @admin.display(description="local pre-check")
     def precheck(self, asset: Asset) -> str:
@@ -502,3 +519,120 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
                 succeeded += 1
         if succeeded:
             self.message_user(request, f"{succeeded} asset(s) {done}.", messages.SUCCESS)
+
+
+# --- Where a likeness went: the reference ledger and what producers were told ------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A log: rows are written by services only, never added, changed or deleted here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ReferenceCopy)
+class ReferenceCopyAdmin(ReadOnlyAdmin):
+    """Every reference handed to a producer, by asset, person, user and project (for legal)."""
+
+    list_display = ("copied_at", "user", "person", "asset_link", "reference", "project", "kind")
+    list_select_related = ("user", "asset__group__person")
+    list_filter = (
+        "kind",
+        ("user", admin.RelatedOnlyFieldListFilter),
+        ("asset__group__person", admin.RelatedOnlyFieldListFilter),
+        ("asset", admin.RelatedOnlyFieldListFilter),
+        "project",
+        "copied_at",
+    )
+    search_fields = (
+        "reference",
+        "project",
+        "user__username",
+        "asset__upstream_id",
+        "asset__group__person__legal_name",
+        "asset__group__person__display_name",
+    )
+    date_hierarchy = "copied_at"
+    fields = (
+        "copied_at",
+        "user",
+        "person",
+        "asset_link",
+        "reference",
+        "project",
+        "kind",
+        "request_id",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="person", ordering="asset__group__person__legal_name")
+    def person(self, copy: ReferenceCopy) -> str:
+        return str(copy.asset.group.person)
+
+    @admin.display(description="asset", ordering="asset")
+    def asset_link(self, copy: ReferenceCopy) -> str:
+        url = reverse("admin:assets_asset_change", args=[quote(copy.asset_id)])
+        return format_html('<a href="{}">{}</a>', url, copy.asset)
+
+
+@admin.register(ProducerNotice)
+class ProducerNoticeAdmin(ReadOnlyAdmin):
+    """What producers were told about withdrawn references, and whether they acknowledged it."""
+
+    list_display = ("created_at", "user", "reason", "reference_count", "acknowledged_at", "email")
+    list_select_related = ("user", "email")
+    list_filter = (("acknowledged_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("user__username", "reason", "copies__reference")
+    fields = ("user", "created_at", "reason", "references", "acknowledged_at", "email")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProducerNotice]:
+        return super().get_queryset(request).annotate(reference_count=Count("copies"))
+
+    @admin.display(description="copies", ordering="reference_count")
+    def reference_count(self, notice: ProducerNotice) -> int:
+        return notice.reference_count  # type: ignore[attr-defined]
+
+    @admin.display(description="references")
+    def references(self, notice: ProducerNotice) -> str:
+        copies = ReferenceCopy.objects.select_related("asset__group__person")
+        notice = ProducerNotice.objects.prefetch_related(Prefetch("copies", queryset=copies)).get(
+            pk=notice.pk
+        )
+        return format_html_join(
+            mark_safe("<br>"),
+            "{} ({}): {}, copied for {}",
+            (
+                (line["person"], line["kind"].lower(), line["reference"], line["project"])
+                for line in notice.lines()
+            ),
+        )
+
+
+@admin.register(NoticeEmail)
+class NoticeEmailAdmin(StatusColumn, ReadOnlyAdmin):
+    """Each notice's email and what became of it (sent by ``assets.tasks.send_notice_email``)."""
+
+    list_display = ("created_at", "to", "subject", "status_badge", "attempts", "sent_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("to", "subject")
+    fields = (
+        "notice",
+        "to",
+        "subject",
+        "body",
+        "status_badge",
+        "attempts",
+        "last_error",
+        "sent_at",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields

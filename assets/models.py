@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime
 import secrets
 import uuid
+from operator import attrgetter
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from assets.media import MediaInfo
-from consent.models import COVERS_FIELDS, ConsentRecord
+from consent.models import COVERS_FIELDS, ConsentRecord, Person
 from portal.private_files import name_mismatch, stored_extension
 
 
@@ -300,3 +302,148 @@ class Asset(models.Model):
     def asset_uri(self) -> str:
         """The ``asset://<Id>`` reference producers paste into Seedance 2.0 requests."""
         return f"asset://{self.upstream_id}" if self.upstream_id else ""
+
+
+# --- Producers: the reference ledger and what producers were told -------------------------------
+
+
+class ReferenceCopyKind(models.TextChoices):
+    REFERENCE = "reference", "asset:// reference"
+    CONTENT_ITEM = "content_item", "Seedance 2.0 content item"
+    CONTENT_ARRAY = "content_array", "Seedance 2.0 content array"
+
+
+class ReferenceCopy(models.Model):
+    """One reference of an asset handed to a producer: who, which asset, when, for which project.
+
+    Written by ``assets.services.reference_copy_create`` before the text reaches the clipboard,
+    so no reference leaves the references page without a row. A content array copies several
+    assets at once: one row each, sharing the request id. Rows are never changed or deleted.
+    """
+
+    Kind = ReferenceCopyKind
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reference_copies"
+    )
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="reference_copies")
+    reference = models.CharField(
+        max_length=80, help_text="The asset://<Id> reference as it was copied."
+    )
+    project = models.CharField(
+        max_length=200, help_text="The project the producer stated (one of the consent's uses)."
+    )
+    kind = models.CharField("copied as", max_length=20, choices=Kind.choices)
+    copied_at = models.DateTimeField(default=timezone.now, db_index=True)
+    request_id = models.CharField(max_length=80, blank=True)
+
+    class Meta:
+        ordering = ["-copied_at", "-pk"]
+        verbose_name_plural = "reference copies"
+        permissions = [
+            (
+                "view_references",
+                "Can use the references page (see usable assets, copy their references)",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=ReferenceCopyKind.values), name="reference_copy_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} copied by {self.user} for {self.project}"
+
+
+class ProducerNotice(models.Model):
+    """A message to a producer that references they copied may no longer be used.
+
+    Made by ``assets.services.reference_copies_notify_withdrawn`` (with an email); shown at the
+    top of the references page and of the admin until the producer acknowledges it.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="producer_notices"
+    )
+    reason = models.TextField(help_text="Why the references may no longer be used.")
+    copies = models.ManyToManyField(
+        ReferenceCopy,
+        related_name="notices",
+        help_text="The producer's copies this notice is about.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Notice to {self.user} of {self.created_at:%Y-%m-%d}"
+
+    def lines(self) -> list[dict[str, str]]:
+        """Each asset and project the notice is about, once: person, kind, reference, project.
+
+        Reads ``copies`` (prefetch ``copies__asset__group__person`` for a list of notices).
+        """
+        seen: dict[tuple[str, str], dict[str, str]] = {}
+        for copy in sorted(self.copies.all(), key=attrgetter("copied_at", "pk")):
+            asset = copy.asset
+            seen.setdefault(
+                (copy.reference, copy.project),
+                {
+                    "person": producer_name(asset.group.person),
+                    "kind": asset.get_kind_display(),
+                    "reference": copy.reference,
+                    "project": copy.project,
+                },
+            )
+        return list(seen.values())
+
+
+def producer_name(person: Person) -> str:
+    """How producers know a person: the display name only (never the legal name)."""
+    return person.display_name or f"Person #{person.pk}"
+
+
+class NoticeEmailStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class NoticeEmail(models.Model):
+    """The email of a ``ProducerNotice``: rendered when the notice is made, sent by a task.
+
+    ``assets.tasks.send_notice_email`` sends it after commit; the row counts the attempts and
+    keeps the last error (``assets.services.notice_email_send``).
+    """
+
+    Status = NoticeEmailStatus
+
+    notice = models.OneToOneField(ProducerNotice, on_delete=models.PROTECT, related_name="email")
+    to = models.EmailField()
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "producer notice email"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=NoticeEmailStatus.values), name="notice_email_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="notice_email_sent_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Email to {self.to} ({self.get_status_display()})"

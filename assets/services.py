@@ -17,6 +17,10 @@ every row has a Name of its own (``upstream_name``). The client's ``create_asset
 relies on that to settle a create whose answer was lost, and every attempt after the first looks
 the Name up before it creates anything.
 
+Producers take references through ``reference_copy_create`` (a ledger row and an audit event per
+copy, before any text is handed out), and are told by ``reference_copies_notify_withdrawn`` when
+assets they copied are withdrawn.
+
 The consent gate reads the consent models only; this module never imports ``consent.services``.
 
 Every change of an asset's status, and every upstream call's outcome that matters, writes an
@@ -27,11 +31,13 @@ words go in its detail (``upstream_outcome``).
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import groupby
 from operator import attrgetter
 from typing import Any, BinaryIO, cast
@@ -39,10 +45,14 @@ from typing import Any, BinaryIO, cast
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
+from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
+from assets import seedance
 from assets.media import (
     LocationNotRemovable,
     MediaInfo,
@@ -52,7 +62,19 @@ from assets.media import (
     strip_location,
     validate_media,
 )
-from assets.models import Asset, AssetGroup, AssetKind, GroupStatus, GroupType
+from assets.models import (
+    Asset,
+    AssetGroup,
+    AssetKind,
+    GroupStatus,
+    GroupType,
+    NoticeEmail,
+    NoticeEmailStatus,
+    ProducerNotice,
+    ReferenceCopy,
+    ReferenceCopyKind,
+    producer_name,
+)
 from assets.signing import signed_file_url
 from assets.upstream import (
     AmbiguousWrite,
@@ -67,6 +89,7 @@ from assets.upstream import (
     UpstreamError,
     explain_asset_error,
 )
+from audit.context import current_request_id
 from audit.services import audit_record, audited_update
 from consent.models import ConsentRecord, Person
 from portal.private_files import name_mismatch
@@ -938,3 +961,297 @@ def _upstream(client: AnyfastClient | None) -> Iterator[AnyfastClient]:
         return
     with AnyfastClient() as made:
         yield made
+
+
+# --- Producers: reference copies, and telling producers when a reference is withdrawn ----------
+
+# An email that failed this many times is given up (``failed``), its last error kept on the row.
+MAX_NOTICE_EMAIL_ATTEMPTS = 5
+
+
+class ReferenceNotUsable(ValidationError):
+    """Assets asked for may no longer be referenced (consent ended or revoked, asset or group
+    withdrawn): the references page answers 409 with the messages, naming ``asset_ids``."""
+
+    def __init__(self, messages: list[str], *, asset_ids: list[int]) -> None:
+        super().__init__(messages)
+        self.asset_ids = asset_ids
+
+
+@dataclass(frozen=True)
+class CopiedReferences:
+    """What ``reference_copy_create`` recorded, and the text for the clipboard."""
+
+    text: str
+    copies: list[ReferenceCopy]
+
+
+def reference_copy_create(
+    *, user: Any, asset_ids: Sequence[int], project: str, kind: str
+) -> CopiedReferences:
+    """Record that ``user`` copies the references of ``asset_ids`` for ``project``; the text.
+
+    ``kind`` is a ``ReferenceCopy.Kind``: ``reference`` (``asset://<Id>``) and ``content_item``
+    (one Seedance 2.0 content item, JSON) take one asset, ``content_array`` (the items of all of
+    them in the documented order, JSON) one to the documented maximum of each kind
+    (``assets.seedance``). Every asset must be usable by producers now
+    (``Asset.objects.usable_by_producers``), else ``ReferenceNotUsable`` says why; ``project``
+    must be one of each asset's consent uses, else ``ValidationError``. One ``ReferenceCopy`` row
+    and one audit event per asset are written in the same transaction, before any text is
+    returned: no reference leaves without its row.
+
+    The asset, consent and group rows are locked first, then read again: a revocation or a
+    withdrawal committed meanwhile is seen, and one in progress waits for this copy to commit
+    (and so finds it when producers are told).
+    """
+    ids = list(dict.fromkeys(asset_ids))
+    if kind not in ReferenceCopyKind.values:
+        raise ValidationError(f"Unknown kind of copy: {kind!r}.")
+    if kind != ReferenceCopyKind.CONTENT_ARRAY and len(ids) != 1:
+        raise ValidationError("A reference or a content item is copied for one asset at a time.")
+    if not ids:
+        raise ValidationError("Select at least one asset.")
+    project = project.strip()
+    with transaction.atomic():
+        locked = _lock_for_copy(ids)
+        usable = (
+            Asset.objects.usable_by_producers()
+            .filter(pk__in=ids)
+            .select_related("consent", "group__person")
+            .prefetch_related("consent__uses")
+        )
+        by_pk = {asset.pk: asset for asset in usable}
+        if unusable := [pk for pk in ids if pk not in by_pk]:
+            raise ReferenceNotUsable(
+                [_not_usable_reason(pk, locked.get(pk)) for pk in unusable], asset_ids=unusable
+            )
+        assets = [by_pk[pk] for pk in ids]
+        problems = [problem for asset in assets for problem in _project_problems(asset, project)]
+        if kind == ReferenceCopyKind.CONTENT_ARRAY:
+            problems += seedance.selection_problems(asset.kind for asset in assets)
+        if problems:
+            raise ValidationError(problems)
+        copies = []
+        for asset in assets:
+            copy = ReferenceCopy.objects.create(
+                user=user,
+                asset=asset,
+                reference=asset.asset_uri,
+                project=project,
+                kind=kind,
+                request_id=current_request_id(),
+            )
+            audit_record(
+                action="reference.copied",
+                obj=copy,
+                actor=user,
+                person_id=asset.group.person_id,
+                detail={
+                    "asset": asset.pk,
+                    "reference": copy.reference,
+                    "project": project,
+                    "copied_as": kind,
+                },
+            )
+            copies.append(copy)
+    return CopiedReferences(text=_copied_text(kind, assets), copies=copies)
+
+
+def _lock_for_copy(ids: list[int]) -> dict[int, Asset]:
+    """Lock the assets, their groups and their consents (by pk), as they are now."""
+    assets = {
+        asset.pk: asset
+        for asset in Asset.objects.filter(pk__in=ids)
+        .select_related("group__person")
+        .select_for_update(of=("self", "group"))
+    }
+    consents = ConsentRecord.objects.filter(
+        pk__in={asset.consent_id for asset in assets.values()}
+    ).select_for_update()
+    by_pk = {consent.pk: consent for consent in consents}
+    for asset in assets.values():
+        asset.consent = by_pk.get(asset.consent_id) if asset.consent_id else None
+    return assets
+
+
+def _copied_text(kind: str, assets: list[Asset]) -> str:
+    if kind == ReferenceCopyKind.REFERENCE:
+        return assets[0].asset_uri
+    if kind == ReferenceCopyKind.CONTENT_ITEM:
+        return json.dumps(seedance.content_item(assets[0].kind, assets[0].asset_uri), indent=2)
+    pairs = [(asset.kind, asset.asset_uri) for asset in assets]
+    return json.dumps(seedance.content_array(pairs), indent=2)
+
+
+def _producer_label(asset: Asset) -> str:
+    """An asset as producers know it: its reference, the person's display name, its kind."""
+    reference = asset.asset_uri or f"Asset #{asset.pk}"
+    person = producer_name(asset.group.person)
+    return f"{reference} ({person}, {asset.get_kind_display().lower()})"
+
+
+def _not_usable_reason(asset_id: int, asset: Asset | None) -> str:
+    """Why producers may no longer reference an asset, in their words (no legal name, no
+    consent details beyond its state)."""
+    if asset is None:
+        return f"Asset #{asset_id} does not exist."
+    label = _producer_label(asset)
+    consent = asset.consent
+    today = timezone.localdate()
+    if asset.status != Asset.Status.ACTIVE:
+        why = f"it is {asset.get_status_display().lower()}, not active"
+    elif asset.group.status != GroupStatus.ACTIVE:
+        why = "the person's asset group was withdrawn"
+    elif consent is None:
+        why = "no consent authorises it"
+    elif consent.status != ConsentRecord.Status.APPROVED:
+        why = f"its consent is {consent.get_status_display().lower()}"
+    elif consent.starts_on > today:
+        why = f"its consent starts on {consent.starts_on:%Y-%m-%d}"
+    elif consent.expires_on is not None and consent.expires_on < today:
+        why = f"its consent ended on {consent.expires_on:%Y-%m-%d}"
+    else:
+        why = f"its consent does not cover {_KIND_WORDS[asset.kind]}"
+    return f"{label} can no longer be used: {why}. Reload the page."
+
+
+def _project_problems(asset: Asset, project: str) -> list[str]:
+    """Why ``asset`` may not be copied for ``project``: it must be one of its consent's uses."""
+    if not project:
+        return ["State the project you are copying for."]
+    projects = consent_projects(asset.consent)
+    label = _producer_label(asset)
+    if not projects:
+        return [f"The consent of {label} describes no use: it cannot be copied for a project."]
+    if project not in projects:
+        return [
+            f"“{project}” is not a use the consent of {label} covers; it covers: "
+            f"{', '.join(projects)}."
+        ]
+    return []
+
+
+def consent_projects(consent: ConsentRecord | None) -> list[str]:
+    """The projects of a consent's uses, once each, in their order (reads ``consent.uses``)."""
+    if consent is None:
+        return []
+    return list(dict.fromkeys(use.project for use in consent.uses.all()))
+
+
+@transaction.atomic
+def reference_copies_notify_withdrawn(
+    *, asset_ids: Iterable[int], reason: str
+) -> list[ProducerNotice]:
+    """Tell every producer who copied a reference of ``asset_ids`` to stop using it.
+
+    For whoever withdraws assets (a revocation, an expiry, an asset withdrawn): call it once the
+    assets may no longer be used, with ``reason`` in words a producer understands ("The person
+    revoked their consent on 2026-05-01."). Each producer with copies of those assets not yet
+    told about gets one ``ProducerNotice`` (shown on the references page and in the admin until
+    acknowledged) listing each asset once per project (person's display name, ``asset://<Id>``,
+    project) with the reason, and one email with the same list when they have an address (a
+    ``NoticeEmail`` row, sent by ``assets.tasks.send_notice_email`` after commit). An audit
+    event records each notice.
+
+    Safe to call again (a retried task): copies already in a notice are not told twice; the
+    copies are locked first, so two concurrent calls do not both tell. Returns the new notices.
+    """
+    ids = list(asset_ids)
+    locked = list(
+        ReferenceCopy.objects.filter(asset_id__in=ids)
+        .select_for_update()
+        .values_list("pk", flat=True)
+    )
+    untold = (
+        ReferenceCopy.objects.filter(pk__in=locked, notices__isnull=True)
+        .select_related("user")
+        .order_by("user_id", "copied_at", "pk")
+    )
+    notices = []
+    for user, copies in groupby(untold, key=attrgetter("user")):
+        notice = ProducerNotice.objects.create(user=user, reason=reason)
+        notice.copies.set(list(copies))
+        notice = ProducerNotice.objects.prefetch_related(
+            Prefetch("copies", ReferenceCopy.objects.select_related("asset__group__person"))
+        ).get(pk=notice.pk)
+        lines = notice.lines()
+        audit_record(
+            action="producer_notice.created",
+            obj=notice,
+            actor_label="system",
+            detail={"producer": user.pk, "reason": reason, "references": lines},
+        )
+        if user.email:
+            _queue_notice_email(notice, lines)
+        else:
+            logger.warning("producer %s has no email address: notice %s only", user.pk, notice.pk)
+        notices.append(notice)
+    return notices
+
+
+def _queue_notice_email(notice: ProducerNotice, lines: list[dict[str, str]]) -> NoticeEmail:
+    from assets.tasks import send_notice_email
+
+    count = len(lines)
+    subject = f"Stop using {count} likeness reference{'s' if count != 1 else ''} you copied"
+    body = render_to_string(
+        "assets/email/references_withdrawn.txt",
+        {
+            "user": notice.user,
+            "reason": notice.reason,
+            "lines": lines,
+            "references_url": settings.PORTAL_PUBLIC_URL.rstrip("/") + reverse("references:list"),
+            "organisation": settings.PORTAL_ORGANISATION_NAME,
+        },
+    )
+    email = NoticeEmail.objects.create(
+        notice=notice, to=notice.user.email, subject=subject, body=body
+    )
+    send_notice_email.delay_on_commit(email.pk)
+    return email
+
+
+def notice_email_send(*, notice_email_id: int) -> NoticeEmail:
+    """Send a queued notice email, recording the outcome (and an audit event) on the row.
+
+    Idempotent: a sent or failed email is left alone; the row is locked while sending, so two
+    workers never both send it. A failure counts an attempt and keeps the error; the row stays
+    queued (the task tries again later) until ``MAX_NOTICE_EMAIL_ATTEMPTS``, then it is failed.
+    """
+    with transaction.atomic():
+        email = NoticeEmail.objects.select_for_update().get(pk=notice_email_id)
+        if email.status != NoticeEmailStatus.QUEUED:
+            return email
+        email.attempts += 1
+        try:
+            EmailMessage(subject=email.subject, body=email.body, to=[email.to]).send()
+        except Exception as exc:  # SMTP, DNS, TLS: every failure is recorded on the row
+            email.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            if email.attempts >= MAX_NOTICE_EMAIL_ATTEMPTS:
+                email.status = NoticeEmailStatus.FAILED
+            logger.warning("notice email %s failed (attempt %d): %s", email.pk, email.attempts, exc)
+        else:
+            email.status = NoticeEmailStatus.SENT
+            email.sent_at = timezone.now()
+            email.last_error = ""
+        email.save(update_fields=["attempts", "last_error", "status", "sent_at", "updated_at"])
+        if email.status != NoticeEmailStatus.QUEUED:
+            audit_record(
+                action=f"notice_email.{email.status}",
+                obj=email,
+                actor_label="celery",
+                detail={"notice": email.notice_id, "attempts": email.attempts},
+            )
+    return email
+
+
+def producer_notice_acknowledge(*, notice: ProducerNotice, user: Any) -> bool:
+    """The producer read ``notice`` (their own): it leaves their pages. False when it was
+    acknowledged already, or is someone else's."""
+    with transaction.atomic():
+        acknowledged = ProducerNotice.objects.filter(
+            pk=notice.pk, user=user, acknowledged_at__isnull=True
+        ).update(acknowledged_at=timezone.now())
+        if acknowledged:
+            audit_record(action="producer_notice.acknowledged", obj=notice, actor=user)
+    return bool(acknowledged)

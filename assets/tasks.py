@@ -6,7 +6,10 @@ worker died does no harm, and beat's sweeper makes up for any task that was lost
 
 from __future__ import annotations
 
+from typing import Any
+
 from assets import services
+from assets.models import NoticeEmailStatus
 from portal.celery import app
 
 
@@ -20,3 +23,18 @@ def submit_asset(asset_id: int) -> None:
 def sweep_assets() -> dict[str, int]:
     """Queue stranded uploads again and check the assets processing upstream (beat)."""
     return services.assets_sweep()
+
+
+# A failed notice email is tried again after these many seconds (the last one repeating) until
+# the row gives up (services.MAX_NOTICE_EMAIL_ATTEMPTS).
+NOTICE_EMAIL_RETRY_COUNTDOWNS = (10, 60, 300, 900)
+
+
+@app.task(bind=True, name="assets.tasks.send_notice_email", max_retries=None)
+def send_notice_email(self: Any, notice_email_id: int) -> str:
+    """Send one producer notice email; a failure is retried later (the row counts attempts)."""
+    email = services.notice_email_send(notice_email_id=notice_email_id)
+    if email.status == NoticeEmailStatus.QUEUED:
+        countdowns = NOTICE_EMAIL_RETRY_COUNTDOWNS
+        raise self.retry(countdown=countdowns[min(self.request.retries, len(countdowns) - 1)])
+    return email.status

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from assets.urls import references_patterns
 from portal.views import healthz
 
 admin.site.site_header = "Talent Consent Portal"
@@ -11,6 +12,7 @@ admin.site.index_title = "People, consent, verification and likeness assets"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("files/", include("assets.urls")),
+    path("references/", include((references_patterns, "references"))),
     path("verify/", include("consent.urls")),
     path("healthz", healthz, name="healthz"),
 ]

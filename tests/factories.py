@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from assets.models import Asset, AssetGroup
+from assets.models import Asset, AssetGroup, ProducerNotice, ReferenceCopy
 from consent.models import (
     ConsentRecord,
     ConsentUse,
@@ -100,10 +100,15 @@ class ConsentRecordFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def uses(record, create, extracted, **kwargs):
-        """``uses=N`` specific uses (default: one for a ``complete`` record, none otherwise)."""
-        count = extracted if extracted is not None else (1 if record.consent_text_sha256 else 0)
-        for _ in range(count if create else 0):
-            ConsentUseFactory(consent=record)
+        """``uses=N`` specific uses (default: one for a ``complete`` record, none otherwise), or
+        ``uses=["Project A", "Project B"]``: one use of each project."""
+        if isinstance(extracted, list | tuple):
+            named = [{"project": project} for project in extracted]
+        else:
+            count = extracted if extracted is not None else (1 if record.consent_text_sha256 else 0)
+            named = [{}] * count
+        for fields in named if create else []:
+            ConsentUseFactory(consent=record, **fields)
 
     @factory.post_generation
     def lifecycle(record, create, extracted, **kwargs):
@@ -216,3 +221,46 @@ class AssetFactory(factory.django.DjangoModelFactory):
     content_type = "image/png"
     width = 1200
     height = 1600
+
+
+class UsableAssetFactory(AssetFactory):
+    """An asset producers may reference: active, in an active group, authorised by the person's
+    approved consent (complete, one use: "Spring campaign 2027"), in force from today for a year
+    and covering images and video (``consent__covers_audio=True`` for audio)."""
+
+    active = True
+    consent = factory.SubFactory(
+        ConsentRecordFactory,
+        person=factory.SelfAttribute("..group.person"),
+        approved=True,
+        complete=True,
+    )
+
+
+class ReferenceCopyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ReferenceCopy
+
+    user = factory.SubFactory(UserFactory)
+    asset = factory.SubFactory(UsableAssetFactory)
+    reference = factory.LazyAttribute(lambda copy: copy.asset.asset_uri)
+    project = "Spring campaign 2027"
+    kind = ReferenceCopy.Kind.REFERENCE
+    request_id = factory.Sequence(lambda n: f"request-{n:06d}")
+
+
+class ProducerNoticeFactory(factory.django.DjangoModelFactory):
+    """A notice to a producer about their copies (default: one new copy of theirs)."""
+
+    class Meta:
+        model = ProducerNotice
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    reason = "The person revoked their consent."
+
+    @factory.post_generation
+    def copies(notice, create, extracted, **kwargs):
+        if create:
+            made = [ReferenceCopyFactory(user=notice.user)] if extracted is None else extracted
+            notice.copies.set(made)

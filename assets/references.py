@@ -1,0 +1,285 @@
+"""The producers' references page, ``/references/``: usable assets and their copyable references.
+
+Producers sign in with their staff account (the admin's login page) and need one permission,
+``assets.view_references`` (the "Producers" group of ``setup_roles``). The page lists exactly
+``Asset.objects.usable_by_producers()``: active assets in an active group whose consent is
+approved, in force today and covers their kind, so an asset leaves it the moment its consent
+ends or is revoked. It shows the person's display name, the kind, a small preview, the consent's
+uses, territory and end date; never contact details, notes, documents or original files.
+
+Copying goes through ``copy_view``: the browser posts which assets, for which project and as
+what, and gets the text to put in the clipboard only once ``services.reference_copy_create`` has
+written the ledger row and its audit event (409 for an asset no longer usable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, cast
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.models import User
+from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotModified,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.templatetags.static import static
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from assets import seedance, services
+from assets.models import (
+    Asset,
+    AssetKind,
+    ProducerNotice,
+    ReferenceCopy,
+    ReferenceCopyKind,
+    producer_name,
+)
+from assets.thumbnails import NoThumbnail, thumbnail_jpeg
+from consent.models import ConsentUse, Person
+
+logger = logging.getLogger(__name__)
+
+# The one permission the page and its endpoints need.
+PERMISSION = "assets.view_references"
+PAGE_SIZE = 24
+THUMBNAIL_SIZE = 160
+# Previews are made once per file and kept a day; the ETag lets a browser keep its own copy
+# while it asks every time (an asset whose consent ended is refused at once).
+THUMBNAIL_CACHE_SECONDS = 24 * 3600
+KIND_ICONS = {
+    AssetKind.IMAGE: "assets/icons/image.svg",
+    AssetKind.VIDEO: "assets/icons/video.svg",
+    AssetKind.AUDIO: "assets/icons/audio.svg",
+}
+
+
+def producer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed-in staff with ``PERMISSION`` only: anyone else is sent to the admin's login page,
+    staff without the permission get 403."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not (user.is_active and user.is_staff):
+            return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+        if not user.has_perm(PERMISSION):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _producer(request: HttpRequest) -> User:
+    """The signed-in producer (``producer_required`` let only them in)."""
+    return cast(User, request.user)
+
+
+class ReferenceFilterForm(forms.Form):
+    """The page's filters; the choices are those of the assets producers may use today."""
+
+    person = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    kind = forms.ChoiceField(required=False)
+    project = forms.ChoiceField(required=False)
+
+    def __init__(self, data: Any, *, usable: QuerySet[Asset]) -> None:
+        super().__init__(data)
+        people = (
+            Person.objects.filter(asset_groups__assets__in=usable)
+            .distinct()
+            .order_by("display_name", "pk")
+        )
+        projects = (
+            ConsentUse.objects.filter(consent__assets__in=usable)
+            .order_by("project")
+            .values_list("project", flat=True)
+            .distinct()
+        )
+        self.fields["person"].choices = [  # type: ignore[attr-defined]
+            ("", "Everyone"),
+            *((person.pk, producer_name(person)) for person in people),
+        ]
+        self.fields["kind"].choices = [("", "Any kind"), *AssetKind.choices]  # type: ignore[attr-defined]
+        self.fields["project"].choices = [  # type: ignore[attr-defined]
+            ("", "Any project"),
+            *((project, project) for project in projects),
+        ]
+
+    def filter(self, assets: QuerySet[Asset]) -> QuerySet[Asset]:
+        """``assets`` narrowed by the valid filters (an invalid one is ignored, and shown)."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        if person := data.get("person"):
+            assets = assets.filter(group__person_id=person)
+        if kind := data.get("kind"):
+            assets = assets.filter(kind=kind)
+        if project := data.get("project"):
+            uses = ConsentUse.objects.filter(consent_id=OuterRef("consent_id"), project=project)
+            assets = assets.filter(Exists(uses))
+        return assets
+
+
+@dataclass(frozen=True)
+class Row:
+    """One asset as the page shows it."""
+
+    asset: Asset
+    person: str
+    projects: list[str]
+    uses: list[ConsentUse]
+    preview_url: str
+    has_thumbnail: bool
+
+
+@require_GET
+@producer_required
+def references_view(request: HttpRequest) -> HttpResponse:
+    """The list: usable assets, filtered and paginated, at a constant number of queries."""
+    usable = Asset.objects.usable_by_producers()
+    form = ReferenceFilterForm(request.GET or None, usable=usable)
+    assets = (
+        form.filter(usable)
+        .select_related("group__person", "consent")
+        .prefetch_related("consent__uses")
+        .order_by("group__person__display_name", "group__person_id", "kind", "-created_at", "pk")
+    )
+    page = Paginator(assets, PAGE_SIZE).get_page(request.GET.get("page"))
+    chosen_project = form.cleaned_data.get("project", "") if form.is_bound else ""
+    rows = [_row(asset) for asset in page.object_list]
+    notices = (
+        ProducerNotice.objects.filter(user=_producer(request), acknowledged_at__isnull=True)
+        .prefetch_related(
+            Prefetch("copies", ReferenceCopy.objects.select_related("asset__group__person"))
+        )
+        .order_by("-created_at", "-pk")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        **admin.site.each_context(request),
+        "is_nav_sidebar_enabled": False,
+        "title": "References",
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "chosen_project": chosen_project,
+        "notices": notices,
+        "filter_query": query.urlencode(),
+        "max_references": seedance.MAX_REFERENCES,
+        "copy_url": reverse("references:copy"),
+    }
+    return TemplateResponse(request, "assets/references.html", context)
+
+
+def _row(asset: Asset) -> Row:
+    has_thumbnail = asset.kind in (AssetKind.IMAGE, AssetKind.VIDEO)
+    preview = (
+        reverse("references:thumbnail", args=[asset.pk])
+        if has_thumbnail
+        else static(KIND_ICONS[AssetKind(asset.kind)])
+    )
+    uses = list(asset.consent.uses.all()) if asset.consent else []
+    return Row(
+        asset=asset,
+        person=producer_name(asset.group.person),
+        projects=services.consent_projects(asset.consent),
+        uses=uses,
+        preview_url=preview,
+        has_thumbnail=has_thumbnail,
+    )
+
+
+@require_POST
+@producer_required
+def copy_view(request: HttpRequest) -> JsonResponse:
+    """Record a copy and answer the text for the clipboard.
+
+    Body (JSON): ``{"assets": [id, ...], "project": "...", "kind": "reference" |
+    "content_item" | "content_array"}``. Answers 200 ``{"text", "message"}``, 400
+    ``{"error"}`` for a request that cannot be met (no project, a project the consent does not
+    cover, beyond the documented counts), 409 ``{"error", "unusable": [id, ...]}`` for assets
+    no longer usable. Never cached.
+    """
+    try:
+        payload = json.loads(request.body)
+        asset_ids = [int(asset_id) for asset_id in payload["assets"]]
+        project = str(payload.get("project", ""))
+        kind = str(payload["kind"])
+    except (ValueError, KeyError, TypeError):
+        return _json({"error": "The request could not be read: reload the page."}, status=400)
+    try:
+        copied = services.reference_copy_create(
+            user=request.user, asset_ids=asset_ids, project=project, kind=kind
+        )
+    except services.ReferenceNotUsable as refused:
+        return _json({"error": " ".join(refused.messages), "unusable": refused.asset_ids}, 409)
+    except ValidationError as refused:
+        return _json({"error": " ".join(refused.messages)}, status=400)
+    what = ReferenceCopyKind(kind).label
+    count = len(copied.copies)
+    if kind == ReferenceCopyKind.CONTENT_ARRAY:
+        what += f" ({count} reference{'s' if count != 1 else ''})"
+    project = copied.copies[0].project
+    return _json(
+        {"text": copied.text, "message": f"Copied the {what} for {project}; the copy is recorded."}
+    )
+
+
+def _json(data: dict[str, Any], status: int = 200) -> JsonResponse:
+    response = JsonResponse(data, status=status)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+@producer_required
+def thumbnail_view(request: HttpRequest, asset_id: int) -> HttpResponse:
+    """A small JPEG preview of a usable image or video (``assets.thumbnails``), never the file.
+
+    404 for an asset producers may not use (any more). The browser may keep it but must ask
+    again each time (``no-cache`` with an ETag), so a withdrawn likeness stops showing.
+    """
+    asset = get_object_or_404(Asset.objects.usable_by_producers(), pk=asset_id)
+    etag = f'"{asset.sha256[:40]}-{THUMBNAIL_SIZE}"'
+    if request.headers.get("If-None-Match") == etag:
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        key = f"references:thumbnail:{asset.pk}:{asset.sha256}:{THUMBNAIL_SIZE}"
+        data = cache.get(key)
+        if data is None:
+            try:
+                data = thumbnail_jpeg(asset, size=THUMBNAIL_SIZE)
+            except NoThumbnail as exc:
+                logger.warning("no preview of asset %s: %s", asset.pk, exc)
+                return HttpResponseRedirect(static(KIND_ICONS[AssetKind(asset.kind)]))
+            cache.set(key, data, THUMBNAIL_CACHE_SECONDS)
+        response = HttpResponse(data, content_type="image/jpeg")
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_POST
+@producer_required
+def acknowledge_view(request: HttpRequest, notice_id: int) -> HttpResponse:
+    """The producer read a notice: it leaves the top of their pages."""
+    notice = get_object_or_404(ProducerNotice, pk=notice_id, user=_producer(request))
+    services.producer_notice_acknowledge(notice=notice, user=request.user)
+    return HttpResponseRedirect(reverse("references:list"))
