@@ -70,6 +70,7 @@ ACTION_LABELS = {
     "asset.late_copy_deleted": "Upstream copy made after withdrawal deleted",
     "asset.upstream_error": "Upstream error about the asset",
     "file.downloaded": "File downloaded",
+    "reference.copied": "Reference copied by a producer",
 }
 
 

@@ -41,7 +41,7 @@ from django.db.models import Prefetch
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from assets.models import Asset, AssetGroup
+from assets.models import Asset, AssetGroup, ReferenceCopy
 from audit.admin import action_label, detail_summary
 from audit.models import AuditEvent
 from audit.services import audit_record, snapshot
@@ -84,6 +84,29 @@ def evidence_section(
         return rows
 
     return register
+
+
+@evidence_section("reference_copies", "Reference copies")
+def reference_copies(person: Person) -> Rows:
+    """Every reference of the person's assets handed to a producer (the references page's
+    ledger), oldest first."""
+    copies = (
+        ReferenceCopy.objects.filter(asset__group__person=person)
+        .select_related("user")
+        .order_by("copied_at", "pk")
+    )
+    return [
+        {
+            "copied_at": copy.copied_at,
+            "producer": _username(copy.user),
+            "asset": copy.asset_id,
+            "reference": copy.reference,
+            "project": copy.project,
+            "copied_as": copy.kind,
+            "request_id": copy.request_id,
+        }
+        for copy in copies
+    ]
 
 
 # --- The bundle ---------------------------------------------------------------------------------

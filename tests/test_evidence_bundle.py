@@ -32,6 +32,7 @@ from tests.factories import (
     ConsentUseFactory,
     OutboundEmailFactory,
     PersonFactory,
+    ReferenceCopyFactory,
     UpstreamVerificationFactory,
     UserFactory,
 )
@@ -109,6 +110,7 @@ def person(settings, queued) -> dict[str, Any]:
         error_code="InvalidParameter.URL",
         error_message=f"Could not download {link}",
     )
+    copy = ReferenceCopyFactory(asset=active, user=UserFactory(username="producer-9"))
     audit_record(action="person.note", obj=person, person_id=person.pk, detail={"n": 1})
     audit_record(action="person.note", obj=PersonFactory(), detail={"n": 2})  # someone else
     return {
@@ -118,6 +120,7 @@ def person(settings, queued) -> dict[str, Any]:
         "invitation": invitation,
         "sessions": [session, failed_session],
         "assets": [active, failed],
+        "copy": copy,
         "secrets": [
             SECRET_KEY,
             invitation.invitation_token,
@@ -208,6 +211,13 @@ def test_the_json_holds_consent_versions_verification_assets_and_checkable_event
     assert assets[active.pk]["group_id"] == active.group.group_id
     assert "/files/***/" in assets[failed.pk]["error_message"]
     assert data["asset_groups"][0]["group_id"] == active.group.group_id
+    (copy,) = data["reference_copies"]
+    assert (copy["producer"], copy["asset"], copy["reference"]) == (
+        "producer-9",
+        active.pk,
+        active.asset_uri,
+    )
+    assert copy["request_id"] == person["copy"].request_id
     events = data["audit_events"]
     assert [(event["id"],) for event in events] == events_before  # the export's own comes after
     assert {"consent.approve", "consent.revoke", "person.note"} <= {e["action"] for e in events}
@@ -241,6 +251,7 @@ def test_the_summary_reads_as_the_evidence_for_people(legal, person):
     assert hashlib.sha256(DOCUMENT_A).hexdigest() in html
     assert person["assets"][0].sha256 in html and person["assets"][0].upstream_id in html
     assert "Consent approved" in html and "Consent revoked" in html  # events, in words
+    assert "<h2>Reference copies</h2>" in html and "<td>producer-9</td>" in html
     assert "<script" not in html
 
 
