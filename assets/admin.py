@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -29,7 +29,16 @@ from django.utils.safestring import mark_safe
 
 from assets import services
 from assets.media import LIMITS
-from assets.models import Asset, AssetGroup, NoticeEmail, ProducerNotice, ReferenceCopy
+from assets.models import (
+    Asset,
+    AssetGroup,
+    NoticeEmail,
+    ProducerNotice,
+    ReferenceCopy,
+    Withdrawal,
+    WithdrawalItem,
+    WithdrawalQuerySet,
+)
 from assets.upstream import UpstreamError
 from consent.models import ConsentRecord, Person
 from portal.admin_helpers import (
@@ -37,6 +46,7 @@ from portal.admin_helpers import (
     PrivateFileAdmin,
     ReadOnlyInline,
     StatusColumn,
+    badge,
     file_link,
 )
 
@@ -45,9 +55,15 @@ _SYSTEM_FIELDS = ("created_at", "updated_at")
 
 @admin.display(description="reference")
 def asset_reference(asset: Asset) -> str:
-    """The ``asset://<Id>`` reference with a copy button, for active assets only."""
+    """The ``asset://<Id>`` reference with a copy button, only while producers may use it
+    (active, and its consent in force: a revoked consent's assets lose the button at once)."""
     if asset.status != Asset.Status.ACTIVE or not asset.asset_uri:
         return "—"
+    if not asset.is_usable_by_producers():
+        return format_html(
+            "<s>{}</s> (not to be used: its consent is not in force, or its group is withdrawn)",
+            asset.asset_uri,
+        )
     return format_html(
         '<code class="asset-uri">{}</code> <button type="button" class="button copy-button" '
         'data-copy="{}" title="Copy to the clipboard">Copy</button>',
@@ -104,6 +120,11 @@ def asset_state(asset: Asset) -> str:
             )
         return text
     if status == Status.ACTIVE:
+        if not asset.is_usable_by_producers():
+            return (
+                "Active upstream, but not to be used: its consent is not in force (or its group "
+                "is withdrawn); a withdrawal deletes it upstream."
+            )
         return "Active: producers can use its reference."
     if status == Status.FAILED:
         return format_html(
@@ -277,6 +298,9 @@ class AssetInline(AssetColumns, ReadOnlyInline):
     fields = ("kind", "status_badge", "state", "reference", "measured", "file_link", "created_at")
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Asset]:
+        return super().get_queryset(request).select_related("group", "consent")
+
 
 @admin.register(AssetGroup)
 class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
@@ -359,7 +383,7 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         "size",
         "created_at",
     )
-    list_select_related = ("group", "group__person")
+    list_select_related = ("group", "group__person", "consent")
     list_filter = ("status", "kind", "group__group_type", "created_at")
     search_fields = (
         "upstream_id",
@@ -519,6 +543,208 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
                 succeeded += 1
         if succeeded:
             self.message_user(request, f"{succeeded} asset(s) {done}.", messages.SUCCESS)
+
+
+# --- Withdrawals: the evidence that a consent's end reached the upstream ------------------------
+
+
+def withdrawal_progress(withdrawal: Withdrawal) -> str:
+    """Confirmed, or how far the upstream's confirmations have come (and what needs staff).
+
+    Reads the ``items_total``, ``items_confirmed`` and ``items_failed`` annotations of
+    ``withdrawals_with_progress`` when present, else counts.
+    """
+    total = getattr(withdrawal, "items_total", None)
+    if total is None:
+        items = withdrawal.items.all()
+        total = items.count()
+        confirmed = items.filter(status=WithdrawalItem.Status.CONFIRMED).count()
+        failed = items.filter(status=WithdrawalItem.Status.FAILED).count()
+    else:
+        confirmed = withdrawal.items_confirmed  # type: ignore[attr-defined]
+        failed = withdrawal.items_failed  # type: ignore[attr-defined]
+    if withdrawal.confirmed_at is not None:
+        return format_html(
+            "{} Confirmed upstream on {} ({} item{}).",
+            badge("confirmed", "Confirmed"),
+            _when(withdrawal.confirmed_at),
+            total,
+            "" if total == 1 else "s",
+        )
+    text = format_html(
+        "{} {} of {} confirmed upstream.", badge("pending", "Not yet confirmed"), confirmed, total
+    )
+    if failed:
+        text = format_html("{} {} failed: staff must retry them.", text, failed)
+    return text
+
+
+def withdrawals_with_progress(withdrawals: QuerySet[Withdrawal]) -> QuerySet[Withdrawal]:
+    """``withdrawals`` with the counts ``withdrawal_progress`` shows, in the same query."""
+    return withdrawals.annotate(
+        items_total=Count("items"),
+        items_confirmed=Count("items", filter=Q(items__status=WithdrawalItem.Status.CONFIRMED)),
+        items_failed=Count("items", filter=Q(items__status=WithdrawalItem.Status.FAILED)),
+    )
+
+
+def withdrawals_table(withdrawals: QuerySet[Withdrawal]) -> str:
+    """The withdrawals as a small table (a consent's or a person's page), "—" when none."""
+    rows = format_html_join(
+        "",
+        "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                reverse("admin:assets_withdrawal_change", args=[withdrawal.pk]),
+                f"#{withdrawal.pk}",
+                withdrawal.get_reason_display(),
+                withdrawal.requested_by_label,
+                _when(withdrawal.created_at),
+                withdrawal_progress(withdrawal),
+            )
+            for withdrawal in withdrawals_with_progress(withdrawals).order_by("-created_at")
+        ),
+    )
+    if not rows:
+        return "—"
+    return format_html(
+        '<table class="withdrawal-list"><thead><tr><th>withdrawal</th><th>why</th>'
+        "<th>triggered by</th><th>started</th><th>upstream</th></tr></thead><tbody>{}</tbody>"
+        "</table>",
+        rows,
+    )
+
+
+class WithdrawalItemInline(StatusColumn, admin.TabularInline):
+    """Every upstream deletion of the withdrawal with the upstream's confirmation time."""
+
+    model = WithdrawalItem
+    extra = 0
+    can_delete = False
+    fields = ("deleted", "upstream_id", "status_badge", "outcome", "confirmed_at", "attempts",
+              "last_problem")  # fmt: skip
+    readonly_fields = fields
+    ordering = (F("asset").asc(nulls_last=True), "pk")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WithdrawalItem]:
+        return super().get_queryset(request).select_related("asset", "group")
+
+    @admin.display(description="deleted upstream")
+    def deleted(self, item: WithdrawalItem) -> str:
+        if item.asset is None:
+            return format_html("Asset group {} (DeleteAssetGroup)", item.group)
+        return format_html(
+            '<a href="{}">{}</a> (DeleteAsset)',
+            reverse("admin:assets_asset_change", args=[item.asset.pk]),
+            item.asset,
+        )
+
+    @admin.display(description="last problem")
+    def last_problem(self, item: WithdrawalItem) -> str:
+        if not item.last_error_code:
+            return "—"
+        text = format_html("{}: {}", item.last_error_code, item.last_error)
+        if item.status == WithdrawalItem.Status.PENDING and item.next_attempt_at:
+            text = format_html("{} Trying again at {}.", text, _when(item.next_attempt_at))
+        return text
+
+
+class WithdrawalConfirmedFilter(admin.SimpleListFilter):
+    """Legal's queue: withdrawals the upstream has not yet confirmed."""
+
+    title = "confirmed upstream"
+    parameter_name = "confirmed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Not yet confirmed"), ("yes", "Confirmed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "no":
+            return cast(WithdrawalQuerySet, queryset).unconfirmed()
+        if self.value() == "yes":
+            return queryset.filter(confirmed_at__isnull=False)
+        return queryset
+
+
+@admin.register(Withdrawal)
+class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
+    """Read-only evidence: which consent ended, why and by whom, every asset and group deleted
+    upstream with the upstream's confirmation time. The only action retries failed items."""
+
+    list_display = ("__str__", "consent_link", "reason", "requested_by_label", "created_at",
+                    "upstream")  # fmt: skip
+    list_select_related = ("person", "consent__person")
+    list_filter = (WithdrawalConfirmedFilter, "reason", "created_at")
+    search_fields = ("person__legal_name", "person__display_name", "items__upstream_id",
+                     "items__group__group_id")  # fmt: skip
+    date_hierarchy = "created_at"
+    inlines = (WithdrawalItemInline,)
+    actions = ("retry_failed_items",)
+    fields = ("person", "consent_link", "reason", "requested_by", "requested_by_label",
+              "revocation", "groups_decision", "created_at", "upstream", "confirmed_at",
+              "producers_notified_at")  # fmt: skip
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Withdrawal]:
+        return withdrawals_with_progress(super().get_queryset(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # evidence: shown, never edited
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("assets.change_withdrawal")
+
+    @admin.display(description="consent", ordering="consent")
+    def consent_link(self, withdrawal: Withdrawal) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:consent_consentrecord_change", args=[withdrawal.consent_id]),
+            withdrawal.consent,
+        )
+
+    @admin.display(description="revocation")
+    def revocation(self, withdrawal: Withdrawal) -> str:
+        """How the person withdrew consent, as recorded (for a revocation)."""
+        consent = withdrawal.consent
+        if withdrawal.reason != Withdrawal.Reason.REVOKED:
+            return "—"
+        return format_html(
+            "{} by {}, asked {} ({}): {}",
+            _when(consent.revoked_at),
+            withdrawal.requested_by_label,
+            _when(consent.revocation_requested_at),
+            consent.get_revocation_channel_display(),
+            consent.revocation_reason,
+        )
+
+    @admin.display(description="upstream")
+    def upstream(self, withdrawal: Withdrawal) -> str:
+        return withdrawal_progress(withdrawal)
+
+    @admin.action(description="Retry the failed items of the selected withdrawals",
+                  permissions=["retry"])  # fmt: skip
+    def retry_failed_items(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> None:
+        retried = 0
+        failed = WithdrawalItem.objects.filter(
+            withdrawal__in=queryset, status=WithdrawalItem.Status.FAILED
+        )
+        for item in failed.select_related("withdrawal"):
+            try:
+                services.withdrawal_item_retry(item=item, actor=request.user)
+            except ValidationError as refused:
+                self.message_user(request, " ".join(refused.messages), messages.WARNING)
+            else:
+                retried += 1
+        self.message_user(request, f"{retried} failed item(s) sent again.", messages.SUCCESS)
 
 
 # --- Where a likeness went: the reference ledger and what producers were told ------------------

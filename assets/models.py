@@ -10,11 +10,12 @@ from operator import attrgetter
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from assets.media import MediaInfo
 from consent.models import COVERS_FIELDS, ConsentRecord, Person
+from portal.constraints import FieldCheckConstraint
 from portal.private_files import name_mismatch, stored_extension
 
 
@@ -64,11 +65,17 @@ class AssetGroup(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=GroupStatus.values), name="asset_group_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=GroupStatus.values),
+                name="asset_group_status_valid",
+                field="status",
+                violation_error_message="This is not a status an asset group can have.",
             ),
-            models.CheckConstraint(
-                condition=Q(group_type__in=GroupType.values), name="asset_group_type_valid"
+            FieldCheckConstraint(
+                condition=Q(group_type__in=GroupType.values),
+                name="asset_group_type_valid",
+                field="group_type",
+                violation_error_message="An asset group is either LivenessFace or AIGC.",
             ),
         ]
 
@@ -228,6 +235,11 @@ class Asset(models.Model):
         null=True, blank=True, help_text="When the upstream accepted the upload (gave its Id)."
     )
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    media_destroyed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When retention destroyed its files (the hash, sizes and ids stay as proof).",
+    )
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -239,17 +251,31 @@ class Asset(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=AssetStatus.values), name="asset_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=AssetStatus.values),
+                name="asset_status_valid",
+                field="status",
+                violation_error_message="This is not a status an asset can have.",
             ),
-            models.CheckConstraint(condition=Q(kind__in=AssetKind.values), name="asset_kind_valid"),
-            models.CheckConstraint(
+            FieldCheckConstraint(
+                condition=Q(kind__in=AssetKind.values),
+                name="asset_kind_valid",
+                field="kind",
+                violation_error_message="An asset is an image, a video or an audio clip.",
+            ),
+            FieldCheckConstraint(
                 condition=~Q(status="active") | Q(upstream_id__isnull=False),
                 name="asset_active_has_upstream_id",
+                field="upstream_id",
+                violation_error_message="An active asset needs the Id the upstream gave it.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status="processing") | Q(upstream_id__isnull=False),
                 name="asset_processing_has_upstream_id",
+                field="upstream_id",
+                violation_error_message=(
+                    "An asset processing upstream needs the Id the upstream gave it."
+                ),
             ),
             models.UniqueConstraint(
                 fields=["group", "sha256"],
@@ -298,10 +324,206 @@ class Asset(models.Model):
         """The file the upstream downloads: the location-stripped copy when there is one."""
         return self.upstream_copy if self.upstream_copy else self.file
 
+    def is_usable_by_producers(self, on: datetime.date | None = None) -> bool:
+        """Whether this row is in ``Asset.objects.usable_by_producers(on)``: the same rule, for
+        a row already loaded (its copy button shows only then)."""
+        consent = self.consent
+        return (
+            self.status == AssetStatus.ACTIVE
+            and self.group.status == GroupStatus.ACTIVE
+            and consent is not None
+            and consent.is_in_force(on)
+            and self.kind in consent.media_types()
+        )
+
     @property
     def asset_uri(self) -> str:
         """The ``asset://<Id>`` reference producers paste into Seedance 2.0 requests."""
         return f"asset://{self.upstream_id}" if self.upstream_id else ""
+
+
+# --- Withdrawals: a consent ended, its likeness leaves the upstream -------------------------------
+
+
+class WithdrawalReason(models.TextChoices):
+    REVOKED = "revoked", "Consent revoked"
+    EXPIRED = "expired", "Consent expired"
+    SUPERSEDED = "superseded", "Superseded by a version that does not cover it"
+
+
+class WithdrawalQuerySet(models.QuerySet["Withdrawal"]):
+    def unconfirmed(self) -> WithdrawalQuerySet:
+        """Withdrawals the upstream has not yet confirmed in full: legal's queue."""
+        return self.filter(confirmed_at__isnull=True)
+
+
+class Withdrawal(models.Model):
+    """The proof that a consent's end reached the upstream: one row per ended consent.
+
+    Made in the same transaction that ends the consent (``assets.services.withdrawal_start``),
+    with one ``WithdrawalItem`` per asset of that consent (DeleteAsset) and per asset group
+    deleted with it (DeleteAssetGroup). It is confirmed when every item is; items are worked by
+    ``assets.tasks.withdraw_item`` and never deleted.
+    """
+
+    Reason = WithdrawalReason
+
+    consent = models.OneToOneField(
+        "consent.ConsentRecord", on_delete=models.PROTECT, related_name="withdrawal"
+    )
+    person = models.ForeignKey("consent.Person", on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who recorded the revocation (empty: the scheduler, at the end date).",
+    )
+    requested_by_label = models.CharField(
+        max_length=150, help_text="Who or what triggered it, as it read then."
+    )
+    groups_decision = models.TextField(
+        help_text="Whether the person's asset groups are deleted upstream too, and why."
+    )
+    confirmed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the upstream had confirmed every item."
+    )
+    producers_notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WithdrawalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reason__in=WithdrawalReason.values), name="withdrawal_reason_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Withdrawal #{self.pk} of {self.person} ({self.get_reason_display().lower()})"
+
+
+class WithdrawalItemStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CONFIRMED = "confirmed", "Confirmed upstream"
+    FAILED = "failed", "Failed: needs staff"
+
+
+class WithdrawalOutcome(models.TextChoices):
+    DELETED = "deleted", "Deleted upstream (the upstream answered OK)"
+    ALREADY_GONE = "already_gone", "Already gone (the upstream answered NotFound)"
+    NEVER_UPLOADED = "never_uploaded", "Never uploaded: nothing was ever sent upstream"
+    NOT_FOUND_BY_NAME = (
+        "not_found_by_name",
+        ("Never reached the upstream: no asset of its Name appeared there"),
+    )
+    DELETED_WITH_GROUP = "deleted_with_group", "Deleted with its group (DeleteAssetGroup)"
+
+
+class WithdrawalItemQuerySet(models.QuerySet["WithdrawalItem"]):
+    def due(self, now: datetime.datetime) -> WithdrawalItemQuerySet:
+        """Pending items whose next attempt has come."""
+        return self.filter(status=WithdrawalItemStatus.PENDING, next_attempt_at__lte=now)
+
+    def unconfirmed(self) -> WithdrawalItemQuerySet:
+        return self.exclude(status=WithdrawalItemStatus.CONFIRMED)
+
+    def ready(self) -> WithdrawalItemQuerySet:
+        """Asset items, and group items whose withdrawal has no asset item of that group still
+        pending: DeleteAssetGroup comes after the DeleteAsset of each asset listed in it."""
+        waiting = WithdrawalItem.objects.filter(
+            withdrawal_id=OuterRef("withdrawal_id"),
+            group_id=OuterRef("group_id"),
+            asset__isnull=False,
+            status=WithdrawalItemStatus.PENDING,
+        )
+        return self.filter(Q(asset__isnull=False) | ~Exists(waiting))
+
+
+class WithdrawalItem(models.Model):
+    """One upstream deletion of a withdrawal: an asset (DeleteAsset) or a group
+    (DeleteAssetGroup, ``asset`` empty), and the upstream's confirmation.
+
+    ``pending`` until the upstream answers OK, or NotFound (gone already: ``already_gone``); a
+    transient error (429, 5xx, timeout) only sets ``next_attempt_at`` later; an error no retry
+    fixes (the key was refused, the group is another key's) makes it ``failed`` until staff
+    retry it. A worker claims it by a conditional UPDATE that moves ``next_attempt_at`` past a
+    lease and counts the attempt; the attempt count is the claim's token.
+    """
+
+    Status = WithdrawalItemStatus
+    Outcome = WithdrawalOutcome
+
+    withdrawal = models.ForeignKey(Withdrawal, on_delete=models.PROTECT, related_name="items")
+    asset = models.ForeignKey(
+        Asset, null=True, blank=True, on_delete=models.PROTECT, related_name="withdrawal_items"
+    )
+    group = models.ForeignKey(AssetGroup, on_delete=models.PROTECT, related_name="withdrawal_items")
+    upstream_id = models.CharField(
+        "upstream Id",
+        max_length=64,
+        blank=True,
+        help_text="The asset Id (or GroupId) deleted upstream; empty if it never had one.",
+    )
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=WithdrawalItemStatus.PENDING
+    )
+    outcome = models.CharField(max_length=30, choices=Outcome.choices, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A create whose answer was lost may still land upstream until then: its Name is looked up
+    # again until this time before the item is confirmed as never having reached the upstream.
+    settle_after = models.DateTimeField(null=True, blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    last_error = models.TextField(blank=True, help_text="The upstream's own words, or ours.")
+    last_error_explanation = models.TextField(blank=True)
+    confirmed_at = models.DateTimeField(
+        "upstream confirmation",
+        null=True,
+        blank=True,
+        help_text="When the upstream answered the deletion OK or NotFound.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = WithdrawalItemQuerySet.as_manager()
+
+    class Meta:
+        # Assets first, then their groups (DeleteAssetGroup comes last).
+        ordering = ["withdrawal", models.F("asset").asc(nulls_last=True), "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=WithdrawalItemStatus.values),
+                name="withdrawal_item_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="confirmed") | (Q(confirmed_at__isnull=False) & ~Q(outcome="")),
+                name="withdrawal_item_confirmed_has_time",
+            ),
+            models.UniqueConstraint(
+                fields=["withdrawal", "asset"], name="withdrawal_item_asset_once"
+            ),
+            models.UniqueConstraint(
+                fields=["withdrawal", "group"],
+                condition=Q(asset__isnull=True),
+                name="withdrawal_item_group_once",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="withdrawal_item_due"),
+        ]
+
+    def __str__(self) -> str:
+        what = f"asset {self.asset}" if self.asset_id else f"group {self.group}"
+        return f"Delete {what} ({self.get_status_display().lower()})"
+
+    @property
+    def is_group(self) -> bool:
+        return self.asset_id is None
 
 
 # --- Producers: the reference ledger and what producers were told -------------------------------
@@ -347,8 +569,13 @@ class ReferenceCopy(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=ReferenceCopyKind.values), name="reference_copy_kind_valid"
+            FieldCheckConstraint(
+                condition=Q(kind__in=ReferenceCopyKind.values),
+                name="reference_copy_kind_valid",
+                field="kind",
+                violation_error_message=(
+                    "A copy is of a reference, a content item or a content array."
+                ),
             ),
         ]
 
@@ -436,12 +663,17 @@ class NoticeEmail(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name = "producer notice email"
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=NoticeEmailStatus.values), name="notice_email_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=NoticeEmailStatus.values),
+                name="notice_email_status_valid",
+                field="status",
+                violation_error_message="This is not a status an email can have.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status="sent") | Q(sent_at__isnull=False),
                 name="notice_email_sent_has_time",
+                field="status",
+                violation_error_message="A sent email needs the time it was sent.",
             ),
         ]
 

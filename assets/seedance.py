@@ -1,7 +1,7 @@
 """How an asset's reference goes into a Seedance 2.0 request's ``content`` array.
 
-Pure functions, no database. The shapes and limits are the provider's (shared/upstream/
-reference.md §10): ``asset://<Id>`` goes in the ``url`` of an ``image_url``, ``video_url`` or
+Pure functions, no database. The shapes and limits are the provider's (docs/upstream.md §10):
+``asset://<Id>`` goes in the ``url`` of an ``image_url``, ``video_url`` or
 ``audio_url`` item with the role ``reference_image``, ``reference_video`` or ``reference_audio``;
 one request takes 1 to 9 reference images, at most 3 videos and at most 3 audio clips; audio
 cannot be the only reference; and items go in the strict order text, images, videos, audio.

@@ -25,6 +25,31 @@ def sweep_assets() -> dict[str, int]:
     return services.assets_sweep()
 
 
+@app.task(name="assets.tasks.withdraw_item", ignore_result=True)
+def withdraw_item(item_id: int) -> None:
+    """Delete one withdrawn asset (or group) upstream; a no-op unless its item is pending, due
+    and ready. A failure sets its next attempt and sends this task again for then."""
+    services.withdrawal_item_process(item_id=item_id)
+
+
+@app.task(name="assets.tasks.sweep_withdrawals", ignore_result=True)
+def sweep_withdrawals() -> int:
+    """Re-send withdrawal items whose task was lost or whose worker died (beat)."""
+    return services.withdrawals_sweep()
+
+
+@app.task(name="assets.tasks.notify_producers_of_withdrawal", ignore_result=True)
+def notify_producers_of_withdrawal(withdrawal_id: int) -> None:
+    """Tell the producers who copied a withdrawal's references (once per withdrawal)."""
+    services.withdrawal_notify_producers(withdrawal_id=withdrawal_id)
+
+
+@app.task(name="assets.tasks.apply_retention", ignore_result=True)
+def apply_retention() -> int:
+    """Destroy the biometric media retention allows to go (beat, daily); how many assets."""
+    return sum(decision.destroy for decision in services.retention_apply())
+
+
 # A failed notice email is tried again after these many seconds (the last one repeating) until
 # the row gives up (services.MAX_NOTICE_EMAIL_ATTEMPTS).
 NOTICE_EMAIL_RETRY_COUNTDOWNS = (10, 60, 300, 900)

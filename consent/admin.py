@@ -17,7 +17,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import (
     Exists,
     F,
@@ -46,8 +46,15 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from assets.admin import asset_file, asset_reference, asset_state, measured, upload_view
-from assets.models import Asset, AssetGroup
+from assets.admin import (
+    asset_file,
+    asset_reference,
+    asset_state,
+    measured,
+    upload_view,
+    withdrawals_table,
+)
+from assets.models import Asset, AssetGroup, Withdrawal
 from audit.admin import AuditedSavesAdmin, events_timeline
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -55,7 +62,7 @@ from consent import admin_views, evidence, services
 from consent.admin_views import Outcome, VerificationState, invitation_admin_url
 from consent.documents import ACCEPT_ATTRIBUTE, document_rules
 from consent.exports import consent_records_csv
-from consent.forms import ApproveForm, RejectForm, RevokeForm
+from consent.forms import ApproveForm, LegalHoldForm, RejectForm, RevokeForm
 from consent.models import (
     ConsentRecord,
     ConsentUse,
@@ -171,6 +178,9 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         "consents_in_force",
         "verification_timeline",
         "asset_list",
+        "withdrawal_list",
+        "legal_hold",
+        "legal_hold_note",
         "audit_timeline",
         *_SYSTEM_FIELDS,
     )
@@ -180,10 +190,12 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         ("Consent in force today", {"fields": ("consents_in_force",)}),
         ("Verification", {"fields": ("verification_timeline",)}),
         ("Assets", {"fields": ("asset_list",)}),
+        ("Withdrawals upstream", {"fields": ("withdrawal_list",)}),
+        ("Retention", {"fields": ("legal_hold", "legal_hold_note")}),
         ("Audit trail", {"classes": ("collapse",), "fields": ("audit_timeline",)}),
         ("System", {"classes": ("collapse",), "fields": _SYSTEM_FIELDS}),
     )
-    actions = ("invite_to_verify", "export_evidence_bundle")
+    actions = ("invite_to_verify", "place_legal_hold", "lift_legal_hold", "export_evidence_bundle")
     audit_prefix = "person"
     change_form_template = "admin/consent/person/change_form.html"
 
@@ -216,6 +228,7 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         "active_asset_count": (Asset,),
         # asset_list shows each asset's group id beside its reference and file.
         "asset_list": (Asset, AssetGroup),
+        "withdrawal_list": (Withdrawal,),
         "audit_timeline": (AuditEvent,),
     }
 
@@ -230,8 +243,10 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         hidden = {
             field for field in self._column_models if not self._may_view_column(request, field)
         }
-        if obj is None:  # a new person has no invitations, assets nor events yet
-            hidden.update({"verification_timeline", "asset_list", "audit_timeline"})
+        if obj is None:  # a new person has no invitations, assets, withdrawals nor events yet
+            hidden.update(
+                {"verification_timeline", "asset_list", "withdrawal_list", "audit_timeline"}
+            )
         return [fieldset for fieldset in self.fieldsets if hidden.isdisjoint(fieldset[1]["fields"])]
 
     def get_urls(self) -> list[URLPattern]:
@@ -294,6 +309,54 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         if len(outcomes) == 1 and outcomes[0].invitation is not None:
             return HttpResponseRedirect(invitation_admin_url(outcomes[0].invitation, "qr"))
         return None
+
+    def has_legal_hold_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("consent.legal_hold_person")
+
+    @admin.action(description="Place on legal hold (keep their biometric media)",
+                  permissions=["legal_hold"])  # fmt: skip
+    def place_legal_hold(self, request: HttpRequest, queryset: QuerySet[Person]) -> Any:
+        return self._legal_hold(request, queryset, hold=True)
+
+    @admin.action(description="Lift the legal hold", permissions=["legal_hold"])
+    def lift_legal_hold(self, request: HttpRequest, queryset: QuerySet[Person]) -> Any:
+        return self._legal_hold(request, queryset, hold=False)
+
+    def _legal_hold(
+        self, request: HttpRequest, queryset: QuerySet[Person], *, hold: bool
+    ) -> TemplateResponse | None:
+        """Ask for the reason, then place or lift the hold (``services.person_set_legal_hold``)."""
+        form = LegalHoldForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = 0
+            for person in queryset:
+                try:
+                    services.person_set_legal_hold(
+                        person=person, hold=hold, actor=request.user, note=form.cleaned_data["note"]
+                    )
+                except ValidationError as refused:
+                    self.message_user(request, " ".join(refused.messages), messages.WARNING)
+                else:
+                    done += 1
+            verb = "placed on legal hold" if hold else "released from legal hold"
+            if done:
+                self.message_user(request, f"{done} person(s) {verb}.", messages.SUCCESS)
+            return None
+        title = "Place on legal hold" if hold else "Lift the legal hold"
+        return TemplateResponse(
+            request,
+            "admin/consent/person/legal_hold.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": f"{title}: {queryset.count()} person(s)",
+                "people": list(queryset),
+                "hold": hold,
+                "form": form,
+                "action": "place_legal_hold" if hold else "lift_legal_hold",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
     def invite_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The person page's "Invite to verify" button (POST)."""
@@ -399,10 +462,15 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
     def active_asset_count(self, person: Person) -> int:
         return person.active_asset_count  # type: ignore[attr-defined]
 
+    @admin.display(description="withdrawals")
+    def withdrawal_list(self, person: Person) -> str:
+        """Every withdrawal of the person's consents, with how far the upstream confirmed it."""
+        return withdrawals_table(Withdrawal.objects.filter(person=person))
+
     @admin.display(description="assets")
     def asset_list(self, person: Person) -> str:
         """Every asset in the person's groups, with its reference and file."""
-        assets = Asset.objects.filter(group__person=person).select_related("group")
+        assets = Asset.objects.filter(group__person=person).select_related("group", "consent")
         rows = format_html_join(
             "",
             "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
@@ -537,10 +605,12 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
         "revocation_requested_at",
         "revocation_reason",
         "ended_at",
+        "expiry_warning_sent_at",
     )
     _readonly_always = (
         "private_file_link",
         "version_history",
+        "withdrawal_record",
         "audit_timeline",
         *_review_fields,
         *_SYSTEM_FIELDS,
@@ -599,6 +669,11 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
             *self._terms_fieldsets,
             ("Signed document", {"fields": (document,)}),
             ("Review", {"fields": self._review_fields}),
+            *(
+                [("Withdrawal upstream", {"fields": ("withdrawal_record",)})]
+                if obj is not None and may_view(self.admin_site, request, Withdrawal)
+                else []
+            ),
             ("Versions", {"fields": ("version_history",)}),
             *audit,
             ("System", {"classes": ("collapse",), "fields": _SYSTEM_FIELDS}),
@@ -784,6 +859,13 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
         return format_html(
             "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((f,) for f in flags))
         )
+
+    @admin.display(description="withdrawal")
+    def withdrawal_record(self, record: ConsentRecord) -> str:
+        """The withdrawal this record's end started, with the upstream's confirmations."""
+        if record.pk is None:
+            return "—"
+        return withdrawals_table(Withdrawal.objects.filter(consent=record))
 
     @admin.display(description="versions")
     def version_history(self, record: ConsentRecord) -> str:
@@ -1183,11 +1265,10 @@ class OutboundEmailAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
         "sent_at",
         "attempts",
     )
-    list_select_related = ("invitation__person",)
     list_filter = ("status", "template", "language", "created_at")
-    search_fields = ("to", "invitation__person__legal_name")
-    fields = ("invitation", "to", "template", "language", "subject", "status_badge", "attempts",
-              "last_error", "sent_at", "created_by", "created_at")  # fmt: skip
+    search_fields = ("to", "invitation__person__legal_name", "consent__person__legal_name")
+    fields = ("invitation", "consent", "to", "template", "language", "subject", "status_badge",
+              "attempts", "last_error", "sent_at", "created_by", "created_at")  # fmt: skip
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -1,4 +1,4 @@
-"""Forms of the consent lifecycle's admin actions (approve, reject, revoke)."""
+"""Forms of the consent lifecycle's admin actions (approve, reject, revoke, legal hold)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,12 @@ class RevokeForm(forms.Form):
         if requested_at and requested_at > timezone.now():
             raise forms.ValidationError("The withdrawal cannot have been asked for in the future.")
         return requested_at
+
+
+class LegalHoldForm(forms.Form):
+    note = forms.CharField(
+        label="Why?",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The matter, the request or the decision: kept with the person and in the "
+        "audit trail.",
+    )

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from consent.documents import document_content_type, validate_consent_document
+from portal.constraints import FieldCheckConstraint
 from portal.private_files import stored_extension
 
 
@@ -40,6 +41,12 @@ class Person(models.Model):
         help_text="Language of the verification pages the person sees.",
     )
     notes = models.TextField(blank=True)
+    legal_hold = models.BooleanField(
+        default=False,
+        help_text="Keep this person's biometric media past the retention period (litigation, "
+        "an investigation). Placed and lifted by legal, with a reason.",
+    )
+    legal_hold_note = models.TextField(blank=True, help_text="Why the hold was placed or lifted.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -49,10 +56,16 @@ class Person(models.Model):
     class Meta:
         ordering = ["legal_name", "pk"]
         verbose_name_plural = "people"
-        permissions = [("export_evidence", "Can export a person's evidence bundle")]
+        permissions = [
+            ("legal_hold_person", "Can place or lift a legal hold on a person's biometric data"),
+            ("export_evidence", "Can export a person's evidence bundle"),
+        ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(preferred_language__in=Language.values), name="person_language_valid"
+            FieldCheckConstraint(
+                condition=Q(preferred_language__in=Language.values),
+                name="person_language_valid",
+                field="preferred_language",
+                violation_error_message="Choose one of the verification page's languages.",
             ),
         ]
 
@@ -231,6 +244,13 @@ class ConsentRecord(models.Model):
     ended_at = models.DateTimeField(
         null=True, blank=True, help_text="When the record stopped being in force (any reason)."
     )
+    # Not a term: the database's lock on submitted records leaves it writable (migration 0003).
+    expiry_warning_sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the person and staff were warned that it ends soon.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -246,28 +266,48 @@ class ConsentRecord(models.Model):
             ("revoke_consentrecord", "Can record that a person revoked consent"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=ConsentStatus.values), name="consent_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=ConsentStatus.values),
+                name="consent_status_valid",
+                field="status",
+                violation_error_message="This is not a status a consent record can have.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=Q(capture_method__in=CaptureMethod.values),
                 name="consent_capture_method_valid",
+                field="capture_method",
+                violation_error_message="Choose how the consent was captured.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=Q(expires_on__isnull=True) | Q(expires_on__gte=models.F("starts_on")),
                 name="consent_expires_after_start",
+                field="expires_on",
+                violation_error_message=(
+                    "The consent cannot end before it starts: choose an end date on or after "
+                    "the start date, or leave it empty for no end date."
+                ),
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=Q(covers_images=True) | Q(covers_video=True) | Q(covers_audio=True),
                 name="consent_covers_some_media",
+                field="covers_images",
+                violation_error_message=(
+                    "Tick at least one kind of media the consent covers: images, video or audio."
+                ),
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status="revoked") | Q(revoked_at__isnull=False),
                 name="consent_revoked_has_time",
+                field="revoked_at",
+                violation_error_message="A revoked consent needs the time it was revoked.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status__in=["approved", "rejected"]) | Q(reviewed_at__isnull=False),
                 name="consent_reviewed_has_time",
+                field="reviewed_at",
+                violation_error_message=(
+                    "An approved or rejected consent needs the time it was reviewed."
+                ),
             ),
         ]
 
@@ -284,6 +324,15 @@ class ConsentRecord(models.Model):
                     "Make a new version instead."
                 )
         super().save(*args, **kwargs)
+
+    def is_in_force(self, on: datetime.date | None = None) -> bool:
+        """Whether ``ConsentRecord.objects.in_force(on)`` holds this row (same rule)."""
+        day = on or timezone.localdate()
+        return (
+            self.status == ConsentStatus.APPROVED
+            and self.starts_on <= day
+            and (self.expires_on is None or self.expires_on >= day)
+        )
 
     @property
     def is_editable(self) -> bool:
@@ -487,23 +536,33 @@ class VerificationSession(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name = "invitation"
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=VerificationStatus.values), name="verification_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=VerificationStatus.values),
+                name="verification_status_valid",
+                field="status",
+                violation_error_message="This is not a status a verification session can have.",
             ),
             models.UniqueConstraint(
                 fields=["person"],
                 condition=Q(status__in=OPEN_VERIFICATION_STATUSES),
                 name="one_open_verification_per_person",
-                violation_error_message="This person already has an open invitation.",
+                violation_error_message=(
+                    "This person already has an open invitation: complete or cancel it first."
+                ),
+                # Shown on the person field (Django puts "unique" errors of one field there).
+                violation_error_code="unique",
             ),
             models.UniqueConstraint(
                 fields=["code"],
                 condition=Q(status__in=OPEN_VERIFICATION_STATUSES),
                 name="verification_code_unique_while_open",
+                violation_error_message="Another open invitation has this code.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status="verified") | Q(verified_at__isnull=False),
                 name="verification_verified_has_time",
+                field="status",
+                violation_error_message="A verified invitation needs the time it was verified.",
             ),
         ]
 
@@ -619,20 +678,34 @@ class UpstreamVerification(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name = "upstream verification session"
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=UpstreamStatus.values), name="upstream_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=UpstreamStatus.values),
+                name="upstream_status_valid",
+                field="status",
+                violation_error_message="This is not a status an upstream session can have.",
             ),
-            models.CheckConstraint(
-                condition=Q(purpose__in=UpstreamPurpose.values), name="upstream_purpose_valid"
+            FieldCheckConstraint(
+                condition=Q(purpose__in=UpstreamPurpose.values),
+                name="upstream_purpose_valid",
+                field="purpose",
+                violation_error_message=(
+                    "An upstream session is started from the phone or at the desk."
+                ),
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status="confirmed") | ~Q(group_id=""),
                 name="upstream_confirmed_has_group",
+                field="status",
+                violation_error_message=(
+                    "A confirmed upstream session needs the GroupId it produced."
+                ),
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status__in=["created", "callback_received"])
                 | Q(byted_token__isnull=False),
                 name="upstream_pending_has_token",
+                field="byted_token",
+                violation_error_message="An upstream session still waiting needs its BytedToken.",
             ),
         ]
 
@@ -661,16 +734,25 @@ class EmailStatus(models.TextChoices):
 
 
 class OutboundEmail(models.Model):
-    """One email the portal sends (today: invitations), and what became of it.
+    """One email the portal sends (invitations, warnings that a consent ends soon), and what
+    became of it.
 
     Created by a service and sent by ``consent.tasks.send_outbound_email`` after commit; the body
-    is rendered when sending, from ``template`` in ``language``.
+    is rendered when sending, from ``template`` in ``language``. It concerns an invitation or a
+    consent record.
     """
 
     Status = EmailStatus
 
     invitation = models.ForeignKey(
-        VerificationSession, on_delete=models.PROTECT, related_name="emails"
+        VerificationSession,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="emails",
+    )
+    consent = models.ForeignKey(
+        ConsentRecord, null=True, blank=True, on_delete=models.PROTECT, related_name="emails"
     )
     to = models.EmailField()
     template = models.CharField(max_length=50)
@@ -690,11 +772,21 @@ class OutboundEmail(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name = "email"
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=EmailStatus.values), name="email_status_valid"
+            FieldCheckConstraint(
+                condition=Q(status__in=EmailStatus.values),
+                name="email_status_valid",
+                field="status",
+                violation_error_message="This is not a status an email can have.",
+            ),
+            FieldCheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="email_sent_has_time",
+                field="status",
+                violation_error_message="A sent email needs the time it was sent.",
             ),
             models.CheckConstraint(
-                condition=~Q(status="sent") | Q(sent_at__isnull=False), name="email_sent_has_time"
+                condition=Q(invitation__isnull=False) | Q(consent__isnull=False),
+                name="email_concerns_something",
             ),
         ]
 

@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -43,7 +44,13 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from assets.services import asset_group_record_liveness, upstream_outcome
+from assets.models import WithdrawalReason
+from assets.services import (
+    asset_group_record_liveness,
+    assets_reassign_consent,
+    upstream_outcome,
+    withdrawal_start,
+)
 from assets.upstream import AnyfastClient, LocalRateLimitExceeded, RateLimited, UpstreamError
 from assets.upstream.errors import EMPTY_GROUP_ID_EXPLANATION
 from audit.services import audit_record, audited_update, snapshot
@@ -71,7 +78,7 @@ logger = logging.getLogger(__name__)
 User = AbstractBaseUser | AnonymousUser | None
 
 SUCCESS_RESULT_CODE = "10000"
-# What the portal keeps of a callback's query (reference §6.1); anything else is dropped.
+# What the portal keeps of a callback's query (docs/upstream.md §6.1); anything else is dropped.
 CALLBACK_PARAMS = ("bytedToken", "resultCode", "algorithmBaseRespCode", "reqMeasureInfoValue",
                    "verify_type")  # fmt: skip
 MAX_CALLBACK_VALUE = 200
@@ -591,7 +598,7 @@ def upstream_verification_record_callback(
     The first visit keeps the known parameters (``bytedToken``, ``resultCode``, …) and queues a
     confirmation at once; nothing else changes, whatever ``resultCode`` says. A ``bytedToken``
     that is not this session's makes the visit ``unknown`` (a callback without one is accepted:
-    it is unverified whether failure callbacks carry it, reference §6.1).
+    it is unverified whether failure callbacks carry it, docs/upstream.md §6.1).
     """
     verification = (
         UpstreamVerification.objects.select_related("invitation")
@@ -915,7 +922,13 @@ def outbound_email_send(*, outbound_email_id: int) -> OutboundEmail:
     with transaction.atomic():
         email = (
             OutboundEmail.objects.select_for_update(of=("self",))
-            .select_related("invitation__person", "invitation__created_by")
+            .select_related(
+                "invitation__person",
+                "invitation__created_by",
+                "consent__person",
+                "consent__created_by",
+                "consent__reviewed_by",
+            )
             .get(pk=outbound_email_id)
         )
         if email.status != EmailStatus.QUEUED:
@@ -933,11 +946,12 @@ def outbound_email_send(*, outbound_email_id: int) -> OutboundEmail:
             email.sent_at = timezone.now()
             email.last_error = ""
         email.save(update_fields=["attempts", "last_error", "status", "sent_at", "updated_at"])
+        about = email.invitation or email.consent
         audit_record(
             action=_EMAIL_ACTIONS[email.status],
             obj=email,
             actor_label=WORKER,
-            person_id=email.invitation.person_id,
+            person_id=about.person_id if about is not None else None,
             after={"status": email.status, "attempts": email.attempts},
             detail={"to": email.to, "template": email.template, "error": email.last_error[:500]},
         )
@@ -951,18 +965,38 @@ _EMAIL_ACTIONS: dict[str, str] = {
 }
 
 
-def _deliver(email: OutboundEmail) -> None:
-    invitation = email.invitation
-    context = {
-        "person": invitation.person,
-        "invitation": invitation,
-        "inviter": invitation.created_by,
-        "link": invitation_url(invitation),
-        "code": invitation.display_code,
-        "code_url": code_entry_url(),
-        "expires_at": invitation.expires_at,
-        "organisation": settings.PORTAL_ORGANISATION_NAME,
+def _email_context(subject: VerificationSession | ConsentRecord) -> dict[str, Any]:
+    """What the templates of an email about ``subject`` (an invitation or a consent) read."""
+    context: dict[str, Any] = {"organisation": settings.PORTAL_ORGANISATION_NAME}
+    if isinstance(subject, VerificationSession):
+        return {
+            **context,
+            "person": subject.person,
+            "invitation": subject,
+            "inviter": subject.created_by,
+            "link": invitation_url(subject),
+            "code": subject.display_code,
+            "code_url": code_entry_url(),
+            "expires_at": subject.expires_at,
+        }
+    return {
+        **context,
+        "person": subject.person,
+        "consent": subject,
+        "days_left": (subject.expires_on - timezone.localdate()).days
+        if subject.expires_on
+        else None,
+        "retention_days": settings.BIOMETRIC_RETENTION_DAYS,
+        "consent_url": settings.PORTAL_PUBLIC_URL
+        + reverse("admin:consent_consentrecord_change", args=[subject.pk]),
     }
+
+
+def _deliver(email: OutboundEmail) -> None:
+    subject = email.invitation or email.consent
+    if subject is None:
+        raise ValueError("the email concerns neither an invitation nor a consent")
+    context = _email_context(subject)
     with translation.override(django_language(email.language)):
         text = render_to_string(f"consent/email/{email.template}.txt", context)
         html = render_to_string(f"consent/email/{email.template}.html", context)
@@ -1099,6 +1133,14 @@ def consent_approve(*, record: ConsentRecord, actor: User, note: str = "") -> Co
         earlier = approved.supersedes
         if earlier is not None and earlier.status == S.APPROVED:
             _transition(earlier, "supersede", actor=actor, ended_at=now, detail={"by": approved.pk})
+            # Assets of the kinds the new version covers stay usable under it; the others are
+            # withdrawn with the version that ended.
+            assets_reassign_consent(
+                from_consent_id=earlier.pk, to_consent_id=approved.pk, actor=actor
+            )
+            withdrawal_start(
+                consent_id=earlier.pk, reason=WithdrawalReason.SUPERSEDED, requested_by=actor
+            )
     return approved
 
 
@@ -1132,33 +1174,144 @@ def consent_revoke(
     now = timezone.now()
     if requested_at is not None and requested_at > now:
         raise ConsentTransitionError("The withdrawal cannot have been asked for in the future.")
-    return _transition(
-        record,
-        "revoke",
-        actor=actor,
-        revoked_at=now,
-        revoked_by=_user(actor),
-        revocation_channel=channel,
-        revocation_requested_at=requested_at or now,
-        revocation_reason=reason.strip(),
-        ended_at=now,
-    )
+    with transaction.atomic():
+        revoked = _transition(
+            record,
+            "revoke",
+            actor=actor,
+            revoked_at=now,
+            revoked_by=_user(actor),
+            revocation_channel=channel,
+            revocation_requested_at=requested_at or now,
+            revocation_reason=reason.strip(),
+            ended_at=now,
+        )
+        # In the same transaction: the consent never ends without its withdrawal upstream.
+        withdrawal_start(consent_id=revoked.pk, reason=WithdrawalReason.REVOKED, requested_by=actor)
+    return revoked
 
 
 def consent_expire_due(*, today: datetime.date | None = None) -> list[int]:
-    """End every approved record whose end date has passed; returns their ids."""
+    """End every approved record whose end date has passed, each with its withdrawal upstream;
+    returns their ids."""
     day = today or timezone.localdate()
     expired: list[int] = []
     due = ConsentRecord.objects.filter(status=S.APPROVED, expires_on__lt=day)
     for record in due.order_by("expires_on", "pk"):
         try:
-            _transition(
-                record, "expire", actor=None, actor_label="scheduler", ended_at=timezone.now()
-            )
+            with transaction.atomic():
+                _transition(
+                    record, "expire", actor=None, actor_label="scheduler", ended_at=timezone.now()
+                )
+                withdrawal_start(
+                    consent_id=record.pk,
+                    reason=WithdrawalReason.EXPIRED,
+                    requested_by=None,
+                    requested_by_label="scheduler",
+                )
         except ConsentTransitionError:
             continue  # revoked or superseded meanwhile: someone else ended it
         expired.append(record.pk)
     return expired
+
+
+def consent_warn_expiring(*, today: datetime.date | None = None) -> list[int]:
+    """Warn, once per consent, that an approved consent ends within
+    ``CONSENT_EXPIRY_WARNING_DAYS``: the person (in their language) and the staff who created
+    and reviewed it, by email. Returns the ids of the consents warned.
+
+    Each consent is claimed by a conditional UPDATE of ``expiry_warning_sent_at``, in the same
+    transaction as its emails and its audit event: a second run (or a second beat) sends nothing.
+    A consent with no one to write to is marked all the same, with the event saying so.
+    """
+    day = today or timezone.localdate()
+    horizon = day + datetime.timedelta(days=settings.CONSENT_EXPIRY_WARNING_DAYS)
+    due = ConsentRecord.objects.filter(
+        status=S.APPROVED,
+        expires_on__gte=day,
+        expires_on__lte=horizon,
+        expiry_warning_sent_at__isnull=True,
+    )
+    warned = []
+    for record_id in due.order_by("expires_on", "pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            now = timezone.now()
+            if not ConsentRecord.objects.filter(
+                pk=record_id, status=S.APPROVED, expiry_warning_sent_at__isnull=True
+            ).update(expiry_warning_sent_at=now):
+                continue
+            record = ConsentRecord.objects.select_related(
+                "person", "created_by", "reviewed_by"
+            ).get(pk=record_id)
+            emails = _queue_expiry_warnings(record)
+            audit_record(
+                action="consent.expiry_warning_sent",
+                obj=record,
+                actor_label="scheduler",
+                person_id=record.person_id,
+                detail={
+                    "expires_on": record.expires_on,
+                    "days_left": (record.expires_on - day).days if record.expires_on else None,
+                    "emails": [{"id": email.pk, "to": email.to} for email in emails],
+                },
+            )
+        warned.append(record_id)
+    return warned
+
+
+def _queue_expiry_warnings(record: ConsentRecord) -> list[OutboundEmail]:
+    """One email to the person (their language), one to each staff member who created or
+    reviewed the record (English); each sent by a task after commit."""
+    person = record.person
+    recipients: list[tuple[str, str, str]] = []
+    if person.email:
+        recipients.append((person.email, "consent_expiry_warning", person.preferred_language))
+    staff_addresses: list[str] = []
+    for user in (record.created_by, record.reviewed_by):
+        if user is not None and user.is_active and user.email not in ("", *staff_addresses):
+            staff_addresses.append(user.email)
+    for address in staff_addresses:
+        recipients.append((address, "consent_expiry_warning_staff", Language.ENGLISH))
+    emails = []
+    from consent.tasks import send_outbound_email
+
+    for to, template, language in recipients:
+        with translation.override(django_language(language)):
+            subject = render_to_string(
+                f"consent/email/{template}_subject.txt", _email_context(record)
+            ).strip()
+        email = OutboundEmail.objects.create(
+            consent=record, to=to, template=template, language=language, subject=subject[:200]
+        )
+        send_outbound_email.delay_on_commit(email.pk)
+        emails.append(email)
+    return emails
+
+
+@transaction.atomic
+def person_set_legal_hold(*, person: Person, hold: bool, actor: User, note: str) -> Person:
+    """Place (``hold``) or lift a legal hold on a person's biometric media: while it holds,
+    retention destroys none of their files. The reason is required and kept."""
+    if not note.strip():
+        raise ValidationError("Say why the legal hold is placed or lifted.")
+    locked = Person.objects.select_for_update().get(pk=person.pk)
+    if locked.legal_hold == hold:
+        state = "already under" if hold else "not under"
+        raise ValidationError(f"{person} is {state} a legal hold.")
+    before = snapshot(locked, ["legal_hold", "legal_hold_note"])
+    Person.objects.filter(pk=person.pk).update(
+        legal_hold=hold, legal_hold_note=note.strip(), updated_at=timezone.now()
+    )
+    locked.refresh_from_db()
+    audit_record(
+        action="person.legal_hold_placed" if hold else "person.legal_hold_lifted",
+        obj=locked,
+        actor=actor,
+        person_id=locked.pk,
+        before=before,
+        after=snapshot(locked, ["legal_hold", "legal_hold_note"]),
+    )
+    return locked
 
 
 def consent_new_version(*, record: ConsentRecord, actor: User) -> ConsentRecord:

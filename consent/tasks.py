@@ -1,4 +1,5 @@
-"""Celery tasks of the verification workflow: thin, by id, safe to run twice.
+"""Celery tasks of the verification workflow and the consent lifecycle: thin, by id, safe to
+run twice.
 
 Each loads nothing but an id, calls a service (``consent.services``) that claims the row with a
 conditional update, and decides only whether to come back later.
@@ -55,3 +56,15 @@ def send_outbound_email(self: Any, outbound_email_id: int) -> str:
         countdowns = EMAIL_RETRY_COUNTDOWNS
         raise self.retry(countdown=countdowns[min(self.request.retries, len(countdowns) - 1)])
     return email.status
+
+
+@app.task(name="consent.tasks.expire_consents")
+def expire_consents() -> list[int]:
+    """Beat: end the approved consents past their end date; each starts its withdrawal."""
+    return services.consent_expire_due()
+
+
+@app.task(name="consent.tasks.warn_expiring_consents")
+def warn_expiring_consents() -> list[int]:
+    """Beat: warn the person and staff of consents ending within CONSENT_EXPIRY_WARNING_DAYS."""
+    return services.consent_warn_expiring()

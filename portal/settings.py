@@ -263,7 +263,12 @@ if CELERY_BROKER_URL == "filesystem://":
     (CELERY_BROKER_FILESYSTEM_DIR / "queue").mkdir(parents=True, exist_ok=True)
     (CELERY_BROKER_FILESYSTEM_DIR / "processed").mkdir(parents=True, exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        # Every key the broker writes starts with this: deployments (or test runs) sharing one
+        # Redis database keep apart.
+        "global_keyprefix": env.str("CELERY_BROKER_KEY_PREFIX", default=""),
+    }
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_SERIALIZER = "json"
@@ -280,6 +285,9 @@ HEARTBEAT_INTERVAL_SECONDS = 60
 # How often beat sends the asset sweeper: it queues again uploads whose worker died, re-sends
 # lost ones, and checks the assets processing upstream (assets.services.assets_sweep).
 ASSET_SWEEP_INTERVAL_SECONDS = env.float("ASSET_SWEEP_INTERVAL_SECONDS", default=3.0)
+# How often beat re-sends withdrawal items whose task was lost or whose worker died
+# (assets.services.withdrawals_sweep).
+WITHDRAWAL_SWEEP_INTERVAL_SECONDS = env.float("WITHDRAWAL_SWEEP_INTERVAL_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "portal.tasks.record_heartbeat",
@@ -304,6 +312,28 @@ CELERY_BEAT_SCHEDULE = {
         # busy worker (django-celery-beat's name for Celery's ``expires``).
         "options": {"expire_seconds": max(int(ASSET_SWEEP_INTERVAL_SECONDS * 2), 1)},
     },
+    "withdrawals-sweep": {
+        "task": "assets.tasks.sweep_withdrawals",
+        "schedule": WITHDRAWAL_SWEEP_INTERVAL_SECONDS,
+        "options": {"expire_seconds": max(int(WITHDRAWAL_SWEEP_INTERVAL_SECONDS), 1)},
+    },
+    # Consents past their end date end (and their withdrawal starts) within the hour after
+    # midnight; the warnings before the end go out the same way.
+    "expire-consents": {
+        "task": "consent.tasks.expire_consents",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 3600},
+    },
+    "warn-expiring-consents": {
+        "task": "consent.tasks.warn_expiring_consents",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 3600},
+    },
+    "apply-retention": {
+        "task": "assets.tasks.apply_retention",
+        "schedule": 24 * 3600.0,
+        "options": {"expire_seconds": 3600},
+    },
 }
 # Tasks outside the installed apps, which autodiscovery does not see.
 CELERY_IMPORTS = ("portal.tasks",)
@@ -320,12 +350,12 @@ ANYFAST_API_KEY = env.str(
     "ANYFAST_API_KEY", default="sk-sandbox-development-key" if SANDBOX_ENABLED else ""
 ).strip()
 ANYFAST_CONNECT_TIMEOUT = env.float("ANYFAST_CONNECT_TIMEOUT", default=10.0)
-# Anyfast may hold create calls open well past a minute (reference §7).
+# Anyfast may hold create calls open well past a minute (docs/upstream.md §7).
 ANYFAST_READ_TIMEOUT = env.float("ANYFAST_READ_TIMEOUT", default=30.0)
 ANYFAST_CREATE_READ_TIMEOUT = env.float("ANYFAST_CREATE_READ_TIMEOUT", default=300.0)
 ANYFAST_READ_RETRIES = env.int("ANYFAST_READ_RETRIES", default=4)
 # The H5 link lives 120 s and the BytedToken 30 min per the API reference; one page of the
-# upstream docs says 120 s for the token too (reference §12.1, CONFLICT), hence settings.
+# upstream docs says 120 s for the token too (docs/upstream.md §12.1, CONFLICT), hence settings.
 ANYFAST_H5_LINK_TTL = env.int("ANYFAST_H5_LINK_TTL", default=120)
 ANYFAST_TOKEN_TTL = env.int("ANYFAST_TOKEN_TTL", default=30 * 60)
 # The account-wide request budgets per action are documented by BytePlus; their table lives in
@@ -337,6 +367,9 @@ ANYFAST_RATE_LIMIT_ENABLED = env.bool("ANYFAST_RATE_LIMIT_ENABLED", default=True
 ANYFAST_RATE_LIMIT_REDIS_URL = env.str(
     "ANYFAST_RATE_LIMIT_REDIS_URL",
     default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "",
+)
+ANYFAST_RATE_LIMIT_REDIS_PREFIX = env.str(
+    "ANYFAST_RATE_LIMIT_REDIS_PREFIX", default="anyfast:ratelimit:"
 )
 ANYFAST_RATE_LIMIT_FILE = Path(
     env.str("ANYFAST_RATE_LIMIT_FILE", default=str(VAR_DIR / "rate-limit.sqlite3"))
@@ -354,12 +387,33 @@ ASSET_UPLOAD_LEASE_SECONDS = env.int("ASSET_UPLOAD_LEASE_SECONDS", default=CELER
 ASSET_RETRY_BASE_SECONDS = env.float("ASSET_RETRY_BASE_SECONDS", default=2.0)
 ASSET_RETRY_MAX_SECONDS = env.float("ASSET_RETRY_MAX_SECONDS", default=300.0)
 # The first status check of an upload, after the upstream accepted it (processing takes 3 to 12
-# s for images, longer for video: reference §6.2); later checks slow down to ASSET_POLL_MAX.
+# s for images, longer for video: docs/upstream.md §6.2); later checks slow down to ASSET_POLL_MAX.
 ASSET_POLL_FIRST_SECONDS = env.float("ASSET_POLL_FIRST_SECONDS", default=2.0)
 ASSET_POLL_MAX_SECONDS = env.float("ASSET_POLL_MAX_SECONDS", default=60.0)
 # An accepted upload that the upstream still does not know after this long failed processing
 # (reference G8, G9: do not poll a 404 for minutes).
 ASSET_NOT_FOUND_GRACE_SECONDS = env.float("ASSET_NOT_FOUND_GRACE_SECONDS", default=20.0)
+
+# --- Consent ends: warnings, withdrawals, retention -------------------------------------------
+# The person and the staff who recorded and reviewed a consent are emailed this many days
+# before it ends (once per consent).
+CONSENT_EXPIRY_WARNING_DAYS = env.int("CONSENT_EXPIRY_WARNING_DAYS", default=30)
+# A worker deleting a withdrawn asset upstream holds it this long; then another may take it.
+WITHDRAWAL_ITEM_LEASE_SECONDS = env.int("WITHDRAWAL_ITEM_LEASE_SECONDS", default=180)
+# An upload whose create lost its answer may still land upstream this long after: a withdrawal
+# looks its Name up until then before it records that the asset never reached the upstream.
+WITHDRAWAL_CREATE_SETTLE_SECONDS = env.float(
+    "WITHDRAWAL_CREATE_SETTLE_SECONDS", default=ANYFAST_CREATE_READ_TIMEOUT
+)
+# Biometric media (asset files) are destroyed this many days after their consent ended, once
+# their withdrawal is confirmed upstream, unless the person is under a legal hold. BIPA allows
+# three years after the last interaction at the latest, hence the ceiling.
+BIOMETRIC_RETENTION_DAYS = env.int("BIOMETRIC_RETENTION_DAYS", default=30)
+if not 0 <= BIOMETRIC_RETENTION_DAYS <= 3 * 365:
+    raise ImproperlyConfigured(
+        "BIOMETRIC_RETENTION_DAYS must be between 0 and 1095 (BIPA: biometric data is destroyed "
+        "three years after the last interaction at the latest)."
+    )
 
 # --- Sandbox upstream (only when SANDBOX_ENABLED) ---------------------------------------------
 SANDBOX_PROCESSING_SECONDS = env.float("SANDBOX_PROCESSING_SECONDS", default=4.0)
@@ -381,8 +435,8 @@ SANDBOX_ENFORCE_RATE_LIMITS = env.bool("SANDBOX_ENFORCE_RATE_LIMITS", default=Tr
 # (raising the client's budget must not raise the stand-in's with it). Overrides per action, as
 # "GetAsset=40/1,ListAssets=10/1".
 SANDBOX_RATE_LIMITS = env.dict("SANDBOX_RATE_LIMITS", default={})
-# One report says GetAsset cannot see LivenessFace assets on Anyfast (reference §4.5): on, the
-# sandbox answers NotFound.asset_id there and the client must fall back to ListAssets.
+# One report says GetAsset cannot see LivenessFace assets on Anyfast (docs/upstream.md §4.5):
+# on, the sandbox answers NotFound.asset_id there and the client must fall back to ListAssets.
 SANDBOX_GETASSET_HIDES_LIVENESS = env.bool("SANDBOX_GETASSET_HIDES_LIVENESS", default=False)
 
 # --- Security ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Each handler takes the authenticated ``Caller`` and the parsed JSON body and returns the bare
 result object (Anyfast strips the upstream envelope), or raises ``ApiError``. Shapes follow
-shared/upstream/reference.md §3-4; where the reference is silent the choice is marked SANDBOX.
+docs/upstream.md §3-4; where the contract is silent the choice is marked SANDBOX.
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ from sandbox.models import (
 )
 
 PROJECT_NAME = "default"
-# Anyfast's billing field per AssetType (reference §2.1).
+# Anyfast's billing field per AssetType (docs/upstream.md §2.1).
 MODEL_FOR_ASSET_TYPE = {
     AssetType.IMAGE: "volc-asset",
     AssetType.VIDEO: "volc-asset-video",
     AssetType.AUDIO: "volc-asset-audio",
 }
 FACE_MISMATCH = ("FaceMismatch", "Face consistency verification failed.")
-# SANDBOX: the upstream refuses several faces without documenting the code (reference §12.10).
+# SANDBOX: the upstream refuses several faces without documenting the code
+# (docs/upstream.md §12.10).
 MULTIPLE_FACES = ("MultipleFacesDetected", "Multiple faces were detected in the material.")
 
 
@@ -240,7 +241,7 @@ def h5_link(session: SandboxSession) -> str:
 
 
 def create_visual_validate_session(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"CallbackURL"}`` → ``{"BytedToken","CallbackURL","H5Link"}`` (reference §4.1).
+    """``{"CallbackURL"}`` → ``{"BytedToken","CallbackURL","H5Link"}`` (docs/upstream.md §4.1).
 
     An AIGC-only key gets ``GroupType must be one of [AIGC]``, the refusal the guide documents.
     """
@@ -248,7 +249,7 @@ def create_visual_validate_session(caller: Caller, body: Body) -> dict[str, Any]
         raise aigc_only()
     callback_url = body.get("CallbackURL")
     if not callback_url:
-        # Verbatim from the live API, masked code included (reference §4.1, G1).
+        # Verbatim from the live API, masked code included (docs/upstream.md §4.1, G1).
         raise upstream_error(
             400, "***.CallbackURL", "The required parameter CallbackURL is missing."
         )
@@ -271,11 +272,12 @@ def create_visual_validate_session(caller: Caller, body: Body) -> dict[str, Any]
 
 
 def get_visual_validate_result(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"BytedToken"}`` → ``{"GroupId"}``: ``""`` until the person completed (reference §4.2).
+    """``{"BytedToken"}`` → ``{"GroupId"}``: ``""`` until the person completed
+    (docs/upstream.md §4.2).
 
-    SANDBOX (reference §12.2 is open): a failed verification keeps answering ``""``; a token past
-    ``SANDBOX_TOKEN_TTL`` answers 400 ``InvalidParameter.BytedToken ... has expired`` even when
-    it had produced a group; an unknown token, or another key's, answers 404
+    SANDBOX (docs/upstream.md §12.2 is open): a failed verification keeps answering ``""``; a
+    token past ``SANDBOX_TOKEN_TTL`` answers 400 ``InvalidParameter.BytedToken ... has expired``
+    even when it had produced a group; an unknown token, or another key's, answers 404
     ``NotFound.BytedToken``. Queries do not consume the token.
     """
     token = _required_str(body, "BytedToken")
@@ -297,7 +299,8 @@ def get_visual_validate_result(caller: Caller, body: Body) -> dict[str, Any]:
 
 
 def create_asset_group(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"Name","Description"?,"GroupType"?}`` → ``{"Id"}``; AIGC groups only (reference §4.3)."""
+    """``{"Name","Description"?,"GroupType"?}`` → ``{"Id"}``; AIGC groups only
+    (docs/upstream.md §4.3)."""
     name = _required_str(body, "Name")
     if len(name) > 64:
         raise invalid_parameter("Name", "The parameter Name exceeds 64 characters.")
@@ -319,7 +322,7 @@ def create_asset_group(caller: Caller, body: Body) -> dict[str, Any]:
 
 
 def list_asset_groups(caller: Caller, body: Body) -> dict[str, Any]:
-    """The caller's AIGC groups. LivenessFace groups are never listed (reference §4.7, G3).
+    """The caller's AIGC groups. LivenessFace groups are never listed (docs/upstream.md §4.7, G3).
 
     SANDBOX: ``Filter.GroupType`` defaults to AIGC; asking for LivenessFace lists nothing.
     """
@@ -361,7 +364,7 @@ def update_asset_group(caller: Caller, body: Body) -> dict[str, Any]:
 
 
 def delete_asset_group(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"Id"}`` → ``{"Id","Deleted":true}`` (shape INFERRED, reference §12.3); deletes its
+    """``{"Id"}`` → ``{"Id","Deleted":true}`` (shape INFERRED, docs/upstream.md §12.3); deletes its
     assets too."""
     group = _owned_group(caller, _required_str(body, "Id"))
     group_id = group.group_id
@@ -373,7 +376,7 @@ def delete_asset_group(caller: Caller, body: Body) -> dict[str, Any]:
 
 
 def create_asset(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"model","GroupId","Name","AssetType","URL"}`` → ``{"Id"}`` (reference §4.4).
+    """``{"model","GroupId","Name","AssetType","URL"}`` → ``{"Id"}`` (docs/upstream.md §4.4).
 
     Downloads the URL, refuses files outside the limits with 400
     ``InvalidParameter.<violation code>``, and decides the outcome at once from the face marker
@@ -462,8 +465,8 @@ def _checked_media(content: bytes, *, filename: str, asset_type: str) -> media.M
     return info
 
 
-# SANDBOX: the upstream names only PixelCountTooSmall (reference §12.10); the other codes follow
-# its pattern.
+# SANDBOX: the upstream names only PixelCountTooSmall (docs/upstream.md §12.10); the other codes
+# follow its pattern.
 _LIMIT_CODES = {
     "unsupported_format": "FileFormat",
     "unreadable": "FileFormat",
@@ -510,11 +513,11 @@ def _face_outcome(
 
 
 def get_asset(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"Id"}`` → the asset object, or 404 ``NotFound.asset_id`` (reference §4.5).
+    """``{"Id"}`` → the asset object, or 404 ``NotFound.asset_id`` (docs/upstream.md §4.5).
 
     With ``SANDBOX_GETASSET_HIDES_LIVENESS`` it plays one integrator's report of the live API:
     GetAsset answers ``NotFound.asset_id`` for every asset of a LivenessFace group, which only
-    ListAssets scoped to the group then finds (reference §4.5, CONFLICT between reports).
+    ListAssets scoped to the group then finds (docs/upstream.md §4.5, CONFLICT between reports).
     """
     asset = _owned_asset(caller, _required_str(body, "Id"))
     if (
@@ -565,7 +568,7 @@ def list_assets(caller: Caller, body: Body) -> dict[str, Any]:
 
 
 def update_asset(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"Id","Name"}`` → ``{"Id"}``; only the Name can change (reference §4.8).
+    """``{"Id","Name"}`` → ``{"Id"}``; only the Name can change (docs/upstream.md §4.8).
 
     SANDBOX: renaming onto another asset's Name in the group answers the same misleading
     ``NotFound.group_id`` as CreateAsset.
@@ -584,7 +587,7 @@ def update_asset(caller: Caller, body: Body) -> dict[str, Any]:
 
 
 def delete_asset(caller: Caller, body: Body) -> dict[str, Any]:
-    """``{"Id"}`` → ``{"Id","Deleted":true}`` (reference §4.9)."""
+    """``{"Id"}`` → ``{"Id","Deleted":true}`` (docs/upstream.md §4.9)."""
     asset = _owned_asset(caller, _required_str(body, "Id"))
     asset_id = asset.asset_id
     asset.delete()

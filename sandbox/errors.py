@@ -1,4 +1,4 @@
-"""Error bodies in the shapes Anyfast answers with (reference §5.1).
+"""Error bodies in the shapes Anyfast answers with (docs/upstream.md §5.1).
 
 Two kinds reach a client:
 
@@ -66,6 +66,6 @@ def aigc_only() -> ApiError:
     """What a key outside the Byteplus-Direct token group gets for what the guide says it cannot
     do: create a verification session, or an asset in a LivenessFace group.
 
-    The 400 status is INFERRED (reference §12.7): only a third-party mock shows it.
+    The 400 status is INFERRED (docs/upstream.md §12.7): only a third-party mock shows it.
     """
     return invalid_parameter("GroupType", "GroupType must be one of [AIGC]")

@@ -1,4 +1,4 @@
-"""Identifiers shaped like the upstream's (reference §2.3).
+"""Identifiers shaped like the upstream's (docs/upstream.md §2.3).
 
 What the sandbox stores instead of a caller's key is the portal's own fingerprint
 (``assets.upstream.keys.key_fingerprint``, re-exported here), so that both name a key alike.

@@ -12,7 +12,7 @@ from sandbox.ids import new_group_id
 from sandbox.models import GroupType, SandboxGroup, SandboxSession
 
 # resultCode values of the callback. 10000 is the documented success; failure codes are not
-# enumerated anywhere (reference §12.8), so SANDBOX: every failure is 10001.
+# enumerated anywhere (docs/upstream.md §12.8), so SANDBOX: every failure is 10001.
 RESULT_SUCCESS = "10000"
 RESULT_FAILURE = "10001"
 
@@ -75,7 +75,7 @@ def session_fail(*, session: SandboxSession) -> SandboxSession:
 
 
 def callback_url(session: SandboxSession) -> str:
-    """Where the phone's browser goes after Complete or Fail (a GET, reference §6.1).
+    """Where the phone's browser goes after Complete or Fail (a GET, docs/upstream.md §6.1).
 
     The CallbackURL's own query is kept and the upstream's parameters are appended. SANDBOX:
     a failure carries ``resultCode=10001``, ``reqMeasureInfoValue=0`` (not billed) and still the

@@ -3,7 +3,7 @@
 # Chinese text is written with full-width punctuation, as it should be.
 # ruff: noqa: RUF001
 
-# Page text per ``lng`` value of the upstream page (reference §4.1): zh is its default.
+# Page text per ``lng`` value of the upstream page (docs/upstream.md §4.1): zh is its default.
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Real-person verification (sandbox)",

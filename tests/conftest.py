@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,14 +12,63 @@ from typing import Any, NoReturn
 
 import pytest
 import redis
+from django.conf import settings as django_settings
 from django.db import connections, transaction
 from django.test import Client
 from playwright.sync_api import Browser, sync_playwright
 
 from consent import tasks
+from portal.celery import app as celery_app
 from sandbox import counters
 from tests.factories import UserFactory
 from tests.upstream_helpers import SANDBOX_KEY
+
+# The Redis the tests write to. Several checkouts may test against the same database at once, so
+# everything a run writes there carries its own key prefix and is deleted afterwards: a test
+# never flushes a database it shares.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RUN_PREFIX = f"test:{uuid.uuid4().hex[:12]}:"
+# Everything the portal's Celery app puts on a Redis broker during this run (queues, bindings,
+# unacknowledged messages); a test's worker process gets the same transport option.
+CELERY_KEY_PREFIX = f"{RUN_PREFIX}celery:"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Django's default PBKDF2 takes a good part of a second per password on this machine, and
+    # the factories set one for every user; the tests never need a hash that resists guessing.
+    django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    django_settings.ANYFAST_RATE_LIMIT_REDIS_PREFIX = f"{RUN_PREFIX}ratelimit:"
+    # Before anything opens a broker connection, which would keep the options it was made with;
+    # the environment variable reaches the worker processes the integration tests start.
+    os.environ["CELERY_BROKER_KEY_PREFIX"] = CELERY_KEY_PREFIX
+    celery_app.conf.broker_transport_options = {
+        **celery_app.conf.broker_transport_options,
+        "global_keyprefix": CELERY_KEY_PREFIX,
+    }
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Delete whatever this run left in Redis under its prefix, and nothing else."""
+    urls = {
+        TEST_REDIS_URL,
+        django_settings.CELERY_BROKER_URL,
+        django_settings.ANYFAST_RATE_LIMIT_REDIS_URL,
+    }
+    for url in urls:
+        if url.startswith("redis"):
+            delete_prefixed(url, RUN_PREFIX)
+
+
+def delete_prefixed(url: str, prefix: str) -> None:
+    """Delete the keys under ``prefix`` (one of this run's) at ``url``, if that Redis answers."""
+    if not prefix.startswith(RUN_PREFIX) or any(char in prefix for char in "*?[]\\"):
+        raise ValueError(f"not one of this run's key prefixes: {prefix!r}")
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        for key in client.scan_iter(match=f"{prefix}*", count=500):
+            client.delete(key)
+    except redis.RedisError:
+        pass  # nothing was written where nothing answers
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +106,14 @@ def redis_or_unavailable(url: str) -> redis.Redis:
     except redis.RedisError as exc:
         unavailable(f"Redis is not reachable at {url} ({exc})")
     return client
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own in ``TEST_REDIS_URL``; its keys are deleted afterwards."""
+    prefix = f"{RUN_PREFIX}{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    delete_prefixed(TEST_REDIS_URL, prefix)
 
 
 def port_open(host: str, port: int) -> bool:

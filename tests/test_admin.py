@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from assets.models import Asset
+from assets.models import Asset, Withdrawal
 from consent.models import Person, VerificationSession
+from consent.services import consent_revoke
 from sandbox.samples import make_image, make_video
 from tests.factories import (
     AssetFactory,
@@ -24,6 +25,7 @@ from tests.factories import (
     OutboundEmailFactory,
     PersonFactory,
     UpstreamVerificationFactory,
+    UsableAssetFactory,
     UserFactory,
     VerificationSessionFactory,
 )
@@ -32,11 +34,12 @@ pytestmark = pytest.mark.django_db
 
 MODELS = ["consent.person", "consent.consentrecord", "consent.verificationsession"]
 MODELS += ["assets.assetgroup", "assets.asset"]
-MODELS += ["consent.upstreamverification", "consent.outboundemail"]
+MODELS += ["consent.upstreamverification", "consent.outboundemail", "assets.withdrawal"]
 # Invitations are made by "Invite to verify" on a person; upstream sessions and emails are logs.
 WITHOUT_ADD_PAGE = {"consent.verificationsession", "consent.upstreamverification"}
-# Invitations come from "Invite to verify", groups from completed verifications only.
-WITHOUT_ADD_PAGE |= {"consent.outboundemail", "assets.assetgroup"}
+# Invitations come from "Invite to verify", groups from completed verifications only,
+# withdrawals from a consent's end.
+WITHOUT_ADD_PAGE |= {"consent.outboundemail", "assets.assetgroup", "assets.withdrawal"}
 
 
 def _admin_url(model: str, view: str, *args: object) -> str:
@@ -56,6 +59,13 @@ def _invitation_with_history() -> VerificationSession:
     return invitation
 
 
+def _withdrawal() -> Withdrawal:
+    """The withdrawal of a revoked consent with one active asset (and its group)."""
+    asset = UsableAssetFactory()
+    consent_revoke(record=asset.consent, actor=None, channel="email", reason="Changed their mind.")
+    return Withdrawal.objects.get(consent=asset.consent)
+
+
 def _one_row(model: str) -> int:
     """Makes one row of ``model``, with what its admin pages show filled in, and returns its pk."""
     makers: dict[str, Callable[[], object]] = {
@@ -68,6 +78,7 @@ def _one_row(model: str) -> int:
             callback_params={"resultCode": "10001"}, callback_received_at=timezone.now()
         ),
         "consent.outboundemail": OutboundEmailFactory,
+        "assets.withdrawal": _withdrawal,
     }
     row = makers[model]()
     if model == "consent.person":
@@ -162,7 +173,7 @@ def test_adding_a_person_records_who_added_them(superuser_client: Client, superu
 
 def test_person_page_lists_consents_sessions_groups_and_assets(superuser_client: Client):
     session = VerificationSessionFactory()
-    asset = AssetFactory(active=True, group=AssetGroupFactory(person=session.person))
+    asset = UsableAssetFactory(group=AssetGroupFactory(person=session.person))
 
     response = superuser_client.get(_admin_url("consent.person", "change", session.person.pk))
 
@@ -185,14 +196,18 @@ def test_asset_changelist_shows_sizes_for_people(superuser_client: Client):
 def test_asset_reference_and_copy_button_are_shown_for_active_assets_only(
     superuser_client: Client,
 ):
-    active = AssetFactory(active=True)
+    active = UsableAssetFactory()
     queued = AssetFactory(upstream_id="asset-20261124120000-queued")
+    revoked = UsableAssetFactory()
+    consent_revoke(record=revoked.consent, actor=None, channel="email", reason="None given.")
 
     page = superuser_client.get(_admin_url("assets.asset", "changelist")).content.decode()
 
     assert page.count('class="button copy-button"') == 1
     assert f'data-copy="asset://{active.upstream_id}"' in page
     assert queued.upstream_id not in page
+    # Its consent was revoked: still active upstream until its withdrawal, never to be copied.
+    assert f"<s>asset://{revoked.upstream_id}</s>" in page
     assert "portal/admin.js" in page
 
 
@@ -349,7 +364,7 @@ def test_evidence_and_upstream_rows_cannot_be_deleted_from_the_admin(
 
 
 def test_asset_group_page_lists_its_assets_read_only_with_references(superuser_client: Client):
-    asset = AssetFactory(active=True)
+    asset = UsableAssetFactory()
 
     response = superuser_client.get(_admin_url("assets.assetgroup", "change", asset.group.pk))
 

@@ -243,14 +243,29 @@ def test_a_file_outside_the_upstreams_limits_fails_with_the_guides_explanation(p
     assert "outside the upstream's limits" in asset.error_explanation
 
 
-def test_a_consent_revoked_after_queueing_stops_the_upload_before_anything_is_sent(pipeline):
+def test_a_consent_revoked_after_queueing_stops_the_upload_before_anything_is_sent(
+    pipeline, monkeypatch
+):
+    for task in (tasks.withdraw_item, tasks.notify_producers_of_withdrawal):
+        monkeypatch.setattr(task, "apply_async", lambda *args, **kwargs: None)
     asset = upload(verified_group())
     consent_revoke(record=asset.consent, actor=None, channel="email", reason="Changed their mind.")
+
+    asset = submit(asset)  # its task arrives after the revocation
+
+    assert (asset.status, asset.error_code) == (Asset.Status.FAILED, "ConsentEnded")
+    assert calls("CreateAsset") == 0
+
+
+def test_the_gate_is_checked_again_when_the_upload_leaves(pipeline, time_machine):
+    asset = upload(verified_group())
+    # Past the consent's end date, before beat has marked it expired.
+    time_machine.move_to(asset.consent.expires_on + datetime.timedelta(days=1))
 
     asset = submit(asset)
 
     assert (asset.status, asset.error_code) == (Asset.Status.FAILED, "NotAuthorised")
-    assert "is revoked, not approved" in asset.error_message
+    assert "ended on" in asset.error_message
     assert calls("CreateAsset") == 0
 
 

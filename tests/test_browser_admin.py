@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.factories import (
-    AssetFactory,
     AssetGroupFactory,
+    UsableAssetFactory,
     UserFactory,
     VerificationSessionFactory,
 )
@@ -52,7 +52,7 @@ def test_staff_add_a_person_and_see_consents_sessions_groups_and_assets(page: Pa
 
     # Verification and uploads are later services: their rows are made directly here.
     session = VerificationSessionFactory(person__legal_name="Ada Example")
-    asset = AssetFactory(active=True, group=AssetGroupFactory(person=session.person))
+    asset = UsableAssetFactory(group=AssetGroupFactory(person=session.person))
     page.goto("/admin/consent/person/")
     page.click("text=Ada Example")
 

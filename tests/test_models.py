@@ -61,6 +61,7 @@ CHECKS: list[tuple[str, Callable[[], models.Model], dict[str, Any]]] = [
     ("asset_status_valid", AssetFactory, {"status": "done"}),
     ("asset_kind_valid", AssetFactory, {"kind": "hologram"}),
     ("asset_active_has_upstream_id", AssetFactory, {"status": "active"}),
+    ("asset_processing_has_upstream_id", AssetFactory, {"status": "processing"}),
 ]
 
 

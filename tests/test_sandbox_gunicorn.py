@@ -19,6 +19,8 @@ from django.conf import settings as django_settings
 
 from sandbox.servers import gunicorn
 
+pytestmark = pytest.mark.slow
+
 MANAGE_DIR = Path(django_settings.BASE_DIR)
 
 

@@ -103,7 +103,7 @@ def test_every_call_sends_bearer_key_json_user_agent_and_explicit_timeouts(clien
     # A person waits for a verification session, whose link lives 120 s: no long wait there.
     assert session.request.req_kwargs["timeout"] == (3.0, 7.0)
     assert body_of(session) == {"CallbackURL": "https://portal.test/cb"}
-    # Asset creates get the long read timeout: the gateway may hold them open (reference §7).
+    # Asset creates get the long read timeout: the gateway may hold them open (docs/upstream.md §7).
     assert create.request.req_kwargs["timeout"] == (3.0, 99.0)
 
 
@@ -351,7 +351,7 @@ def test_success_without_the_documented_fields_is_unexpected(client, mocked):
         client.get_asset(ASSET)
 
 
-# --- Error shapes (reference §5.1) ------------------------------------------------------------
+# --- Error shapes (docs/upstream.md §5.1) ------------------------------------------------------
 
 ERROR_CASES = [
     pytest.param(
@@ -744,7 +744,7 @@ def test_unreachable_upstream_is_transient(client, mocked):
     assert "ANYFAST_BASE_URL" in caught.value.explanation
 
 
-# --- GetAsset falls back to ListAssets (reference §4.5 CONFLICT) -----------------------------
+# --- GetAsset falls back to ListAssets (docs/upstream.md §4.5 CONFLICT) -----------------------
 
 
 def test_get_asset_falls_back_to_list_assets_in_the_group(client, mocked):

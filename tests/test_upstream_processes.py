@@ -1,6 +1,6 @@
 """Several worker processes share the rate limiter against the sandbox under gunicorn.
 
-The documented limits hold for the whole account (reference §8), so the limiter must keep all
+The documented limits hold for the whole account (docs/upstream.md §8), so the limiter must keep all
 processes together within them: the sandbox, which enforces the same limits, never says 429.
 """
 
@@ -17,12 +17,11 @@ import pytest
 from django.conf import settings
 
 from sandbox.servers import gunicorn
-from tests.conftest import redis_or_unavailable
+from tests.conftest import TEST_REDIS_URL, redis_or_unavailable
 from tests.upstream_helpers import run_together
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
 PROCESSES = 3
 SECONDS = 2.5
 
@@ -81,14 +80,17 @@ def _run_workers(base_url: str, env: dict[str, str]) -> tuple[list[float], list[
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
-def test_worker_processes_sharing_the_limiter_never_see_a_429(sandbox_server, backend, tmp_path):
+def test_worker_processes_sharing_the_limiter_never_see_a_429(
+    sandbox_server, backend, tmp_path, redis_prefix
+):
     base_url, server_env = sandbox_server
     # The workers' own settings: the limiter's shared store, the documented budgets.
     env = {**server_env, "ANYFAST_RATE_LIMIT_REDIS_URL": ""}
     env["ANYFAST_RATE_LIMIT_FILE"] = str(tmp_path / f"limits-{uuid.uuid4().hex}.sqlite3")
     if backend == "redis":
-        redis_or_unavailable(REDIS_URL).flushdb()
-        env["ANYFAST_RATE_LIMIT_REDIS_URL"] = REDIS_URL
+        redis_or_unavailable(TEST_REDIS_URL)
+        env["ANYFAST_RATE_LIMIT_REDIS_URL"] = TEST_REDIS_URL
+        env["ANYFAST_RATE_LIMIT_REDIS_PREFIX"] = redis_prefix
 
     stamps, statuses = _run_workers(base_url, env)
 

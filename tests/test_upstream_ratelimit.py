@@ -4,7 +4,6 @@ processes sharing one schedule."""
 from __future__ import annotations
 
 import itertools
-import os
 import textwrap
 import uuid
 from pathlib import Path
@@ -28,10 +27,10 @@ from assets.upstream.ratelimit import (
     budgets_with,
     rate_limiter_from_settings,
 )
-from tests.conftest import redis_or_unavailable
+from tests.conftest import TEST_REDIS_URL, redis_or_unavailable
 from tests.upstream_helpers import FakeClock, max_in_any_window, run_together
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://localhost:6379/15")
+REDIS_URL = TEST_REDIS_URL
 
 
 @pytest.fixture
@@ -285,10 +284,12 @@ def _assert_spaced(stamps: list[float]) -> None:
     assert (stamps[-1] - stamps[0]) / (len(stamps) - 1) <= BUDGET.interval + TOLERANCE
 
 
+@pytest.mark.slow
 def test_file_backend_spaces_grants_across_processes(tmp_path):
     _assert_spaced(_hammer("sqlite", str(tmp_path / "limits.sqlite3"), ""))
 
 
+@pytest.mark.slow
 def test_redis_backend_spaces_grants_across_processes():
     client = redis_or_unavailable(REDIS_URL)
     prefix = f"test:{uuid.uuid4().hex}:"

@@ -73,7 +73,7 @@ def verify_on_phone(h5_link: str, identity: str = IDENTITY) -> str:
     )
     assert answer.status_code == 302, answer.text[:500]
     callback = answer.headers["Location"]
-    # The browser follows the redirect with a GET to the CallbackURL (reference §6.1).
+    # The browser follows the redirect with a GET to the CallbackURL (docs/upstream.md §6.1).
     landed = phone.get(callback, allow_redirects=False, timeout=10)
     assert landed.request.method == "GET" and landed.url == callback
     return callback

@@ -1,9 +1,9 @@
 """The portal's only HTTP client of the upstream: Anyfast's ``/volc/asset/*`` endpoints.
 
-Wire contract: shared/upstream-api.md (short) and shared/upstream/reference.md (long, cited
-below as "§n"). Every call is ``POST {base_url}/volc/asset/<Action>`` with a bearer key and a
-PascalCase JSON body; success is HTTP 200 with the bare result object (§2.1). The upstream's
-``{"ResponseMetadata", "Result"}`` envelope is accepted too (§2.2).
+Wire contract: docs/upstream.md (cited below as "§n", its gotchas as "Gn"). Every call is
+``POST {base_url}/volc/asset/<Action>`` with a bearer key and a PascalCase JSON body; success is
+HTTP 200 with the bare result object (§2.1). The upstream's ``{"ResponseMetadata", "Result"}``
+envelope is accepted too (§2.2).
 
 What every call gets:
 

@@ -12,12 +12,13 @@ Three families, because callers do three different things with them:
 
 Every error carries ``explanation``: one sentence for a person (staff in the admin, or the command
 line), in the words of the provider's troubleshooting table where it has a row
-(shared/upstream/anyfast-real-human-assets.md, "Troubleshooting").
+(docs/upstream.md §5.4).
 
-The error body shapes parsed here are those of reference §5.1 (gateway ``{"error": {...}}``,
+The error body shapes parsed here are those of docs/upstream.md §5.1 (gateway ``{"error": {...}}``,
 relayed ``upstream_error: [<Code>] <Message>`` including masked ``[***.X]`` codes, video-task
 ``{"code", "message": "<JSON string>", "data": null}``), the upstream envelope's
-``ResponseMetadata.Error`` (reference §2.2), and non-JSON bodies such as a proxy's HTML 502 page.
+``ResponseMetadata.Error`` (docs/upstream.md §2.2), and non-JSON bodies such as a proxy's HTML
+502 page.
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ ENDPOINT_NOT_FOUND_EXPLANATION = (
 def explain_asset_error(code: str, message: str = "") -> str:
     """The sentence to show for an asset that ended ``Failed`` with ``Error{Code, Message}``.
 
-    ``FaceMismatch`` is the documented failure (reference §6.2); several faces in one file and
-    out-of-envelope media are refused too, under codes the docs do not list.
+    ``FaceMismatch`` is the documented failure (docs/upstream.md §6.2); several faces in one file
+    and out-of-envelope media are refused too, under codes the docs do not list.
     """
     text = f"{code} {message}".lower()
     if code == "FaceMismatch" or "face consistency" in text:
@@ -333,14 +334,14 @@ class CreateOutcomeUnknown(TransientUpstreamError):
 # --- Parsing error responses ------------------------------------------------------------------
 
 # ``upstream_error: [NotFound.group_id] The specified asset_group group-x is not found.``; the code
-# may be masked by the gateway: ``[***.CallbackURL]`` (reference §5.1 shape 2).
+# may be masked by the gateway: ``[***.CallbackURL]`` (docs/upstream.md §5.1 shape 2).
 _RELAYED = re.compile(r"upstream_error:\s*\[(?P<code>[^\]]*)\]\s*(?P<message>.*)", re.S)
 _WRONG_TOKEN_GROUP = re.compile(r"GroupType must be one of \[AIGC\]", re.I)
 _GROUP_NOT_FOUND = re.compile(r"asset[_ ]group\b.*\bnot found", re.I | re.S)
 _TOKEN_INVALID = re.compile(r"\bBytedToken\b.*\b(?:not found|expired|invalid)", re.I | re.S)
 _ASSET_NOT_FOUND = re.compile(r"\basset\b(?![_ ]group).*\bnot found", re.I | re.S)
-# Throttling codes seen in upstream/reseller fixtures (reference §5.2). ``QuotaExceeded`` alone is
-# an exhausted asset quota, not a rate limit, so it is deliberately absent.
+# Throttling codes seen in upstream/reseller fixtures (docs/upstream.md §5.2). ``QuotaExceeded``
+# alone is an exhausted asset quota, not a rate limit, so it is deliberately absent.
 _RATE_LIMIT_CODES = {
     "ratelimited",
     "ratelimitexceeded",
@@ -390,7 +391,7 @@ def extract_error(body: object) -> tuple[str, str] | None:
         message = body["error"]
     elif "message" in body and ("code" in body or "data" in body):
         code, message = _text_of(body.get("code")), _text_of(body.get("message"))
-        # Shape 3: the message is the upstream's own JSON error, serialised (reference §5.1).
+        # Shape 3: the message is the upstream's own JSON error, serialised (docs/upstream.md §5.1).
         try:
             nested = json.loads(message)
         except ValueError:

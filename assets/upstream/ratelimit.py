@@ -1,6 +1,6 @@
 """Keep the whole deployment within the upstream's per-action request budgets.
 
-BytePlus documents account-wide limits per Action (reference §8: GetAsset 100/s, CreateAsset
+BytePlus documents account-wide limits per Action (docs/upstream.md §8: GetAsset 100/s, CreateAsset
 300/min, …): ``DOCUMENTED_BUDGETS`` below. Every worker process on every host must share one
 count: the web server, the Celery workers and beat together. ``settings.ANYFAST_RATE_LIMITS``
 overrides single entries of the table (``{"GetAsset": "40/1"}``, from the environment as
@@ -408,7 +408,7 @@ class NullRateLimiter:
         return "disabled"
 
 
-_backends: dict[tuple[str, str], Backend] = {}
+_backends: dict[tuple[str, str, str], Backend] = {}
 _backends_lock = threading.Lock()
 
 
@@ -430,12 +430,17 @@ def rate_limiter_from_settings() -> RateLimiter | NullRateLimiter:
     if not settings.ANYFAST_RATE_LIMIT_ENABLED:
         return NullRateLimiter()
     redis_url = settings.ANYFAST_RATE_LIMIT_REDIS_URL
-    key = ("redis", redis_url) if redis_url else ("sqlite", str(settings.ANYFAST_RATE_LIMIT_FILE))
+    prefix = settings.ANYFAST_RATE_LIMIT_REDIS_PREFIX
+    key = (
+        ("redis", redis_url, prefix)
+        if redis_url
+        else ("sqlite", str(settings.ANYFAST_RATE_LIMIT_FILE), "")
+    )
     with _backends_lock:
         backend = _backends.get(key)
         if backend is None:
             backend = (
-                RedisBackend.from_url(redis_url)
+                RedisBackend.from_url(redis_url, prefix=prefix)
                 if redis_url
                 else SQLiteBackend(settings.ANYFAST_RATE_LIMIT_FILE)
             )

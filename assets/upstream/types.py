@@ -1,10 +1,10 @@
 """Typed results of the upstream calls, parsed defensively.
 
 Unknown fields are ignored (the upstream adds fields such as ``ProjectName``, ``Moderation`` or
-``LastInferenceTime`` — reference §4.5), missing optional fields get empty values, and a value of
-the wrong type is treated as missing rather than crashing the caller. Required identifiers (an
-asset's ``Id``, a session's ``BytedToken``) are checked by the client, which raises
-``UnexpectedResponse`` when they are absent.
+``LastInferenceTime`` — docs/upstream.md §4.5), missing optional fields get empty values, and a
+value of the wrong type is treated as missing rather than crashing the caller. Required
+identifiers (an asset's ``Id``, a session's ``BytedToken``) are checked by the client, which
+raises ``UnexpectedResponse`` when they are absent.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ class UpstreamAssetType:
     AUDIO = "Audio"
 
     MODELS = {IMAGE: "volc-asset", VIDEO: "volc-asset-video", AUDIO: "volc-asset-audio"}
-    #: The ``model`` of every call that uploads nothing (List/Update/Delete, reference §2.1).
+    #: The ``model`` of every call that uploads nothing (List/Update/Delete, docs/upstream.md §2.1).
     DEFAULT_MODEL = "volc-asset"
 
 
 class UpstreamAssetStatus:
-    """Upstream asset states (reference §6.2). Anyfast's schema also lists an unexplained
-    ``Inactive`` (reference §12.4): it is neither usable nor failed.
+    """Upstream asset states (docs/upstream.md §6.2). Anyfast's schema also lists an unexplained
+    ``Inactive`` (docs/upstream.md §12.4): it is neither usable nor failed.
 
     Not ``assets.models.AssetStatus``, the portal's own life cycle of an asset row."""
 
@@ -78,7 +78,7 @@ def parse_time(value: object) -> datetime.datetime | None:
 
 @dataclass(frozen=True)
 class VerificationSessionStarted:
-    """CreateVisualValidateSession's answer (reference §4.1).
+    """CreateVisualValidateSession's answer (docs/upstream.md §4.1).
 
     ``h5_link`` is single-use and valid for ``ANYFAST_H5_LINK_TTL`` (120 s); ``byted_token`` for
     ``ANYFAST_TOKEN_TTL`` (30 min, CONFLICT §12.1).
@@ -99,8 +99,8 @@ class VerificationSessionStarted:
 
 @dataclass(frozen=True)
 class VerificationResult:
-    """GetVisualValidateResult's answer (reference §4.2): ``group_id`` is ``""`` until the person
-    completes verification (and stays so if they never tap Complete)."""
+    """GetVisualValidateResult's answer (docs/upstream.md §4.2): ``group_id`` is ``""`` until the
+    person completes verification (and stays so if they never tap Complete)."""
 
     group_id: str
 
@@ -120,7 +120,8 @@ class VerificationResult:
 
 @dataclass(frozen=True)
 class AssetCreated:
-    """CreateAsset's answer: only the ``Id`` (reference §4.4); the asset is still Processing."""
+    """CreateAsset's answer: only the ``Id`` (docs/upstream.md §4.4); the asset is still
+    Processing."""
 
     id: str
     name: str
@@ -134,7 +135,7 @@ class AssetCreated:
 
 @dataclass(frozen=True)
 class UpstreamAsset:
-    """An asset as GetAsset/ListAssets describe it (reference §4.5).
+    """An asset as GetAsset/ListAssets describe it (docs/upstream.md §4.5).
 
     ``url`` is the upstream's 12-hour presigned copy: never put it into generation requests, use
     ``asset_uri`` (G14).
@@ -195,7 +196,7 @@ class UpstreamAsset:
 
 @dataclass(frozen=True)
 class AssetPage:
-    """One page of ListAssets (reference §4.6); pages are numbered from 1."""
+    """One page of ListAssets (docs/upstream.md §4.6); pages are numbered from 1."""
 
     page_number: int
     page_size: int
@@ -226,7 +227,7 @@ class AssetPage:
 
 @dataclass(frozen=True)
 class AssetRenamed:
-    """UpdateAsset's answer (upstream ``{"Id"}``, reference §4.8)."""
+    """UpdateAsset's answer (upstream ``{"Id"}``, docs/upstream.md §4.8)."""
 
     id: str
     name: str
@@ -234,6 +235,7 @@ class AssetRenamed:
 
 @dataclass(frozen=True)
 class Deleted:
-    """DeleteAsset / DeleteAssetGroup's answer (``{"Id", "Deleted": true}``, reference §4.9)."""
+    """DeleteAsset / DeleteAssetGroup's answer (``{"Id", "Deleted": true}``,
+    docs/upstream.md §4.9)."""
 
     id: str

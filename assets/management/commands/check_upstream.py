@@ -3,7 +3,7 @@
 Checks, in order:
 
 1. the base URL is reachable and serves ``/volc/asset/*``, and the API key is accepted: one
-   ListAssets call (free and read-only, reference §2.1);
+   ListAssets call (free and read-only, docs/upstream.md §2.1);
 2. the key may verify people, i.e. it belongs to Anyfast's Byteplus-Direct token group: one
    CreateVisualValidateSession call, the only call the guide documents as refused to other keys
    (``GroupType must be one of [AIGC]``). It mints a session nobody opens, which simply expires.
@@ -81,7 +81,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Rate limiter: {_describe(client)}")
         overrides = ", ".join(f"{a}={b}" for a, b in settings.ANYFAST_RATE_LIMITS.items())
         self.stdout.write(
-            f"Budgets:      documented (reference §8); overrides: {overrides or 'none'}"
+            f"Budgets:      documented (docs/upstream.md §8); overrides: {overrides or 'none'}"
         )
         if self._check_access(client, base_url):
             if options["skip_session"]:

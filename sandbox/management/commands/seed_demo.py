@@ -1,5 +1,9 @@
 """Demo data for a laptop: a superuser, people in every consent state, a verified group, assets.
 
+The demo belongs to the sandbox: its verified person and active assets exist only because the
+sandbox holds the same group and assets (``sandbox.demo``), so the command comes with the
+sandbox app (``SANDBOX_ENABLED``) and the portal itself never imports the sandbox.
+
 Runs only with DEBUG on, since it makes a superuser with a known password. Running it again
 changes nothing but that password, which it sets back to the one it prints.
 """
@@ -11,7 +15,6 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
@@ -30,6 +33,7 @@ from consent.models import (
     UpstreamVerification,
     VerificationSession,
 )
+from sandbox.demo import demo_asset_create, demo_group_create
 from sandbox.samples import make_image
 
 USERNAME = "admin"
@@ -140,11 +144,6 @@ class Command(BaseCommand):
         self, admin: Any, person: Person, consent: ConsentRecord, face: str
     ) -> None:
         """A completed verification and two active portraits, present in the sandbox too."""
-        if not apps.is_installed("sandbox"):
-            self.stdout.write("  (sandbox off: no verified group or assets for the demo)")
-            return
-        from sandbox.demo import demo_asset_create, demo_group_create
-
         now = timezone.now()
         invitation = VerificationSession.objects.create(
             person=person,
