@@ -398,8 +398,11 @@ class Withdrawal(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(reason__in=WithdrawalReason.values), name="withdrawal_reason_valid"
+            FieldCheckConstraint(
+                condition=Q(reason__in=WithdrawalReason.values),
+                name="withdrawal_reason_valid",
+                field="reason",
+                violation_error_message="This is not a reason a withdrawal can have.",
             ),
         ]
 
@@ -496,21 +499,30 @@ class WithdrawalItem(models.Model):
         # Assets first, then their groups (DeleteAssetGroup comes last).
         ordering = ["withdrawal", models.F("asset").asc(nulls_last=True), "pk"]
         constraints = [
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=Q(status__in=WithdrawalItemStatus.values),
                 name="withdrawal_item_status_valid",
+                field="status",
+                violation_error_message="This is not a status a withdrawal item can have.",
             ),
-            models.CheckConstraint(
+            FieldCheckConstraint(
                 condition=~Q(status="confirmed") | (Q(confirmed_at__isnull=False) & ~Q(outcome="")),
                 name="withdrawal_item_confirmed_has_time",
+                field="status",
+                violation_error_message=(
+                    "A confirmed withdrawal item needs the upstream's answer and its time."
+                ),
             ),
             models.UniqueConstraint(
-                fields=["withdrawal", "asset"], name="withdrawal_item_asset_once"
+                fields=["withdrawal", "asset"],
+                name="withdrawal_item_asset_once",
+                violation_error_message="This asset is already listed in this withdrawal.",
             ),
             models.UniqueConstraint(
                 fields=["withdrawal", "group"],
                 condition=Q(asset__isnull=True),
                 name="withdrawal_item_group_once",
+                violation_error_message="This group is already listed in this withdrawal.",
             ),
         ]
         indexes = [

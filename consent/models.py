@@ -787,6 +787,7 @@ class OutboundEmail(models.Model):
             models.CheckConstraint(
                 condition=Q(invitation__isnull=False) | Q(consent__isnull=False),
                 name="email_concerns_something",
+                violation_error_message="An email concerns an invitation or a consent record.",
             ),
         ]
 

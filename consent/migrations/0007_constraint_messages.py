@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('consent', '0005_invitations_and_upstream_sessions'),
+        ('consent', '0006_legal_hold_expiry_warnings_consent_emails'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -51,6 +51,11 @@ class Migration(migrations.Migration):
             model_name='outboundemail',
             name='email_sent_has_time',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'sent'), _negated=True), ('sent_at__isnull', False), _connector='OR'), name='email_sent_has_time', violation_error_message='A sent email needs the time it was sent.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='outboundemail',
+            name='email_concerns_something',
+            constraint=models.CheckConstraint(condition=models.Q(('invitation__isnull', False), ('consent__isnull', False), _connector='OR'), name='email_concerns_something', violation_error_message='An email concerns an invitation or a consent record.'),
         ),
         migrations.AlterConstraint(
             model_name='person',

@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assets', '0005_reference_copies_and_producer_notices'),
-        ('consent', '0006_constraint_messages'),
+        ('assets', '0006_withdrawals_and_retention'),
+        ('consent', '0007_constraint_messages'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -57,5 +57,30 @@ class Migration(migrations.Migration):
             model_name='referencecopy',
             name='reference_copy_kind_valid',
             constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['reference', 'content_item', 'content_array'])), name='reference_copy_kind_valid', violation_error_message='A copy is of a reference, a content item or a content array.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='withdrawal',
+            name='withdrawal_reason_valid',
+            constraint=models.CheckConstraint(condition=models.Q(('reason__in', ['revoked', 'expired', 'superseded'])), name='withdrawal_reason_valid', violation_error_message='This is not a reason a withdrawal can have.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='withdrawalitem',
+            name='withdrawal_item_status_valid',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'confirmed', 'failed'])), name='withdrawal_item_status_valid', violation_error_message='This is not a status a withdrawal item can have.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='withdrawalitem',
+            name='withdrawal_item_confirmed_has_time',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'confirmed'), _negated=True), models.Q(('confirmed_at__isnull', False), models.Q(('outcome', ''), _negated=True)), _connector='OR'), name='withdrawal_item_confirmed_has_time', violation_error_message="A confirmed withdrawal item needs the upstream's answer and its time."),
+        ),
+        migrations.AlterConstraint(
+            model_name='withdrawalitem',
+            name='withdrawal_item_asset_once',
+            constraint=models.UniqueConstraint(fields=('withdrawal', 'asset'), name='withdrawal_item_asset_once', violation_error_message='This asset is already listed in this withdrawal.'),
+        ),
+        migrations.AlterConstraint(
+            model_name='withdrawalitem',
+            name='withdrawal_item_group_once',
+            constraint=models.UniqueConstraint(condition=models.Q(('asset__isnull', True)), fields=('withdrawal', 'group'), name='withdrawal_item_group_once', violation_error_message='This group is already listed in this withdrawal.'),
         ),
     ]
