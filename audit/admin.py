@@ -71,6 +71,18 @@ ACTION_LABELS = {
     "asset.upstream_error": "Upstream error about the asset",
     "file.downloaded": "File downloaded",
     "reference.copied": "Reference copied by a producer",
+    "withdrawal.started": "Withdrawal from the upstream started",
+    "withdrawal.confirmed": "Withdrawal confirmed by the upstream",
+    "withdrawal.item_failed": "Withdrawal step failed: needs staff",
+    "withdrawal.item_retried": "Withdrawal step retried",
+    "withdrawal.upstream_error": "Upstream error while withdrawing",
+    "asset.withdrawn_upstream": "Asset deleted upstream (withdrawal)",
+    "asset_group.deleted_upstream": "Asset group deleted upstream (withdrawal)",
+    "asset.media_destroyed": "Biometric media destroyed (retention)",
+    "asset.consent_reassigned": "Asset moved to the consent's new version",
+    "consent.expiry_warning_sent": "Warned that the consent ends soon",
+    "person.legal_hold_placed": "Legal hold placed",
+    "person.legal_hold_lifted": "Legal hold lifted",
 }
 
 

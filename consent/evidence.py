@@ -41,7 +41,7 @@ from django.db.models import Prefetch
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from assets.models import Asset, AssetGroup, ReferenceCopy
+from assets.models import Asset, AssetGroup, ReferenceCopy, Withdrawal
 from audit.admin import action_label, detail_summary
 from audit.models import AuditEvent
 from audit.services import audit_record, snapshot
@@ -107,6 +107,46 @@ def reference_copies(person: Person) -> Rows:
         }
         for copy in copies
     ]
+
+
+@evidence_section("withdrawals", "Withdrawals upstream")
+def withdrawals(person: Person) -> Rows:
+    """Each ended consent's withdrawal from the upstream, one row per deletion (an asset, or a
+    group deleted with it) with the upstream's confirmation; a withdrawal with nothing to
+    delete is one row without a deletion."""
+    rows: Rows = []
+    for withdrawal in (
+        Withdrawal.objects.filter(person=person)
+        .prefetch_related("items__group")
+        .order_by("created_at", "pk")
+    ):
+        common = {
+            "withdrawal": withdrawal.pk,
+            "consent": withdrawal.consent_id,
+            "reason": withdrawal.reason,
+            "started_at": withdrawal.created_at,
+            "started_by": withdrawal.requested_by_label,
+            "groups_decision": withdrawal.groups_decision,
+            "all_confirmed_at": withdrawal.confirmed_at,
+            "producers_notified_at": withdrawal.producers_notified_at,
+        }
+        items = list(withdrawal.items.all())
+        rows += [
+            {
+                **common,
+                "deletes": "asset" if item.asset_id else "group",
+                "asset": item.asset_id,
+                "group_id": item.group.group_id,
+                "upstream_id": item.upstream_id,
+                "status": item.status,
+                "outcome": item.outcome,
+                "upstream_confirmed_at": item.confirmed_at,
+                "attempts": item.attempts,
+                "last_error": mask_file_tokens(f"{item.last_error_code} {item.last_error}".strip()),
+            }
+            for item in items
+        ] or [common]
+    return rows
 
 
 # --- The bundle ---------------------------------------------------------------------------------

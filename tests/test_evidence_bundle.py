@@ -85,8 +85,9 @@ def person(settings, queued) -> dict[str, Any]:
     for record in (approved, revoked):
         consent_submit(record=record, actor=reviewer)
         consent_approve(record=record, actor=reviewer, note="Complete and specific.")
-    consent_revoke(record=revoked, actor=reviewer, channel="email", reason="Changed her mind.")
     group = AssetGroupFactory(person=person, verified=True)
+    withdrawn = AssetFactory(group=group, consent=revoked, active=True)
+    consent_revoke(record=revoked, actor=reviewer, channel="email", reason="Changed her mind.")
     session = group.upstream_verification
     invitation = session.invitation
     UpstreamVerification.objects.filter(pk=session.pk).update(
@@ -120,6 +121,7 @@ def person(settings, queued) -> dict[str, Any]:
         "invitation": invitation,
         "sessions": [session, failed_session],
         "assets": [active, failed],
+        "withdrawn": withdrawn,
         "copy": copy,
         "secrets": [
             SECRET_KEY,
@@ -218,6 +220,13 @@ def test_the_json_holds_consent_versions_verification_assets_and_checkable_event
         active.asset_uri,
     )
     assert copy["request_id"] == person["copy"].request_id
+    (withdrawal,) = data["withdrawals"]  # the revoked consent's, its one asset to delete
+    assert (withdrawal["consent"], withdrawal["reason"]) == (revoked.pk, "revoked")
+    assert (withdrawal["asset"], withdrawal["upstream_id"]) == (
+        person["withdrawn"].pk,
+        person["withdrawn"].upstream_id,
+    )
+    assert withdrawal["status"] == "pending" and withdrawal["started_by"] == "legal-reviewer"
     events = data["audit_events"]
     assert [(event["id"],) for event in events] == events_before  # the export's own comes after
     assert {"consent.approve", "consent.revoke", "person.note"} <= {e["action"] for e in events}
@@ -252,6 +261,7 @@ def test_the_summary_reads_as_the_evidence_for_people(legal, person):
     assert person["assets"][0].sha256 in html and person["assets"][0].upstream_id in html
     assert "Consent approved" in html and "Consent revoked" in html  # events, in words
     assert "<h2>Reference copies</h2>" in html and "<td>producer-9</td>" in html
+    assert "<h2>Withdrawals upstream</h2>" in html and person["withdrawn"].upstream_id in html
     assert "<script" not in html
 
 
