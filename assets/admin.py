@@ -515,6 +515,9 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
     def download_name(self, obj: Asset) -> str:
         return obj.original_filename or super().download_name(obj)
 
+    def audit_person_id(self, obj: Asset) -> int | None:
+        return obj.group.person_id
+
     @admin.display(description="size", ordering="size_bytes")
     def size(self, asset: Asset) -> str:
         return filesizeformat(asset.size_bytes)
@@ -553,7 +556,7 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         succeeded = 0
         for asset in queryset.select_related("group__person"):
             try:
-                service(asset=asset)
+                service(asset=asset, actor=request.user)
             except ValidationError as refused:
                 self.message_user(request, " ".join(refused.messages), messages.WARNING)
             except UpstreamError as error:

@@ -28,6 +28,10 @@ confirmed by the upstream's answers, ``withdrawals_sweep`` for lost tasks and de
 its biometric media is destroyed once the retention period has passed (``retention_apply``).
 
 The consent gate reads the consent models only; this module never imports ``consent.services``.
+
+Every change of an asset's status, and every upstream call's outcome that matters, writes an
+audit event (``asset.<what happened>``) in the same transaction as the change; the upstream's
+words go in its detail (``upstream_outcome``).
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ from assets.upstream import (
     explain_asset_error,
 )
 from audit.context import current_request_id
-from audit.services import audit_record
+from audit.services import audit_record, audited_update
 from consent.models import ConsentRecord, Person
 from portal.private_files import name_mismatch
 
@@ -131,6 +135,46 @@ WORKER_LOST_EXPLANATION = (
 NOT_AUTHORISED_EXPLANATION = (
     "Nothing was sent upstream. Fix what is listed (verification or consent), then Retry."
 )
+# Who acts, in audit events, when no staff member does: the worker running a task.
+WORKER = "worker"
+
+
+def upstream_outcome(
+    call: str, error: UpstreamError | None = None, *, token: str | None = None
+) -> dict[str, str]:
+    """An upstream call's outcome as audit events record it: ``{"upstream": "<Action> ok"}``, or
+    ``"<Action> failed <code>"`` with the upstream's words. No secret: the client never puts the
+    key in them, the audit trail masks signed links, and a BytedToken they quote (``token``)
+    is cut to its last six characters."""
+    if error is None:
+        return {"upstream": f"{call} ok"}
+    code = error.code or type(error).__name__
+    message = error.message.replace(token, f"…{token[-6:]}") if token else error.message
+    return {"upstream": f"{call} failed {code}", "message": message[:500]}
+
+
+def _settle(
+    rows: QuerySet[Asset],
+    asset: Asset,
+    action: str,
+    changes: dict[str, Any],
+    *,
+    detail: dict[str, Any] | None = None,
+    actor: Any = None,
+) -> int:
+    """``rows.update(**changes)`` and, if it applied, the event ``asset.<action>``: status,
+    upstream Id and error code before and after, in one transaction."""
+    return audited_update(
+        rows,
+        changes,
+        obj=asset,
+        action=f"asset.{action}",
+        person_id=asset.group.person_id,
+        recorded=("status", "upstream_id", "error_code"),
+        actor=actor,
+        actor_label="" if actor is not None else WORKER,
+        detail=detail,
+    )
 
 
 # --- The consent gate -------------------------------------------------------------------------
@@ -158,13 +202,30 @@ def asset_group_record_liveness(
         if group.upstream_verification_id is None and upstream_verification_id is not None:
             group.upstream_verification_id = upstream_verification_id
             group.save(update_fields=["upstream_verification"])
+            _audit_group(group, "group.linked")
         return group
-    return AssetGroup.objects.create(
+    group = AssetGroup.objects.create(
         group_id=group_id,
         group_type=GroupType.LIVENESS_FACE,
         person_id=person_id,
         upstream_verification_id=upstream_verification_id,
         api_key_fingerprint=api_key_fingerprint,
+    )
+    _audit_group(group, "group.created")
+    return group
+
+
+def _audit_group(group: AssetGroup, action: str) -> None:
+    audit_record(
+        action=action,
+        obj=group,
+        actor_label=WORKER,
+        person_id=group.person_id,
+        after={
+            "group_type": group.group_type,
+            "upstream_verification_id": group.upstream_verification_id,
+            "api_key_fingerprint": group.api_key_fingerprint,
+        },
     )
 
 
@@ -315,6 +376,21 @@ def asset_create(
     try:
         with transaction.atomic():
             asset.save()
+            audit_record(
+                action="asset.created",
+                obj=asset,
+                actor=uploaded_by,
+                person_id=person.pk,
+                after={
+                    "status": asset.status,
+                    "kind": asset.kind,
+                    "sha256": asset.sha256,
+                    "size_bytes": asset.size_bytes,
+                    "group_id": group.group_id,
+                    "consent_id": asset.consent_id,
+                },
+                detail={"original_filename": filename, "location_removed": bool(location_free)},
+            )
             _enqueue_submit(asset.pk)
     except IntegrityError:
         # The database enforces the constraints; only now ask which one, in words (the same file
@@ -363,12 +439,18 @@ def asset_submit(*, asset_id: int, client: AnyfastClient | None = None) -> None:
     refusals = group_refusals(person=asset.group.person, group=asset.group)
     refusals += consent_refusals(person=asset.group.person, consent=asset.consent, kind=asset.kind)
     if refusals:
-        _claimed(asset).update(
-            status=Asset.Status.FAILED,
-            next_attempt_at=None,
-            error_code="NotAuthorised",
-            error_message=" ".join(refusals),
-            error_explanation=NOT_AUTHORISED_EXPLANATION,
+        _settle(
+            _claimed(asset),
+            asset,
+            "failed",
+            {
+                "status": Asset.Status.FAILED,
+                "next_attempt_at": None,
+                "error_code": "NotAuthorised",
+                "error_message": " ".join(refusals),
+                "error_explanation": NOT_AUTHORISED_EXPLANATION,
+            },
+            detail={"refusals": refusals},
         )
         return
     with _upstream(client) as upstream:
@@ -378,10 +460,16 @@ def asset_submit(*, asset_id: int, client: AnyfastClient | None = None) -> None:
             _requeue(asset, error)
             return
         except PermanentUpstreamError as error:
-            _claimed(asset).update(
-                status=Asset.Status.FAILED,
-                next_attempt_at=None,
-                **_error_fields(error, _explain_create_error(error)),
+            _settle(
+                _claimed(asset),
+                asset,
+                "failed",
+                {
+                    "status": Asset.Status.FAILED,
+                    "next_attempt_at": None,
+                    **_error_fields(error, _explain_create_error(error)),
+                },
+                detail=upstream_outcome("CreateAsset", error),
             )
             return
         _record_accepted(asset, upstream_id, upstream)
@@ -395,12 +483,23 @@ def _claim_upload(asset_id: int) -> Asset | None:
     now = timezone.now()
     lease = datetime.timedelta(seconds=settings.ASSET_UPLOAD_LEASE_SECONDS)
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + _CLAIM_SLACK)
-    claimed = Asset.objects.filter(due, pk=asset_id, status=Asset.Status.QUEUED).update(
-        status=Asset.Status.UPLOADING, attempts=F("attempts") + 1, next_attempt_at=now + lease
-    )
-    if not claimed:
-        return None
-    return Asset.objects.select_related("group__person", "consent").get(pk=asset_id)
+    with transaction.atomic():
+        claimed = Asset.objects.filter(due, pk=asset_id, status=Asset.Status.QUEUED).update(
+            status=Asset.Status.UPLOADING, attempts=F("attempts") + 1, next_attempt_at=now + lease
+        )
+        if not claimed:
+            return None
+        asset = Asset.objects.select_related("group__person", "consent").get(pk=asset_id)
+        audit_record(
+            action="asset.submitted",
+            obj=asset,
+            actor_label=WORKER,
+            person_id=asset.group.person_id,
+            before={"status": Asset.Status.QUEUED},
+            after={"status": asset.status},
+            detail={"attempt": asset.attempts},
+        )
+    return asset
 
 
 def _claimed(asset: Asset) -> QuerySet[Asset]:
@@ -435,10 +534,16 @@ def _create_once(upstream: AnyfastClient, asset: Asset) -> str:
 def _requeue(asset: Asset, error: UpstreamError) -> None:
     """Queue the claimed row again after a transient error, and send its task for then."""
     delay = _retry_delay(asset.attempts, error)
-    if _claimed(asset).update(
-        status=Asset.Status.QUEUED,
-        next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
-        **_error_fields(error, error.explanation),
+    if _settle(
+        _claimed(asset),
+        asset,
+        "requeued",
+        {
+            "status": Asset.Status.QUEUED,
+            "next_attempt_at": timezone.now() + datetime.timedelta(seconds=delay),
+            **_error_fields(error, error.explanation),
+        },
+        detail={**upstream_outcome("CreateAsset", error), "retry_in_seconds": round(delay, 1)},
     ):
         logger.info("asset %s: %s; retrying in %.1f s", asset.pk, error, delay)
         _enqueue_submit(asset.pk, countdown=delay)
@@ -481,21 +586,34 @@ def _explain_create_error(error: PermanentUpstreamError) -> str:
 
 def _record_accepted(asset: Asset, upstream_id: str, upstream: AnyfastClient) -> None:
     now = timezone.now()
-    accepted = _claimed(asset).update(
-        status=Asset.Status.PROCESSING,
-        upstream_id=upstream_id,
-        submitted_at=now,
-        next_attempt_at=now + datetime.timedelta(seconds=settings.ASSET_POLL_FIRST_SECONDS),
-        error_code="",
-        error_message="",
-        error_explanation="",
+    accepted = _settle(
+        _claimed(asset),
+        asset,
+        "accepted",
+        {
+            "status": Asset.Status.PROCESSING,
+            "upstream_id": upstream_id,
+            "submitted_at": now,
+            "next_attempt_at": now + datetime.timedelta(seconds=settings.ASSET_POLL_FIRST_SECONDS),
+            "error_code": "",
+            "error_message": "",
+            "error_explanation": "",
+        },
+        detail=upstream_outcome("CreateAsset"),
     )
     if accepted:
         return
     # The claim was lost meanwhile: the sweeper queued the row again (its next attempt finds
     # this asset by Name), or staff withdrew it, and then the upstream copy must go.
     if Asset.objects.filter(pk=asset.pk, status=Asset.Status.WITHDRAWN).exists():
-        _delete_upstream(upstream, upstream_id)
+        outcome = _delete_upstream_audited(upstream, upstream_id, asset=asset)
+        audit_record(
+            action="asset.late_copy_deleted",
+            obj=asset,
+            actor_label=WORKER,
+            person_id=asset.group.person_id,
+            detail={"upstream_id": upstream_id, **outcome},
+        )
     logger.warning("asset %s: uploaded as %s after its claim was lost", asset.pk, upstream_id)
 
 
@@ -522,10 +640,15 @@ def assets_poll(*, client: AnyfastClient | None = None, limit: int = POLL_BATCH)
                 if isinstance(state, UpstreamAsset | AssetNotFound):
                     _record_state(rows, asset, state)
                 else:  # the check itself failed: keep what it said, check again later
-                    rows.update(
-                        next_attempt_at=timezone.now() + _poll_delay(asset),
+                    changes = {
+                        "next_attempt_at": timezone.now() + _poll_delay(asset),
                         **_error_fields(state, state.explanation),
-                    )
+                    }
+                    if changes["error_code"] == asset.error_code:
+                        rows.update(**changes)  # told already: one event per new error
+                    else:
+                        outcome = upstream_outcome(_READ_CALLS, state)
+                        _settle(rows, asset, "upstream_error", changes, detail=outcome)
     return len(assets)
 
 
@@ -579,38 +702,60 @@ def _upstream_states(
     return states
 
 
+# What reads an asset's upstream state (a listing of its group, else GetAsset).
+_READ_CALLS = "ListAssets/GetAsset"
+
+
 def _record_state(
-    rows: QuerySet[Asset], asset: Asset, state: UpstreamAsset | AssetNotFound
+    rows: QuerySet[Asset],
+    asset: Asset,
+    state: UpstreamAsset | AssetNotFound,
+    *,
+    refreshed: bool = False,
+    actor: Any = None,
 ) -> None:
-    """Write what the upstream said about ``asset`` to ``rows`` (it, while still as expected)."""
+    """Write what the upstream said about ``asset`` to ``rows`` (it, while still as expected),
+    with an event when its status changes (``asset.active``, ``asset.failed``), or always
+    (``asset.refreshed``, by ``actor``) when someone asked."""
     now = timezone.now()
+    changes: dict[str, Any]
     if isinstance(state, AssetNotFound):
+        outcome = upstream_outcome(_READ_CALLS, state)
         accepted = asset.submitted_at or asset.created_at
         grace = datetime.timedelta(seconds=settings.ASSET_NOT_FOUND_GRACE_SECONDS)
         if now - accepted < grace:
-            rows.update(next_attempt_at=now + _poll_delay(asset))
+            changes = {"next_attempt_at": now + _poll_delay(asset)}
         else:
-            rows.update(
-                status=Asset.Status.FAILED,
-                next_attempt_at=None,
+            changes = {
+                "status": Asset.Status.FAILED,
+                "next_attempt_at": None,
                 **_error_fields(state, state.explanation),
-            )
+            }
+    else:
+        outcome = {**upstream_outcome(_READ_CALLS), "upstream_status": state.status}
+        cleared = {"error_code": "", "error_message": "", "error_explanation": ""}
+        if state.is_active:
+            changes = {"status": Asset.Status.ACTIVE, "next_attempt_at": None, **cleared}
+        elif state.is_failed:
+            outcome["message"] = f"{state.error_code} {state.error_message}".strip()[:500]
+            changes = {
+                "status": Asset.Status.FAILED,
+                "next_attempt_at": None,
+                "error_code": (state.error_code or "Failed")[:100],
+                "error_message": state.error_message,
+                "error_explanation": state.explanation,
+            }
+        else:  # Processing (or Anyfast's unexplained Inactive): not usable yet
+            changes = {
+                "status": Asset.Status.PROCESSING,
+                "next_attempt_at": now + _poll_delay(asset),
+                **cleared,
+            }
+    status = changes.get("status", asset.status)
+    if not refreshed and status == asset.status:
+        rows.update(**changes)  # nothing new to tell
         return
-    cleared = {"error_code": "", "error_message": "", "error_explanation": ""}
-    if state.is_active:
-        rows.update(status=Asset.Status.ACTIVE, next_attempt_at=None, **cleared)
-    elif state.is_failed:
-        rows.update(
-            status=Asset.Status.FAILED,
-            next_attempt_at=None,
-            error_code=(state.error_code or "Failed")[:100],
-            error_message=state.error_message,
-            error_explanation=state.explanation,
-        )
-    else:  # Processing (or Anyfast's unexplained Inactive): not usable yet
-        rows.update(
-            status=Asset.Status.PROCESSING, next_attempt_at=now + _poll_delay(asset), **cleared
-        )
+    _settle(rows, asset, "refreshed" if refreshed else status, changes, detail=outcome, actor=actor)
 
 
 def _poll_delay(asset: Asset) -> datetime.timedelta:
@@ -621,8 +766,9 @@ def _poll_delay(asset: Asset) -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
-def asset_refresh(*, asset: Asset, client: AnyfastClient | None = None) -> Asset:
-    """Ask the upstream for the asset's state now and record it (Active, Failed, or gone).
+def asset_refresh(*, asset: Asset, client: AnyfastClient | None = None, actor: Any = None) -> Asset:
+    """Ask the upstream for the asset's state now and record it (Active, Failed, or gone), with
+    an ``asset.refreshed`` event by ``actor`` (staff; the worker when None).
 
     For an asset with an upstream Id (processing, active or failed); an error reading it is
     raised, not recorded.
@@ -637,7 +783,8 @@ def asset_refresh(*, asset: Asset, client: AnyfastClient | None = None) -> Asset
         state = _upstream_states(upstream, asset.group, [asset])[asset.pk]
     if isinstance(state, UpstreamError) and not isinstance(state, AssetNotFound):
         raise state
-    _record_state(Asset.objects.filter(pk=asset.pk, status__in=refreshable), asset, state)
+    rows = Asset.objects.filter(pk=asset.pk, status__in=refreshable)
+    _record_state(rows, asset, state, refreshed=True, actor=actor)
     asset.refresh_from_db()
     return asset
 
@@ -645,14 +792,18 @@ def asset_refresh(*, asset: Asset, client: AnyfastClient | None = None) -> Asset
 # --- Staff actions: retry, withdraw -----------------------------------------------------------
 
 
-def asset_retry(*, asset: Asset, client: AnyfastClient | None = None) -> None:
+def asset_retry(*, asset: Asset, client: AnyfastClient | None = None, actor: Any = None) -> None:
     """Send a failed asset again (after deleting its failed upstream copy, which holds its
-    Name), or a queued one now rather than at its next attempt."""
+    Name), or a queued one now rather than at its next attempt; ``actor`` asked."""
     now = timezone.now()
     if asset.status == Asset.Status.QUEUED:
         with transaction.atomic():
-            if Asset.objects.filter(pk=asset.pk, status=Asset.Status.QUEUED).update(
-                next_attempt_at=now
+            if _settle(
+                Asset.objects.filter(pk=asset.pk, status=Asset.Status.QUEUED),
+                asset,
+                "retried",
+                {"status": Asset.Status.QUEUED, "next_attempt_at": now},
+                actor=actor,
             ):
                 _enqueue_submit(asset.pk)
         return
@@ -661,19 +812,29 @@ def asset_retry(*, asset: Asset, client: AnyfastClient | None = None) -> None:
             f"{asset} is {asset.get_status_display().lower()}: only a failed or queued asset "
             "can be retried."
         )
+    outcome = {}
     if asset.upstream_id:
         with _upstream(client) as upstream:
-            _delete_upstream(upstream, asset.upstream_id)
+            outcome = _delete_upstream_audited(
+                upstream, asset.upstream_id, asset=asset, actor=actor
+            )
     try:
         with transaction.atomic():
-            if Asset.objects.filter(pk=asset.pk, status=Asset.Status.FAILED).update(
-                status=Asset.Status.QUEUED,
-                upstream_id=None,
-                submitted_at=None,
-                next_attempt_at=now,
-                error_code="",
-                error_message="",
-                error_explanation="",
+            if _settle(
+                Asset.objects.filter(pk=asset.pk, status=Asset.Status.FAILED),
+                asset,
+                "retried",
+                {
+                    "status": Asset.Status.QUEUED,
+                    "upstream_id": None,
+                    "submitted_at": None,
+                    "next_attempt_at": now,
+                    "error_code": "",
+                    "error_message": "",
+                    "error_explanation": "",
+                },
+                detail=outcome,
+                actor=actor,
             ):
                 _enqueue_submit(asset.pk)
     except IntegrityError as error:
@@ -682,9 +843,10 @@ def asset_retry(*, asset: Asset, client: AnyfastClient | None = None) -> None:
         ) from error
 
 
-def asset_withdraw(*, asset: Asset, client: AnyfastClient | None = None) -> None:
+def asset_withdraw(*, asset: Asset, client: AnyfastClient | None = None, actor: Any = None) -> None:
     """Delete the asset upstream (DeleteAsset), then mark it ``withdrawn``; its reference stops
-    working. Refused while it is being uploaded: withdraw it once the upload has finished."""
+    working. Refused while it is being uploaded: withdraw it once the upload has finished.
+    ``actor`` asked (the worker when None)."""
     if asset.status == Asset.Status.WITHDRAWN:
         return
     busy = ValidationError(
@@ -701,12 +863,18 @@ def asset_withdraw(*, asset: Asset, client: AnyfastClient | None = None) -> None
                 group.group_id, asset.upstream_name, group_type=group.group_type
             )
             upstream_id = found.id if found else None
+        outcome = {"upstream": "nothing to delete: never created upstream"}
         if upstream_id:
-            _delete_upstream(upstream, upstream_id)
-    withdrawn = (
-        Asset.objects.filter(pk=asset.pk)
-        .exclude(status__in=[Asset.Status.UPLOADING, Asset.Status.WITHDRAWN])
-        .update(status=Asset.Status.WITHDRAWN, withdrawn_at=timezone.now(), next_attempt_at=None)
+            outcome = _delete_upstream_audited(upstream, upstream_id, asset=asset, actor=actor)
+    withdrawn = _settle(
+        Asset.objects.filter(pk=asset.pk).exclude(
+            status__in=[Asset.Status.UPLOADING, Asset.Status.WITHDRAWN]
+        ),
+        asset,
+        "withdrawn",
+        {"status": Asset.Status.WITHDRAWN, "withdrawn_at": timezone.now(), "next_attempt_at": None},
+        detail={"upstream_id": upstream_id, **outcome},
+        actor=actor,
     )
     if (
         not withdrawn
@@ -735,6 +903,28 @@ def _delete_upstream(upstream: AnyfastClient, upstream_id: str) -> str:
     return WithdrawalOutcome.DELETED
 
 
+def _delete_upstream_audited(
+    upstream: AnyfastClient, upstream_id: str, *, asset: Asset, actor: Any = None
+) -> dict[str, str]:
+    """``_delete_upstream``, and its outcome for the audit trail; a failure is recorded
+    (``asset.upstream_error``) and raised."""
+    try:
+        outcome = _delete_upstream(upstream, upstream_id)
+    except UpstreamError as error:
+        audit_record(
+            action="asset.upstream_error",
+            obj=asset,
+            actor=actor,
+            actor_label="" if actor is not None else WORKER,
+            person_id=asset.group.person_id,
+            detail={"upstream_id": upstream_id, **upstream_outcome("DeleteAsset", error)},
+        )
+        raise
+    if outcome == WithdrawalOutcome.ALREADY_GONE:
+        return {"upstream": "DeleteAsset: not found upstream, deleted already"}
+    return upstream_outcome("DeleteAsset")
+
+
 # --- The sweeper ------------------------------------------------------------------------------
 
 
@@ -748,21 +938,22 @@ def assets_sweep(*, client: AnyfastClient | None = None) -> dict[str, int]:
     """
     now = timezone.now()
     requeued = 0
-    for asset_id in Asset.objects.upload_lease_expired(now).values_list("pk", flat=True):
+    for asset in Asset.objects.upload_lease_expired(now).select_related("group"):
         with transaction.atomic():
-            if (
-                Asset.objects.upload_lease_expired(now)
-                .filter(pk=asset_id)
-                .update(
-                    status=Asset.Status.QUEUED,
-                    next_attempt_at=now,
-                    error_code="WorkerLost",
-                    error_message="The lease ran out before the worker recorded an answer.",
-                    error_explanation=WORKER_LOST_EXPLANATION,
-                )
+            if _settle(
+                Asset.objects.upload_lease_expired(now).filter(pk=asset.pk),
+                asset,
+                "requeued",
+                {
+                    "status": Asset.Status.QUEUED,
+                    "next_attempt_at": now,
+                    "error_code": "WorkerLost",
+                    "error_message": "The lease ran out before the worker recorded an answer.",
+                    "error_explanation": WORKER_LOST_EXPLANATION,
+                },
             ):
                 requeued += 1
-                _enqueue_submit(asset_id)
+                _enqueue_submit(asset.pk)
     resent = 0
     stale = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - RESEND_AFTER)
     for asset_id in Asset.objects.filter(stale, status=Asset.Status.QUEUED).values_list(

@@ -1,4 +1,9 @@
-"""The audit trail in the admin: read-only for everyone, superusers included."""
+"""The audit trail in the admin: read-only for everyone, superusers included.
+
+Also what other admins use to show and write events: ``events_timeline`` (a person's or a
+record's events, in words) and ``AuditedSavesAdmin`` (an event for every add and change saved
+through a ModelAdmin's form).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,91 @@ import json
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+from django.db.models.fields.files import FieldFile
+from django.forms import BaseFormSet, ModelForm
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from audit.models import AuditEvent
+from audit.services import audit_record, snapshot
+
+# Each action in words. An action not listed here reads as its name does ("reference.copied":
+# "Reference copied"), so that a new kind of event needs no entry to be legible.
+ACTION_LABELS = {
+    "person.created": "Person added",
+    "person.changed": "Person's details changed",
+    "person.evidence_exported": "Evidence bundle exported",
+    "consent.created": "Consent record drafted",
+    "consent.draft_changed": "Draft consent record edited",
+    "consent.submit": "Consent submitted for review",
+    "consent.approve": "Consent approved",
+    "consent.reject": "Consent rejected",
+    "consent.revoke": "Consent revoked",
+    "consent.expire": "Consent expired (end date passed)",
+    "consent.supersede": "Consent superseded by a newer version",
+    "consent.new_version": "New consent version drafted",
+    "consent.exported_csv": "Consent list exported (CSV)",
+    "invitation.created": "Invited to verify",
+    "invitation.resent": "Invitation email sent again",
+    "invitation.opened": "Invitation opened",
+    "invitation.cancelled": "Invitation cancelled",
+    "invitation.reissued": "Invitation reissued (new link and code)",
+    "invitation.expired": "Invitation expired",
+    "invitation.failed": "Invitation failed: every attempt used",
+    "invitation.verified": "Person verified",
+    "email.sent": "Email sent",
+    "email.attempt_failed": "Email attempt failed (to be retried)",
+    "email.failed": "Email failed",
+    "verification.started": "Upstream verification session started",
+    "verification.start_failed": "Upstream refused to start a verification session",
+    "verification.callback": "Back from the verification page (callback)",
+    "verification.confirmed": "Upstream confirmed the verification",
+    "verification.failed": "Verification failed",
+    "verification.expired": "Verification session expired",
+    "verification.upstream_error": "Upstream error while confirming",
+    "group.created": "Verified asset group recorded",
+    "group.linked": "Asset group linked to its verification",
+    "asset.created": "Asset uploaded",
+    "asset.submitted": "Asset sent upstream",
+    "asset.accepted": "Upstream accepted the asset",
+    "asset.requeued": "Asset upload to be retried",
+    "asset.active": "Asset active upstream",
+    "asset.failed": "Asset failed",
+    "asset.retried": "Asset retried",
+    "asset.withdrawn": "Asset withdrawn upstream",
+    "asset.refreshed": "Asset status refreshed from upstream",
+    "asset.late_copy_deleted": "Upstream copy made after withdrawal deleted",
+    "asset.upstream_error": "Upstream error about the asset",
+    "file.downloaded": "File downloaded",
+    "reference.copied": "Reference copied by a producer",
+    "withdrawal.started": "Withdrawal from the upstream started",
+    "withdrawal.confirmed": "Withdrawal confirmed by the upstream",
+    "withdrawal.item_failed": "Withdrawal step failed: needs staff",
+    "withdrawal.item_retried": "Withdrawal step retried",
+    "withdrawal.upstream_error": "Upstream error while withdrawing",
+    "asset.withdrawn_upstream": "Asset deleted upstream (withdrawal)",
+    "asset_group.deleted_upstream": "Asset group deleted upstream (withdrawal)",
+    "asset.media_destroyed": "Biometric media destroyed (retention)",
+    "asset.consent_reassigned": "Asset moved to the consent's new version",
+    "consent.expiry_warning_sent": "Warned that the consent ends soon",
+    "person.legal_hold_placed": "Legal hold placed",
+    "person.legal_hold_lifted": "Legal hold lifted",
+}
+
+
+def action_label(action: str) -> str:
+    """``action`` in words, for people (timelines, the evidence summary)."""
+    if action in ACTION_LABELS:
+        return ACTION_LABELS[action]
+    return action.replace("_", " ").replace(".", " ").strip().capitalize()
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("occurred_at", "actor_label", "action", "object_repr", "request_id")
+    list_display = ("occurred_at", "actor_label", "action", "what", "object_repr", "request_id")
     list_filter = ("action", "object_type", "occurred_at")
     search_fields = ("action", "object_repr", "actor_label", "request_id", "=object_id")
     date_hierarchy = "occurred_at"
@@ -48,6 +128,10 @@ class AuditEventAdmin(admin.ModelAdmin):
     def changes(self, event: AuditEvent) -> str:
         return changes_table(event)
 
+    @admin.display(description="what happened", ordering="action")
+    def what(self, event: AuditEvent) -> str:
+        return action_label(event.action)
+
     @admin.display(description="detail")
     def detail_json(self, event: AuditEvent) -> str:
         return format_html("<pre>{}</pre>", json.dumps(event.detail, indent=2, sort_keys=True))
@@ -67,28 +151,127 @@ def changes_table(event: AuditEvent) -> str:
     return format_html('<table class="audit-changes">{}</table>', rows)
 
 
-def events_timeline(events: QuerySet[AuditEvent], *, limit: int = 200) -> str:
-    """An HTML list of ``events``, newest first, for a person's or a record's admin page."""
-    rows = list(events.order_by("-pk")[:limit])
+def events_timeline(events: QuerySet[AuditEvent], *, limit: int = 200, all_url: str = "") -> str:
+    """An HTML list of ``events``, newest first, for a person's or a record's admin page.
+
+    Each says when, what (in words, linking to the event), who, about what, and the fields it
+    changed, before → after. One query, whatever the number of events; at most ``limit`` are
+    shown, with a link to ``all_url`` (the audit trail, filtered) when there are more.
+    """
+    rows = list(events.order_by("-pk")[: limit + 1])
     if not rows:
         return "No events yet."
-    items = format_html_join(
-        "",
-        "<li><time>{}</time> <strong>{}</strong> by {} — {}</li>",
-        (
-            (
-                f"{event.occurred_at:%Y-%m-%d %H:%M:%S}",
-                event.action,
-                event.actor_label,
-                event.object_repr,
-            )
-            for event in rows
-        ),
+    items = format_html_join("", "{}", ((_timeline_item(event),) for event in rows[:limit]))
+    more = ""
+    if len(rows) > limit:
+        more = format_html(
+            '<p class="audit-more">Only the newest {} are shown: <a href="{}">all events</a>.</p>',
+            limit,
+            all_url or reverse("admin:audit_auditevent_changelist"),
+        )
+    return format_html('<ol class="audit-timeline">{}</ol>{}', items, more)
+
+
+def _timeline_item(event: AuditEvent) -> str:
+    url = reverse("admin:audit_auditevent_change", args=[event.pk])
+    changes = changes_table(event)
+    return format_html(
+        '<li><time datetime="{}">{}</time><span class="event"><a href="{}">{}</a></span>'
+        '<span class="detail">by {} · {}{}</span>{}</li>',
+        event.occurred_at.isoformat(),
+        f"{timezone.localtime(event.occurred_at):%Y-%m-%d %H:%M:%S}",
+        url,
+        action_label(event.action),
+        event.actor_label,
+        event.object_repr or "—",
+        format_html(" · {}", summary) if (summary := detail_summary(event.detail)) else "",
+        format_html('<div class="detail">{}</div>', changes) if changes != "—" else "",
     )
-    return format_html('<ol class="audit-timeline">{}</ol>', items)
+
+
+def detail_summary(detail: dict[str, Any] | None, *, limit: int = 300) -> str:
+    """An event's detail as one short line of text: ``key: value; ...``."""
+    if not detail:
+        return ""
+    parts = [
+        f"{key}: {value if isinstance(value, str) else json.dumps(value)}"
+        for key, value in detail.items()
+        if value not in (None, "", [], {})
+    ]
+    text = "; ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _shown(value: Any) -> str:
     return (
         "—" if value in (None, "") else json.dumps(value) if not isinstance(value, str) else value
     )
+
+
+class AuditedSavesAdmin(admin.ModelAdmin):
+    """Writes an event for every add (``<audit_prefix>.created``) and change
+    (``<audit_prefix>.<audit_change_action>``) saved through this admin's form, in the form's
+    transaction: the fields it set or changed, before and after, and what its inlines added,
+    changed or deleted. A save that changed nothing writes nothing.
+    """
+
+    audit_prefix: str
+    audit_change_action = "changed"
+
+    def audit_person_id(self, obj: Any) -> int | None:
+        """The person an event about ``obj`` concerns."""
+        return getattr(obj, "person_id", None)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        names = _model_fields(form, form.changed_data if change else list(form.fields))
+        inlines = {
+            str(formset.model._meta.verbose_name_plural): changed
+            for formset in formsets
+            if (changed := _inline_changes(formset))
+        }
+        if change and not names and not inlines:
+            return
+        audit_record(
+            action=f"{self.audit_prefix}.{self.audit_change_action if change else 'created'}",
+            obj=obj,
+            actor=request.user,
+            person_id=self.audit_person_id(obj),
+            before=_initial_values(form, names) if change else None,
+            after=snapshot(obj, names),
+            detail={"inlines": inlines} if inlines else None,
+        )
+
+
+def _model_fields(form: ModelForm[Any], names: list[str]) -> list[str]:
+    """Those of ``names`` that are concrete fields of the form's model."""
+    concrete = {field.name for field in form._meta.model._meta.concrete_fields}  # type: ignore[union-attr]
+    return [name for name in names if name in concrete]
+
+
+def _initial_values(form: ModelForm[Any], names: list[str]) -> dict[str, Any]:
+    """The values ``names`` had before the form changed them, keyed as ``snapshot`` keys them."""
+    values: dict[str, Any] = {}
+    for name in names:
+        field = form.instance._meta.get_field(name)
+        value = form.initial.get(name)
+        if isinstance(value, FieldFile):
+            value = value.name or ""
+        elif isinstance(value, Model):
+            value = value.pk
+        values[field.attname if field.is_relation else field.name] = value  # type: ignore[union-attr]
+    return values
+
+
+def _inline_changes(formset: BaseFormSet[Any]) -> dict[str, list[str]]:
+    """What a saved inline formset added, changed (with the fields) and deleted, in words."""
+    changes = {
+        "added": [str(obj) for obj in getattr(formset, "new_objects", [])],
+        "changed": [
+            f"{obj} ({', '.join(fields)})"
+            for obj, fields in getattr(formset, "changed_objects", [])
+        ],
+        "deleted": [str(obj) for obj in getattr(formset, "deleted_objects", [])],
+    }
+    return {key: value for key, value in changes.items() if value}

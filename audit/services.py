@@ -12,11 +12,13 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
+from django.db.models import QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from audit.context import current_request_id
 from audit.models import GENESIS_HASH, AuditEvent, object_type_of
+from portal.logredact import mask_file_tokens
 
 # Any constant works: it only has to be the same for every writer of the chain.
 _CHAIN_LOCK_KEY = 0x61756469  # "audi"
@@ -38,8 +40,10 @@ def audit_record(
     ``actor`` is the user who acted; without one, ``actor_label`` names the system part that did
     (``"celery"``, ``"upstream callback"``, ...; default ``"system"``). ``before``/``after``/
     ``detail`` must be JSON-serialisable with Django's encoder (dates, decimals, UUIDs) and must
-    never contain secrets. Runs in the caller's transaction (or its own), so a rolled-back change
-    leaves no event; writers are serialised so the chain has one order.
+    never contain secrets; the token of any signed file link in their text is masked all the same
+    (an upstream's error may quote the link it could not download). Runs in the caller's
+    transaction (or its own), so a rolled-back change leaves no event; writers are serialised so
+    the chain has one order.
     """
     user = actor if actor is not None and actor.is_authenticated else None
     label = actor_label or (user.get_username() if user is not None else "system")
@@ -63,6 +67,42 @@ def audit_record(
         event.hash = event.compute_hash()
         event.save()
     return event
+
+
+def audited_update(
+    rows: QuerySet[Any],
+    changes: dict[str, Any],
+    *,
+    obj: models.Model,
+    action: str,
+    person_id: int | None,
+    recorded: tuple[str, ...] = ("status",),
+    actor: AbstractBaseUser | AnonymousUser | None = None,
+    actor_label: str = "",
+    detail: dict[str, Any] | None = None,
+) -> int:
+    """``rows.update(**changes)`` and, when it changed a row, the event ``action`` about ``obj``,
+    in one transaction; how many rows it changed.
+
+    The event records the ``recorded`` fields among ``changes``: before as ``obj`` holds them
+    (the caller's conditional ``rows`` guarantee they are still so), after as ``changes`` sets
+    them (plain values, not expressions).
+    """
+    with transaction.atomic():
+        count = rows.update(**changes)
+        if count:
+            fields = [name for name in recorded if name in changes]
+            audit_record(
+                action=action,
+                obj=obj,
+                actor=actor,
+                actor_label=actor_label,
+                person_id=person_id,
+                before={name: getattr(obj, name) for name in fields},
+                after={name: changes[name] for name in fields},
+                detail=detail,
+            )
+    return count
 
 
 def snapshot(obj: models.Model, fields: list[str] | None = None) -> dict[str, Any]:
@@ -94,4 +134,15 @@ def _as_json(value: dict[str, Any] | None) -> Any:
     """``value`` as it will read back from the JSON column, so its hash can be checked later."""
     if value is None:
         return None
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return _masked(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with the token of every signed file link in its strings masked."""
+    if isinstance(value, str):
+        return mask_file_tokens(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return value

@@ -26,11 +26,13 @@ from django.db.models import (
     IntegerField,
     Model,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
 )
 from django.db.models.functions import Coalesce
 from django.http import (
+    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
@@ -54,8 +56,10 @@ from assets.admin import (
     withdrawals_table,
 )
 from assets.models import Asset, AssetGroup, Withdrawal
+from audit.admin import AuditedSavesAdmin, events_timeline
+from audit.models import AuditEvent
 from audit.services import audit_record
-from consent import admin_views, services
+from consent import admin_views, evidence, services
 from consent.admin_views import Outcome, VerificationState, invitation_admin_url
 from consent.documents import ACCEPT_ATTRIBUTE, document_rules
 from consent.exports import consent_records_csv
@@ -157,7 +161,7 @@ class VerificationStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Person)
-class PersonAdmin(CreatedByAdmin):
+class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
     list_display = (
         "legal_name",
         "display_name",
@@ -179,6 +183,7 @@ class PersonAdmin(CreatedByAdmin):
         "withdrawal_list",
         "legal_hold",
         "legal_hold_note",
+        "audit_timeline",
         *_SYSTEM_FIELDS,
     )
     fieldsets = (
@@ -189,9 +194,11 @@ class PersonAdmin(CreatedByAdmin):
         ("Assets", {"fields": ("asset_list",)}),
         ("Withdrawals upstream", {"fields": ("withdrawal_list",)}),
         ("Retention", {"fields": ("legal_hold", "legal_hold_note")}),
+        ("Audit trail", {"classes": ("collapse",), "fields": ("audit_timeline",)}),
         ("System", {"classes": ("collapse",), "fields": _SYSTEM_FIELDS}),
     )
-    actions = ("invite_to_verify", "place_legal_hold", "lift_legal_hold")
+    actions = ("invite_to_verify", "place_legal_hold", "lift_legal_hold", "export_evidence_bundle")
+    audit_prefix = "person"
     change_form_template = "admin/consent/person/change_form.html"
 
     class Media:
@@ -225,6 +232,7 @@ class PersonAdmin(CreatedByAdmin):
         "asset_list": (Asset, AssetGroup),
         "asset_list_without_files": (Asset, AssetGroup),
         "withdrawal_list": (Withdrawal,),
+        "audit_timeline": (AuditEvent,),
     }
 
     def _may_view_column(self, request: HttpRequest, column: str) -> bool:
@@ -238,8 +246,10 @@ class PersonAdmin(CreatedByAdmin):
         hidden = {
             field for field in self._column_models if not self._may_view_column(request, field)
         }
-        if obj is None:  # a new person has no invitations, assets nor withdrawals yet
-            hidden.update({"verification_timeline", "asset_list", "withdrawal_list"})
+        if obj is None:  # a new person has no invitations, assets, withdrawals nor events yet
+            hidden.update(
+                {"verification_timeline", "asset_list", "withdrawal_list", "audit_timeline"}
+            )
         fieldsets = [
             fieldset for fieldset in self.fieldsets if hidden.isdisjoint(fieldset[1]["fields"])
         ]
@@ -263,6 +273,42 @@ class PersonAdmin(CreatedByAdmin):
     def has_invite_permission(self, request: HttpRequest) -> bool:
         """Inviting makes an invitation: it takes the permission to add one."""
         return request.user.has_perm("consent.add_verificationsession")
+
+    def has_export_evidence_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("consent.export_evidence")
+
+    def audit_person_id(self, obj: Person) -> int | None:
+        return obj.pk
+
+    @admin.action(description="Export evidence bundle", permissions=["export_evidence"])
+    def export_evidence_bundle(
+        self, request: HttpRequest, queryset: QuerySet[Person]
+    ) -> FileResponse | None:
+        """One person's evidence bundle (``consent.evidence``), as a ZIP download."""
+        people = list(queryset[:2])
+        if len(people) != 1:
+            self.message_user(
+                request, "Select one person: a bundle holds one person's evidence.", messages.ERROR
+            )
+            return None
+        bundle = evidence.person_export_evidence(person=people[0], actor=request.user)
+        response = FileResponse(
+            bundle.file,
+            as_attachment=True,
+            filename=bundle.filename,
+            content_type="application/zip",
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    @admin.display(description="events")
+    def audit_timeline(self, person: Person) -> str:
+        """Everything recorded about the person, newest first."""
+        changelist = reverse("admin:audit_auditevent_changelist")
+        return events_timeline(
+            AuditEvent.objects.filter(person_id=person.pk),
+            all_url=f"{changelist}?person_id={person.pk}",
+        )
 
     @admin.action(description="Invite to verify", permissions=["invite"])
     def invite_to_verify(
@@ -351,6 +397,7 @@ class PersonAdmin(CreatedByAdmin):
         if obj is not None:
             current = obj.verification_sessions.open().first()
             context.update(
+                can_export_evidence=self.has_export_evidence_permission(request),
                 can_invite=self.has_invite_permission(request) and current is None,
                 invite_url=reverse("admin:consent_person_invite", args=[obj.pk]),
                 open_invitation=current,
@@ -529,11 +576,13 @@ _LIFECYCLE_ACTIONS = {
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
+class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedByAdmin):
     """Consent records and their lifecycle (``consent.services``): drafts are edited here,
     everything after goes through the actions, and an approved record never changes."""
 
     private_file_field = "signed_document"
+    audit_prefix = "consent"
+    audit_change_action = "draft_changed"  # only a draft is edited
     inlines = (ConsentUseInline,)
     actions = ("submit_for_review", "approve_records", "reject_records", "revoke_consent")
     list_display = (
@@ -583,8 +632,14 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
         "ended_at",
         "expiry_warning_sent_at",
     )
-    _readonly_always = ("private_file_link", "version_history", "withdrawal_record",
-                        *_review_fields, *_SYSTEM_FIELDS)  # fmt: skip
+    _readonly_always = (
+        "private_file_link",
+        "version_history",
+        "withdrawal_record",
+        "audit_timeline",
+        *_review_fields,
+        *_SYSTEM_FIELDS,
+    )
     _terms_fieldsets = (
         (None, {"fields": ("person", "consent_text_version", "capture_method")}),
         (
@@ -630,6 +685,11 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         # A signed document, once attached, is evidence: it is shown, never replaced.
         document = "private_file_link" if obj and obj.signed_document else "signed_document"
+        audit = (
+            [("Audit trail", {"classes": ("collapse",), "fields": ("audit_timeline",)})]
+            if obj is not None and may_view(self.admin_site, request, AuditEvent)
+            else []
+        )
         return (
             *self._terms_fieldsets,
             ("Signed document", {"fields": (document,)}),
@@ -640,6 +700,7 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
                 else []
             ),
             ("Versions", {"fields": ("version_history",)}),
+            *audit,
             ("System", {"classes": ("collapse",), "fields": _SYSTEM_FIELDS}),
         )
 
@@ -888,6 +949,24 @@ class ConsentRecordAdmin(KeepRows, PrivateFileAdmin, CreatedByAdmin):
     @admin.display(description="covers")
     def covers(self, record: ConsentRecord) -> str:
         return ", ".join(record.media_types())
+
+    @admin.display(description="events")
+    def audit_timeline(self, record: ConsentRecord) -> str:
+        """The record's events, its uses' and those of the versions beside it, newest first."""
+        versions = [
+            record.pk,
+            record.supersedes_id,
+            *record.superseded_by.values_list("pk", flat=True),
+        ]
+        uses = record.uses.values_list("pk", flat=True)
+        events = AuditEvent.objects.filter(
+            Q(
+                object_type=ConsentRecord._meta.label_lower,
+                object_id__in=[str(pk) for pk in versions if pk],
+            )
+            | Q(object_type=ConsentUse._meta.label_lower, object_id__in=[str(pk) for pk in uses])
+        )
+        return events_timeline(events)
 
 
 def short_token(token: str | None) -> str:

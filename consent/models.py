@@ -58,6 +58,7 @@ class Person(models.Model):
         verbose_name_plural = "people"
         permissions = [
             ("legal_hold_person", "Can place or lift a legal hold on a person's biometric data"),
+            ("export_evidence", "Can export a person's evidence bundle"),
         ]
         constraints = [
             FieldCheckConstraint(

@@ -3,7 +3,10 @@
 Every function is keyword-only and atomic, and changes a status only with a conditional
 ``UPDATE ... WHERE status IN (...)``, so that two workers (or a worker and beat, or two browser
 tabs) never both win a transition. Side effects leave after commit (Celery tasks enqueued with
-``delay_on_commit``); each consent change writes its audit event in the same transaction.
+``delay_on_commit``). Each change (of a consent record, an invitation, an upstream session, an
+email) writes its audit event in the same transaction, with the upstream's answer when one
+caused it (``assets.services.upstream_outcome``); BytedTokens appear there by their last six
+characters only.
 
 Consent lifecycle (``CONSENT_TRANSITIONS`` is the one table of it)::
 
@@ -42,10 +45,15 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from assets.models import WithdrawalReason
-from assets.services import asset_group_record_liveness, assets_reassign_consent, withdrawal_start
+from assets.services import (
+    asset_group_record_liveness,
+    assets_reassign_consent,
+    upstream_outcome,
+    withdrawal_start,
+)
 from assets.upstream import AnyfastClient, LocalRateLimitExceeded, RateLimited, UpstreamError
 from assets.upstream.errors import EMPTY_GROUP_ID_EXPLANATION
-from audit.services import audit_record, snapshot
+from audit.services import audit_record, audited_update, snapshot
 from consent.models import (
     OPEN_VERIFICATION_STATUSES,
     PENDING_UPSTREAM_STATUSES,
@@ -82,6 +90,11 @@ CLOSED_CONSENT = (
     ConsentStatus.SUPERSEDED,
 )
 MAX_EMAIL_ATTEMPTS = 5
+# Who acted, in audit events, when no staff member did.
+PERSON = "person (invitation link)"
+BROWSER_CALLBACK = "person's browser (callback)"
+WORKER = "worker"
+SCHEDULER = "scheduler"
 
 SESSION_GONE_EXPLANATION = (
     "The upstream no longer knows this session's BytedToken: it expired (its lifetime is 30 "
@@ -165,21 +178,31 @@ def _user(user: User) -> Any:
     return user if user is not None and user.is_authenticated else None
 
 
-def _expire_if_overdue(invitation: VerificationSession, now: datetime.datetime) -> None:
-    """Ends ``invitation`` when its lifetime has passed (and refreshes it)."""
-    if invitation.is_open and invitation.expires_at <= now:
-        VerificationSession.objects.filter(
-            pk=invitation.pk, status__in=OPEN_VERIFICATION_STATUSES
-        ).update(status=VerificationStatus.EXPIRED, ended_at=invitation.expires_at)
-        invitation.refresh_from_db()
+def _expire_if_overdue(invitation: VerificationSession, now: datetime.datetime) -> bool:
+    """Ends ``invitation`` when its lifetime has passed (and refreshes it); whether it did."""
+    if not (invitation.is_open and invitation.expires_at <= now):
+        return False
+    expired = audited_update(
+        VerificationSession.objects.filter(pk=invitation.pk, status__in=OPEN_VERIFICATION_STATUSES),
+        {
+            "status": VerificationStatus.EXPIRED,
+            "ended_at": invitation.expires_at,
+            "updated_at": now,
+        },
+        obj=invitation,
+        action="invitation.expired",
+        person_id=invitation.person_id,
+        actor_label=SCHEDULER,
+    )
+    invitation.refresh_from_db()
+    return bool(expired)
 
 
 def invitation_expire_overdue(*, now: datetime.datetime | None = None) -> int:
     """Ends every open invitation whose lifetime has passed; how many it ended."""
     now = now or timezone.now()
-    return VerificationSession.objects.overdue(now).update(
-        status=VerificationStatus.EXPIRED, ended_at=F("expires_at"), updated_at=now
-    )
+    overdue = VerificationSession.objects.overdue(now).select_related("person")
+    return sum(_expire_if_overdue(invitation, now) for invitation in overdue)
 
 
 def _create_with_unique_code(**fields: Any) -> VerificationSession:
@@ -232,8 +255,17 @@ def invitation_create(
     invitation = _create_with_unique_code(
         person=person, consent=consent, created_by=_user(created_by)
     )
+    email = None
     if send_email and person.email:
-        invitation_send_email(invitation=invitation, created_by=created_by)
+        email = invitation_send_email(invitation=invitation, created_by=created_by)
+    audit_record(
+        action="invitation.created",
+        obj=invitation,
+        actor=created_by,
+        person_id=person.pk,
+        after=snapshot(invitation, ["status", "consent", "expires_at"]),
+        detail={"email_to": email.to if email else None},
+    )
     return invitation
 
 
@@ -275,9 +307,18 @@ def invitation_send_email(
     return email
 
 
+@transaction.atomic
 def invitation_resend(*, invitation: VerificationSession, by: User) -> OutboundEmail:
     """Email an open invitation again (same link, same code)."""
-    return invitation_send_email(invitation=invitation, created_by=by)
+    email = invitation_send_email(invitation=invitation, created_by=by)
+    audit_record(
+        action="invitation.resent",
+        obj=invitation,
+        actor=by,
+        person_id=invitation.person_id,
+        detail={"email_to": email.to},
+    )
+    return email
 
 
 @transaction.atomic
@@ -288,9 +329,19 @@ def invitation_cancel(*, invitation: VerificationSession, by: User) -> Verificat
     their group recorded, since it exists upstream either way.
     """
     now = timezone.now()
-    cancelled = VerificationSession.objects.filter(
-        pk=invitation.pk, status__in=OPEN_VERIFICATION_STATUSES
-    ).update(status=VerificationStatus.CANCELLED, ended_at=now, ended_by=_user(by), updated_at=now)
+    cancelled = audited_update(
+        VerificationSession.objects.filter(pk=invitation.pk, status__in=OPEN_VERIFICATION_STATUSES),
+        {
+            "status": VerificationStatus.CANCELLED,
+            "ended_at": now,
+            "ended_by": _user(by),
+            "updated_at": now,
+        },
+        obj=invitation,
+        action="invitation.cancelled",
+        person_id=invitation.person_id,
+        actor=by,
+    )
     invitation.refresh_from_db()
     if not cancelled:
         raise InvitationUnavailable(
@@ -326,6 +377,13 @@ def invitation_reissue(
     if not updated:
         raise VerificationRefused("This invitation was already reissued.")
     invitation.refresh_from_db()
+    audit_record(
+        action="invitation.reissued",
+        obj=invitation,
+        actor=by,
+        person_id=invitation.person_id,
+        detail={"replaced_by": new.pk},
+    )
     return new
 
 
@@ -345,11 +403,22 @@ def invitation_open(*, token: str) -> VerificationSession:
         raise InvitationUnavailable("No such invitation.")
     now = timezone.now()
     _expire_if_overdue(invitation, now)
-    if VerificationSession.objects.filter(
-        pk=invitation.pk, status=VerificationStatus.INVITED
-    ).update(status=VerificationStatus.OPENED, opened_at=now, updated_at=now):
+    if _mark_opened(invitation, now, actor=None):
         invitation.refresh_from_db()
     return invitation
+
+
+def _mark_opened(invitation: VerificationSession, now: datetime.datetime, *, actor: User) -> int:
+    """An invited person's invitation is opened (by them, or at the desk by ``actor``)."""
+    return audited_update(
+        VerificationSession.objects.filter(pk=invitation.pk, status=VerificationStatus.INVITED),
+        {"status": VerificationStatus.OPENED, "opened_at": now, "updated_at": now},
+        obj=invitation,
+        action="invitation.opened",
+        person_id=invitation.person_id,
+        actor=actor,
+        actor_label="" if _user(actor) else PERSON,
+    )
 
 
 def invitation_find_by_code(*, code: str) -> VerificationSession | None:
@@ -371,9 +440,14 @@ def _end_invitation_if_out_of_attempts(invitation_id: int, now: datetime.datetim
         return
     if invitation.upstream_verifications.pending().exists():
         return
-    VerificationSession.objects.filter(
-        pk=invitation_id, status__in=OPEN_VERIFICATION_STATUSES
-    ).update(status=VerificationStatus.FAILED, ended_at=now, updated_at=now)
+    audited_update(
+        VerificationSession.objects.filter(pk=invitation_id, status__in=OPEN_VERIFICATION_STATUSES),
+        {"status": VerificationStatus.FAILED, "ended_at": now, "updated_at": now},
+        obj=invitation,
+        action="invitation.failed",
+        person_id=invitation.person_id,
+        actor_label=WORKER,
+    )
 
 
 # --- Upstream sessions ------------------------------------------------------------------------
@@ -447,13 +521,27 @@ def upstream_verification_start(
         api_key_fingerprint=client.key_fingerprint,
         created_by=_user(created_by),
     )
+    # Phone starts are the person's (pressing Start); desk ones the staff member's.
+    actor_label = PERSON if purpose == UpstreamPurpose.PHONE else ""
     try:
         started = client.create_visual_validate_session(callback_url(public_id))
     except UpstreamError as error:
         row.status = UpstreamStatus.FAILED
         row.ended_at = timezone.now()
         _set_error(row, error)
-        row.save()
+        with transaction.atomic():
+            row.save()
+            audit_record(
+                action="verification.start_failed",
+                obj=row,
+                actor=created_by,
+                actor_label=actor_label,
+                person_id=invitation.person_id,
+                detail={
+                    "purpose": purpose,
+                    **upstream_outcome("CreateVisualValidateSession", error),
+                },
+            )
         logger.warning("verification start failed for invitation %s: %s", invitation.pk, error)
         raise UpstreamStartFailed(row) from error
     finally:
@@ -468,9 +556,22 @@ def upstream_verification_start(
     row.next_poll_at = now + datetime.timedelta(seconds=poll_interval(row, now))
     with transaction.atomic():
         row.save()
-        VerificationSession.objects.filter(
-            pk=invitation.pk, status=VerificationStatus.INVITED
-        ).update(status=VerificationStatus.OPENED, opened_at=now, updated_at=now)
+        audit_record(
+            action="verification.started",
+            obj=row,
+            actor=created_by,
+            actor_label=actor_label,
+            person_id=invitation.person_id,
+            after={"status": row.status},
+            detail={
+                "purpose": purpose,
+                "language": language,
+                "byted_token": f"…{started.byted_token[-6:]}",
+                "api_key_fingerprint": row.api_key_fingerprint,
+                **upstream_outcome("CreateVisualValidateSession"),
+            },
+        )
+        _mark_opened(invitation, now, actor=created_by)
     return row
 
 
@@ -516,10 +617,21 @@ def upstream_verification_record_callback(
     if not first:
         verification.refresh_from_db()
         return CallbackOutcome("replayed", verification)
+    before, person_id = verification.status, verification.invitation.person_id
     UpstreamVerification.objects.filter(pk=verification.pk, status=UpstreamStatus.CREATED).update(
         status=UpstreamStatus.CALLBACK_RECEIVED, next_poll_at=now
     )
     verification.refresh_from_db()
+    audit_record(
+        action="verification.callback",
+        obj=verification,
+        actor_label=BROWSER_CALLBACK,
+        person_id=person_id,
+        before={"status": before},
+        after={"status": verification.status},
+        # What the browser claimed (only the upstream's result decides); the token stays out.
+        detail={k: v for k, v in verification.callback_params.items() if k != "bytedToken"},
+    )
     if verification.is_pending:
         from consent.tasks import confirm_upstream_verification
 
@@ -617,13 +729,29 @@ def upstream_verification_confirm(
 
 
 def _record_error(verification: UpstreamVerification, error: UpstreamError) -> None:
-    UpstreamVerification.objects.filter(
+    """Keep the error on the pending session; an event when it differs from the last one (a
+    session polled through an outage would otherwise write one every few seconds)."""
+    changes = {
+        "last_error_code": error.code[:100],
+        "last_error": error.message,
+        "last_error_explanation": error.explanation,
+        "updated_at": timezone.now(),
+    }
+    rows = UpstreamVerification.objects.filter(
         pk=verification.pk, status__in=PENDING_UPSTREAM_STATUSES
-    ).update(
-        last_error_code=error.code[:100],
-        last_error=error.message,
-        last_error_explanation=error.explanation,
-        updated_at=timezone.now(),
+    )
+    if changes["last_error_code"] == verification.last_error_code:
+        rows.update(**changes)
+        return
+    audited_update(
+        rows,
+        changes,
+        obj=verification,
+        action="verification.upstream_error",
+        person_id=verification.invitation.person_id,
+        recorded=("last_error_code",),
+        actor_label=WORKER,
+        detail=upstream_outcome("GetVisualValidateResult", error, token=verification.byted_token),
     )
 
 
@@ -646,6 +774,15 @@ def _complete(verification: UpstreamVerification, group_id: str) -> None:
     if not won:
         return
     invitation = verification.invitation
+    audit_record(
+        action="verification.confirmed",
+        obj=verification,
+        actor_label=WORKER,
+        person_id=invitation.person_id,
+        before={"status": verification.status},
+        after={"status": UpstreamStatus.CONFIRMED, "group_id": group_id},
+        detail=upstream_outcome("GetVisualValidateResult"),
+    )
     asset_group_record_liveness(
         person_id=invitation.person_id,
         group_id=group_id,
@@ -654,10 +791,23 @@ def _complete(verification: UpstreamVerification, group_id: str) -> None:
     )
     # An invitation that expired by time meanwhile still records the verification that happened.
     now = timezone.now()  # after the group, so that a timeline shows them in that order
-    VerificationSession.objects.filter(
-        pk=invitation.pk,
-        status__in=[*OPEN_VERIFICATION_STATUSES, VerificationStatus.EXPIRED],
-    ).update(status=VerificationStatus.VERIFIED, verified_at=now, ended_at=now, updated_at=now)
+    audited_update(
+        VerificationSession.objects.filter(
+            pk=invitation.pk,
+            status__in=[*OPEN_VERIFICATION_STATUSES, VerificationStatus.EXPIRED],
+        ),
+        {
+            "status": VerificationStatus.VERIFIED,
+            "verified_at": now,
+            "ended_at": now,
+            "updated_at": now,
+        },
+        obj=invitation,
+        action="invitation.verified",
+        person_id=invitation.person_id,
+        actor_label=WORKER,
+        detail={"group_id": group_id},
+    )
 
 
 @transaction.atomic
@@ -683,16 +833,27 @@ def _end(
         code = error.code[:100] if error else ""
         message = error.message if error else "GroupId still empty when the token expired."
     now = timezone.now()
-    ended = UpstreamVerification.objects.filter(
-        pk=verification.pk, status__in=PENDING_UPSTREAM_STATUSES
-    ).update(
-        status=status,
-        ended_at=now,
-        next_poll_at=None,
-        last_error_code=code,
-        last_error=message,
-        last_error_explanation=explanation,
-        updated_at=now,
+    ended = audited_update(
+        UpstreamVerification.objects.filter(
+            pk=verification.pk, status__in=PENDING_UPSTREAM_STATUSES
+        ),
+        {
+            "status": status,
+            "ended_at": now,
+            "next_poll_at": None,
+            "last_error_code": code,
+            "last_error": message,
+            "last_error_explanation": explanation,
+            "updated_at": now,
+        },
+        obj=verification,
+        action=f"verification.{status}",
+        person_id=verification.invitation.person_id,
+        recorded=("status", "last_error_code"),
+        actor_label=WORKER,
+        detail=upstream_outcome("GetVisualValidateResult", error, token=verification.byted_token)
+        if error
+        else {"upstream": "GetVisualValidateResult ok (no GroupId before the token expired)"},
     )
     if ended:
         _end_invitation_if_out_of_attempts(verification.invitation_id, now)
@@ -785,7 +946,23 @@ def outbound_email_send(*, outbound_email_id: int) -> OutboundEmail:
             email.sent_at = timezone.now()
             email.last_error = ""
         email.save(update_fields=["attempts", "last_error", "status", "sent_at", "updated_at"])
+        about = email.invitation or email.consent
+        audit_record(
+            action=_EMAIL_ACTIONS[email.status],
+            obj=email,
+            actor_label=WORKER,
+            person_id=about.person_id if about is not None else None,
+            after={"status": email.status, "attempts": email.attempts},
+            detail={"to": email.to, "template": email.template, "error": email.last_error[:500]},
+        )
     return email
+
+
+_EMAIL_ACTIONS: dict[str, str] = {
+    EmailStatus.SENT: "email.sent",
+    EmailStatus.QUEUED: "email.attempt_failed",  # to be tried again
+    EmailStatus.FAILED: "email.failed",
+}
 
 
 def _email_context(subject: VerificationSession | ConsentRecord) -> dict[str, Any]:
@@ -1202,6 +1379,15 @@ def consent_version_differences(
         }
     )
     return rows
+
+
+def consent_terms(record: ConsentRecord) -> list[tuple[Any, str]]:
+    """A record's terms (the fields a new version copies), each with its value in words."""
+    return [
+        (field, _shown(record, field))
+        for field in ConsentRecord._meta.concrete_fields
+        if field.name not in _NOT_COPIED
+    ]
 
 
 def _shown(record: ConsentRecord, field: Any) -> str:

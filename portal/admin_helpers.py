@@ -3,7 +3,8 @@
 Every uploaded file is private: the storage refuses to give a plain URL. The admin reaches a
 file only through ``PrivateFileAdmin``'s view, which checks the staff user's ``view``
 permission on the row that owns the file (and, where the admin names one, a permission for the
-file itself) and streams it as a download that no cache keeps and no browser runs
+file itself), records the download in the audit trail and streams it as a download that no cache
+keeps and no browser runs
 (``portal.private_files.private_file_response``).
 """
 
@@ -20,6 +21,7 @@ from django.http import FileResponse, Http404, HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from audit.services import audit_record
 from portal.private_files import content_type_of_stored_name, private_file_response
 
 # Colour of each status value, across every model that has one.
@@ -111,6 +113,13 @@ class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
         field_file: FieldFile = getattr(obj, self.private_file_field)
         if not field_file.name or not field_file.storage.exists(field_file.name):
             raise Http404("This row has no file.")
+        audit_record(
+            action="file.downloaded",
+            obj=obj,
+            actor=request.user,
+            person_id=self.audit_person_id(obj),
+            detail={"via": "admin", "field": self.private_file_field, "file": field_file.name},
+        )
         return private_file_response(
             field_file.open("rb"),
             content_type=self.file_content_type(obj),
@@ -125,6 +134,10 @@ class PrivateFileAdmin(StatusColumn, admin.ModelAdmin):
         return self.private_file_permission is None or request.user.has_perm(
             self.private_file_permission
         )
+
+    def audit_person_id(self, obj: Any) -> int | None:
+        """The person a row's file is of, for its download's audit event."""
+        return getattr(obj, "person_id", None)
 
     def file_content_type(self, obj: Any) -> str:
         """The type measured from the file's bytes: the row's field, else its stored extension."""

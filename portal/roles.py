@@ -142,7 +142,8 @@ LEGAL = Role(
     name="Legal",
     summary=(
         "Reviews consent records (approve, reject), records revocations and follows their "
-        "withdrawals upstream (retrying failed items), places legal holds, reads the audit trail "
+        "withdrawals upstream (retrying failed items), places legal holds, exports evidence "
+        "bundles, reads the audit trail "
         "and everything a review needs, read-only: people, consent records and their documents, "
         "invitations and upstream sessions, assets and their files, where references went and "
         "what producers were told."
@@ -156,6 +157,8 @@ LEGAL = Role(
             "consent.revoke_consentrecord",
             # Keeps a person's biometric media past retention (a dispute, a claim).
             "consent.legal_hold_person",
+            # "Export evidence bundle" on people: consent versions, timeline, files, manifest.
+            "consent.export_evidence",
             "consent.view_verificationsession",
             "consent.view_upstreamverification",
             "consent.view_outboundemail",

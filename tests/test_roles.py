@@ -306,6 +306,7 @@ def test_each_page_answers_each_role_as_the_matrix_says(
 
 INVITE = {"invite_to_verify"}
 HOLD = {"place_legal_hold", "lift_legal_hold"}
+EVIDENCE = {"export_evidence_bundle"}
 SUBMIT = {"submit_for_review"}
 REVIEW = {"approve_records", "reject_records", "revoke_consent"}
 INVITATIONS = {"resend_invitations", "cancel_invitations", "reissue_invitations"}
@@ -315,7 +316,10 @@ NONE: set[str] = set()
 
 # list, then the actions offered to: producer, onboarding, legal, superuser (None: no list).
 ACTIONS: list[tuple[str, tuple[set[str] | None, ...]]] = [
-    ("consent_person_changelist", (None, INVITE, HOLD, INVITE | HOLD | {"delete_selected"})),
+    (
+        "consent_person_changelist",
+        (None, INVITE, HOLD | EVIDENCE, INVITE | HOLD | EVIDENCE | {"delete_selected"}),
+    ),
     ("consent_consentrecord_changelist", (None, SUBMIT, REVIEW, SUBMIT | REVIEW)),
     ("consent_verificationsession_changelist", (None, INVITATIONS, NONE, INVITATIONS)),
     ("consent_upstreamverification_changelist", (None, NONE, NONE, NONE)),
