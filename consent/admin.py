@@ -832,13 +832,21 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
             problems = consent_problems(record)
         else:
             problems = []
-        flags = consent_red_flags(record) if transition in ("submit", "approve") else []
+        # What a reviewer weighs; a revocation is the person's decision, not a review.
+        reviewing = transition in ("submit", "approve", "reject")
+        flags = consent_red_flags(record) if reviewing else []
         summary = (
             f"{', '.join(record.likeness_elements())} · {', '.join(record.media_types())} · "
             f"{record.starts_on} to {record.expires_on or 'no end date'} · "
             f"{len(record.uses.all())} use(s)"
         )
-        return {"record": record, "problems": problems, "flags": flags, "summary": summary}
+        return {
+            "record": record,
+            "problems": problems,
+            "flags": flags,
+            "reviewing": reviewing,
+            "summary": summary,
+        }
 
     def _apply(
         self,

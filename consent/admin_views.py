@@ -30,7 +30,6 @@ from consent import services
 from consent.models import (
     OPEN_VERIFICATION_STATUSES,
     ConsentRecord,
-    ConsentStatus,
     Person,
     UpstreamPurpose,
     UpstreamStatus,
@@ -68,13 +67,10 @@ def _refused(subject: object, exc: services.VerificationRefused) -> Outcome:
 
 
 def consent_to_back(person: Person) -> ConsentRecord | None:
-    """The consent record a new invitation of ``person`` backs: their latest approved one, else
-    their latest draft or one under review, else none."""
-    records = person.consent_records.order_by("-created_at", "-pk")
-    approved = records.filter(status=ConsentStatus.APPROVED).first()
-    if approved is not None:
-        return approved
-    return records.filter(status__in=[ConsentStatus.DRAFT, ConsentStatus.PENDING_REVIEW]).first()
+    """The consent record a new invitation of ``person`` backs: the latest approved one in force
+    today (verification collects biometric data), else none, which ``invitation_create``
+    refuses with the reason."""
+    return person.consent_records.in_force().order_by("-created_at", "-pk").first()
 
 
 def _qr_link(invitation: VerificationSession) -> SafeString:

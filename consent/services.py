@@ -230,18 +230,12 @@ def invitation_create(
 ) -> VerificationSession:
     """Invite ``person`` to verify, for ``consent``; emails them when they have an address.
 
-    Refuses when the person already has an open invitation (resend, cancel or reissue it
-    instead), and when the consent is another person's or rejected, revoked or expired.
+    Verification collects biometric data, which needs the person's consent first (BIPA's written
+    release, GDPR Art. 9): ``consent`` must be theirs, approved and in force today. Refuses too
+    when the person already has an open invitation (resend, cancel or reissue it instead).
     """
     now = timezone.now()
-    if consent is not None:
-        if consent.person_id != person.pk:
-            raise VerificationRefused("This consent record is another person's.")
-        if consent.status in CLOSED_CONSENT:
-            raise VerificationRefused(
-                f"This consent record is {consent.get_status_display().lower()}: "
-                "it cannot back a verification."
-            )
+    _refuse_unless_consent_in_force(person=person, consent=consent)
     Person.objects.select_for_update().get(pk=person.pk)  # one invitation at a time per person
     for existing in person.verification_sessions.open():
         _expire_if_overdue(existing, now)
@@ -267,6 +261,21 @@ def invitation_create(
         detail={"email_to": email.to if email else None},
     )
     return invitation
+
+
+def _refuse_unless_consent_in_force(*, person: Person, consent: ConsentRecord | None) -> None:
+    if consent is None:
+        raise VerificationRefused(
+            f"{person} has no approved consent in force: verification collects biometric data, "
+            "so record their consent and have it approved first."
+        )
+    if consent.person_id != person.pk:
+        raise VerificationRefused("This consent record is another person's.")
+    if not ConsentRecord.objects.in_force().filter(pk=consent.pk).exists():
+        raise VerificationRefused(
+            f"This consent record is {consent.get_status_display().lower()} and not in force "
+            "today: it cannot back a verification."
+        )
 
 
 @transaction.atomic
@@ -504,6 +513,12 @@ def upstream_verification_start(
     if not invitation.is_open:
         raise InvitationUnavailable(
             f"This invitation is {invitation.get_status_display().lower()}.", invitation
+        )
+    consent_id = invitation.consent_id
+    if consent_id is None or not ConsentRecord.objects.in_force().filter(pk=consent_id).exists():
+        # Its consent ended since (its end date passed; ending it by review cancels invitations).
+        raise InvitationUnavailable(
+            "The consent this invitation backs is not in force: no verification now.", invitation
         )
     if purpose == UpstreamPurpose.PHONE and invitation_attempts_left(invitation) <= 0:
         raise AttemptsExhausted("Every verification attempt of this invitation was used.")
@@ -1445,6 +1460,10 @@ def _transition(
                 f"{record} cannot be {_PAST[action]}: it is {current.get_status_display().lower()}."
             )
         record.refresh_from_db()
+        if target != S.APPROVED and action != "submit":
+            # Biometric verification needs consent in force: invitations backing it end too.
+            for invitation in VerificationSession.objects.open().filter(consent=record):
+                invitation_cancel(invitation=invitation, by=actor)
         audit_record(
             action=f"consent.{action}",
             obj=record,

@@ -111,19 +111,28 @@ def test_invite_action_invites_emails_and_goes_to_the_qr_page(
     assert services.invitation_url(invitation) in mail.outbox[0].body
 
 
-def test_an_invitation_backs_the_latest_approved_consent_else_the_latest_open_one(
+def _consenting(**person) -> Person:
+    """A person with an approved consent in force, whom verification may be asked of."""
+    return ConsentRecordFactory(
+        approved=True, **{f"person__{k}": v for k, v in person.items()}
+    ).person
+
+
+def test_an_invitation_backs_the_consent_in_force_and_nobody_is_invited_without_one(
     superuser_client: Client,
 ):
     approved = ConsentRecordFactory(approved=True)
     ConsentRecordFactory(person=approved.person)  # a later draft
     draft = ConsentRecordFactory(person__email="")
-    ConsentRecordFactory(person=draft.person, revoked=True)  # later, but revoked
-    nothing = ConsentRecordFactory(revoked=True, person__email="").person
+    revoked = ConsentRecordFactory(revoked=True, person__email="").person
+    nobody = PersonFactory()
 
-    _invite_action(superuser_client, approved.person, draft.person, nothing)
+    response = _invite_action(superuser_client, approved.person, draft.person, revoked, nobody)
 
     backed = dict(VerificationSession.objects.values_list("person", "consent"))
-    assert backed == {approved.person.pk: approved.pk, draft.person.pk: draft.pk, nothing.pk: None}
+    assert backed == {approved.person.pk: approved.pk}
+    refusals = [m for m in _messages(response) if "no approved consent in force" in m]
+    assert len(refusals) == 3  # verification collects biometric data: consent comes first
 
 
 def test_invite_action_is_labelled_invite_to_verify(superuser_client: Client):
@@ -135,7 +144,7 @@ def test_invite_action_is_labelled_invite_to_verify(superuser_client: Client):
 
 
 def test_inviting_a_person_without_email_offers_the_qr_page_and_code(superuser_client: Client):
-    person = PersonFactory(email="")
+    person = _consenting(email="")
 
     response = _invite_action(superuser_client, person)
 
@@ -151,7 +160,7 @@ def test_invite_action_on_several_people_reports_each_and_refuses_a_second_open_
     superuser_client: Client,
 ):
     waiting = VerificationSessionFactory().person
-    fresh = PersonFactory()
+    fresh = _consenting()
 
     response = _invite_action(superuser_client, waiting, fresh)
 
@@ -166,7 +175,7 @@ def test_invite_action_on_several_people_reports_each_and_refuses_a_second_open_
 
 
 def test_invite_button_invites_and_goes_to_the_qr_page(superuser_client: Client):
-    person = PersonFactory(email="")
+    person = _consenting(email="")
 
     response = superuser_client.post(_url("person_invite", person.pk))
 
@@ -209,7 +218,7 @@ def test_person_page_shows_the_invite_button_or_the_open_invitations_qr_page(
 
 
 def test_inviting_needs_the_permission_to_add_invitations():
-    person = PersonFactory()
+    person = _consenting()
     client = _staff("view_person", "change_person", "view_verificationsession")
 
     page = client.get(_url("person_changelist")).content.decode()

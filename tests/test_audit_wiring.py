@@ -37,7 +37,6 @@ from tests.factories import (
     AssetGroupFactory,
     ConsentRecordFactory,
     OutboundEmailFactory,
-    PersonFactory,
     UserFactory,
     VerificationSessionFactory,
 )
@@ -73,9 +72,10 @@ def test_invitation_changes_are_audited_with_who_did_them_and_the_status_before_
     queued,
 ):
     staff = UserFactory(username="onboarding-1")
-    person = PersonFactory()
+    consent = ConsentRecordFactory(approved=True)
+    person = consent.person
 
-    invitation = services.invitation_create(person=person, consent=None, created_by=staff)
+    invitation = services.invitation_create(person=person, consent=consent, created_by=staff)
     services.invitation_resend(invitation=invitation, by=staff)
     services.invitation_open(token=invitation.invitation_token)
     services.invitation_open(token=invitation.invitation_token)  # opened once only
@@ -110,9 +110,8 @@ def test_invitation_changes_are_audited_with_who_did_them_and_the_status_before_
 
 @pytest.mark.django_db
 def test_invitations_that_run_out_of_time_are_audited_as_the_schedulers_doing(queued):
-    invitation = services.invitation_create(
-        person=PersonFactory(email=""), consent=None, created_by=None
-    )
+    consent = ConsentRecordFactory(approved=True, person__email="")
+    invitation = services.invitation_create(person=consent.person, consent=consent, created_by=None)
 
     with time_machine.travel(invitation.expires_at + datetime.timedelta(seconds=1)):
         assert services.invitation_expire_overdue() == 1
@@ -124,9 +123,8 @@ def test_invitations_that_run_out_of_time_are_audited_as_the_schedulers_doing(qu
 
 @pytest.mark.django_db
 def test_a_change_rolled_back_leaves_no_event(queued):
-    invitation = services.invitation_create(
-        person=PersonFactory(email=""), consent=None, created_by=None
-    )
+    consent = ConsentRecordFactory(approved=True, person__email="")
+    invitation = services.invitation_create(person=consent.person, consent=consent, created_by=None)
 
     with pytest.raises(RuntimeError), transaction.atomic():
         services.invitation_cancel(invitation=invitation, by=None)

@@ -168,8 +168,8 @@ def test_the_desk_stops_after_unused_codes_offers_a_new_one_and_closes_with_the_
 ):
     monkeypatch.setattr(admin_views, "DESK_AUTO_MINTS", 2)
     settings.ANYFAST_H5_LINK_TTL = settings.SANDBOX_H5_LINK_TTL = 1
-    invitation = ConsentRecordFactory(approved=True).person
-    invitation = services.invitation_create(person=invitation, consent=None, created_by=None)
+    consent = ConsentRecordFactory(approved=True)
+    invitation = services.invitation_create(person=consent.person, consent=consent, created_by=None)
 
     staff.goto(f"/admin/consent/verificationsession/{invitation.pk}/desk/")
 

@@ -361,3 +361,17 @@ def test_the_person_page_shows_the_consent_in_force_not_the_latest(superuser_cli
     html = page.content.decode()
     assert f"/admin/consent/consentrecord/{in_force.pk}/change/" in html
     assert "until" in html
+
+
+def test_the_reject_page_shows_the_red_flags_and_the_revoke_page_claims_nothing(
+    superuser_client,
+):
+    pending = _pending(expires_on=None)
+    approved = _approved()
+
+    reject = _changelist_action(superuser_client, "reject_records", [pending]).content.decode()
+    revoke = _changelist_action(superuser_client, "revoke_consent", [approved]).content.decode()
+
+    assert "no end date: the consent is open-ended" in reject
+    assert "Complete, no red flags" not in reject
+    assert "Complete, no red flags" not in revoke

@@ -285,3 +285,23 @@ def test_the_timeline_tells_emails_cancellation_and_reissue_in_order(queued, set
     assert entries[2].tone == "red" and "550" in entries[2].detail
     assert "resend" in entries[2].explanation
     assert entries[3].detail == "Invitation cancelled by maya."
+
+
+@pytest.mark.django_db
+def test_ending_a_consent_cancels_the_invitations_that_back_it():
+    invitation = VerificationSessionFactory()
+    record = invitation.consent
+
+    services.consent_revoke(record=record, actor=None, channel="email", reason="Changed my mind.")
+
+    invitation.refresh_from_db()
+    assert invitation.status == VerificationSession.Status.CANCELLED
+
+
+@pytest.mark.django_db
+def test_a_person_whose_consent_is_only_a_draft_is_not_invited():
+    draft = ConsentRecordFactory()
+
+    with pytest.raises(services.VerificationRefused, match="not in force"):
+        services.invitation_create(person=draft.person, consent=draft, created_by=None)
+    assert not VerificationSession.objects.exists()

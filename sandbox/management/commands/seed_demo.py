@@ -13,6 +13,7 @@ nothing but those passwords and the role groups, which it sets back to what it p
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -25,17 +26,20 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from PIL import Image
 
 from assets.media import validate_media
 from assets.models import Asset, AssetGroup
 from assets.upstream import key_fingerprint
 from consent.models import (
     ConsentRecord,
+    ConsentUse,
     Language,
     Person,
     UpstreamVerification,
     VerificationSession,
 )
+from consent.services import consent_approve, consent_revoke, consent_submit
 from portal.roles import LEGAL, ONBOARDING, PRODUCERS, Role, roles_apply
 from sandbox.demo import demo_asset_create, demo_group_create
 from sandbox.samples import make_image
@@ -129,37 +133,57 @@ class Command(BaseCommand):
         consent = self._consent(admin, person, demo.consent)
         if demo.consent == Status.APPROVED:
             self._verified_with_assets(admin, person, consent, demo.face)
-        elif demo.consent == Status.PENDING_REVIEW:
-            VerificationSession.objects.create(person=person, consent=consent, created_by=admin)
         self.stdout.write(f"  {person}: consent {consent.get_status_display().lower()}.")
 
     def _consent(self, admin: Any, person: Person, status: str) -> ConsentRecord:
-        now = timezone.now()
+        """A complete record (terms, one specific use, a signed PDF) moved to ``status`` by the
+        portal's own services, as staff and legal would (audit events included)."""
         today = timezone.localdate()
-        reviewed = status in (Status.APPROVED, Status.REVOKED)
-        return ConsentRecord.objects.create(
+        page = io.BytesIO()
+        Image.new("RGB", (595, 842), "white").save(page, "PDF")  # a real, if blank, signed form
+        text = f"Demo consent text, version 2026.1, {Language(person.preferred_language).label}."
+        record = ConsentRecord.objects.create(
             person=person,
             consent_text_version="2026.1",
+            consent_text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+            consent_text_language=person.preferred_language,
             intended_uses="Reference likeness for AI-generated promotional video.",
             projects="Spring campaign",
             covers_audio=True,
+            likeness_voice=True,
+            prohibited_uses="Political, adult or endorsement content.",
             starts_on=today - datetime.timedelta(days=30),
             expires_on=today + datetime.timedelta(days=335),
             capture_method=ConsentRecord.CaptureMethod.E_SIGNATURE,
-            signed_document=ContentFile(
-                f"Demo consent of {person.legal_name}, version 2026.1.\n".encode(),
-                name="signed-consent.txt",
-            ),
-            status=status,
-            reviewed_by=admin if reviewed else None,
-            reviewed_at=now if reviewed else None,
-            review_note="Demo review." if reviewed else "",
-            revoked_at=now if status == Status.REVOKED else None,
-            revocation_reason=(
-                "The person withdrew consent by email." if status == Status.REVOKED else ""
-            ),
+            representation=ConsentRecord.Representation.UNION,
+            representative_name="SAG-AFTRA (demo local)",
+            biometric_notice_accepted=True,
+            retention_policy_accepted=True,
+            signed_document=ContentFile(page.getvalue(), name="signed-consent.pdf"),
             created_by=admin,
         )
+        ConsentUse.objects.create(
+            consent=record,
+            project="Spring campaign",
+            medium="AI-generated video advertisement, 30 seconds",
+            channels="YouTube, Instagram, in-store screens",
+            territory="United Kingdom, Ireland",
+            languages="English",
+            description="The person walking through a spring market, holding the product.",
+        )
+        if status != Status.DRAFT:
+            consent_submit(record=record, actor=admin)
+        if status in (Status.APPROVED, Status.REVOKED):
+            consent_approve(record=record, actor=admin, note="Demo review.")
+        if status == Status.REVOKED:
+            consent_revoke(
+                record=record,
+                actor=admin,
+                channel=ConsentRecord.RevocationChannel.EMAIL,
+                reason="The person withdrew consent by email.",
+            )
+        record.refresh_from_db()
+        return record
 
     def _verified_with_assets(
         self, admin: Any, person: Person, consent: ConsentRecord, face: str
