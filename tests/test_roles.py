@@ -390,6 +390,27 @@ def test_an_action_not_offered_to_a_role_does_nothing_when_posted(
     assert VerificationSession.objects.count() == invitations
 
 
+@pytest.mark.parametrize(
+    ("who", "status", "content_type"),
+    [
+        ("producer", 403, "text/html; charset=utf-8"),
+        # Not offered: the list goes back to itself, nothing exported.
+        ("onboarding", 302, "text/html; charset=utf-8"),
+        ("legal", 200, "application/zip"),
+        ("superuser", 200, "application/zip"),
+    ],
+)
+def test_only_legal_gets_a_persons_evidence_bundle(who, status, content_type, clients, world):
+    response = clients[who].post(
+        _admin("consent_person_changelist"),
+        {"action": "export_evidence_bundle", "_selected_action": [world.person.pk]},
+    )
+
+    assert (response.status_code, response["Content-Type"]) == (status, content_type)
+    exported = AuditEvent.objects.filter(action="person.evidence_exported").exists()
+    assert exported is (status == 200)
+
+
 # --- Buttons on change pages ------------------------------------------------------------------
 
 
