@@ -39,7 +39,8 @@ from sandbox.servers import free_port
 from tests.factories import AssetFactory, AssetGroupFactory
 from tests.upstream_helpers import SANDBOX_KEY, HeldCreates
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Whole scenarios against the sandbox over HTTP: CI and bin/test --all run them.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 @pytest.fixture

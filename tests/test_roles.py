@@ -46,7 +46,8 @@ from tests.factories import (
     VerificationSessionFactory,
 )
 
-pytestmark = pytest.mark.django_db
+# The whole matrix of pages and actions per role: CI and bin/test --all run it.
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 ConsentStatus = ConsentRecord.Status
 InvitationStatus = VerificationSession.Status

@@ -16,6 +16,9 @@ from sandbox import counters, faults, ratelimit
 from sandbox.models import SandboxSession
 from sandbox.testing import api_path, call
 
+# Every fault played for real over HTTP, with its timeouts: CI and bin/test --all run it.
+pytestmark = pytest.mark.slow
+
 START = datetime.datetime(2026, 11, 24, 10, 0, tzinfo=datetime.UTC)
 TOKEN_BODY = {"BytedToken": "2026" + "0" * 30}
 

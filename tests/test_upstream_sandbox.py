@@ -40,7 +40,8 @@ from sandbox.samples import make_image
 from tests.factories import AssetFactory, AssetGroupFactory
 from tests.upstream_helpers import SANDBOX_KEY, max_in_any_window
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Whole scenarios against the sandbox over HTTP: CI and bin/test --all run them.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 KEY = SANDBOX_KEY  # the key of the ``upstream`` fixture (tests/conftest.py)
 OTHER_KEY = "sk-direct-another-account-987654"

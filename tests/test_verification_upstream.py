@@ -24,7 +24,8 @@ from sandbox.testing import complete_session, fail_session
 from tests.factories import UpstreamVerificationFactory, VerificationSessionFactory
 from tests.verification_helpers import AIGC_KEY, KEY, use_sandbox
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Whole scenarios against the sandbox over HTTP: CI and bin/test --all run them.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 Status = UpstreamVerification.Status
 Phone = UpstreamVerification.Purpose.PHONE

@@ -49,7 +49,8 @@ from tests.factories import (
 from tests.test_asset_pipeline import calls, quick_client, submit, upload, verified_group
 from tests.upstream_helpers import HeldCreates
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Whole scenarios against the sandbox over HTTP: CI and bin/test --all run them.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 Item = WithdrawalItem
 
