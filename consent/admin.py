@@ -616,22 +616,7 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
     )
     autocomplete_fields = ("person",)
     date_hierarchy = "created_at"
-    _review_fields = (
-        "status_badge",
-        "red_flags",
-        "submitted_by",
-        "submitted_at",
-        "reviewed_by",
-        "reviewed_at",
-        "review_note",
-        "revoked_at",
-        "revoked_by",
-        "revocation_channel",
-        "revocation_requested_at",
-        "revocation_reason",
-        "ended_at",
-        "expiry_warning_sent_at",
-    )
+    _review_fields = ("status_badge", "red_flags", *ConsentRecord.LIFECYCLE_FIELDS)
     _readonly_always = (
         "private_file_link",
         "version_history",

@@ -148,6 +148,22 @@ class ConsentRecord(models.Model):
     """
 
     Status = ConsentStatus
+    # Written by the lifecycle's services, never by hand: shown read-only, never copied into a
+    # new version (which starts its own review, revocation and warnings).
+    LIFECYCLE_FIELDS = (
+        "submitted_by",
+        "submitted_at",
+        "reviewed_by",
+        "reviewed_at",
+        "review_note",
+        "revoked_at",
+        "revoked_by",
+        "revocation_channel",
+        "revocation_requested_at",
+        "revocation_reason",
+        "ended_at",
+        "expiry_warning_sent_at",
+    )
     CaptureMethod = CaptureMethod
     Representation = Representation
     RevocationChannel = RevocationChannel

@@ -1421,20 +1421,10 @@ _NOT_COPIED = frozenset(
         "status",
         "signed_document",
         "supersedes",
-        "submitted_by",
-        "submitted_at",
-        "reviewed_by",
-        "reviewed_at",
-        "review_note",
-        "revoked_at",
-        "revoked_by",
-        "revocation_channel",
-        "revocation_requested_at",
-        "revocation_reason",
-        "ended_at",
         "created_by",
         "created_at",
         "updated_at",
+        *ConsentRecord.LIFECYCLE_FIELDS,
     }
 )
 

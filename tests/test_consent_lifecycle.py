@@ -375,3 +375,16 @@ def test_the_reject_page_shows_the_red_flags_and_the_revoke_page_claims_nothing(
     assert "no end date: the consent is open-ended" in reject
     assert "Complete, no red flags" not in reject
     assert "Complete, no red flags" not in revoke
+
+
+def test_a_new_version_starts_its_own_review_and_expiry_warning(legal):
+    original = _approved()
+    ConsentRecord.objects.filter(pk=original.pk).update(
+        expiry_warning_sent_at=timezone.now(), review_note="Checked."
+    )
+    original.refresh_from_db()
+
+    version = services.consent_new_version(record=original, actor=legal)
+
+    for field in ConsentRecord.LIFECYCLE_FIELDS:
+        assert getattr(version, field) in (None, ""), field
