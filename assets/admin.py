@@ -6,7 +6,7 @@ but never the original files (``ASSET_FILE_PERMISSION``). Staff upload files (on
 page, several on a person's page), see each asset's state in plain words, and retry, withdraw or
 refresh assets; every one of those goes through ``assets.services``. Legal reads the reference
 ledger (``ReferenceCopy``, also on each asset's page) and what producers were told
-(``ProducerNotice``, ``NoticeEmail``): read-only.
+(``ProducerNotice``): read-only.
 """
 
 from __future__ import annotations
@@ -28,29 +28,30 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from assets import services
 from assets.media import LIMITS
 from assets.models import (
     Asset,
     AssetGroup,
-    NoticeEmail,
     ProducerNotice,
     ReferenceCopy,
     Withdrawal,
     WithdrawalItem,
     WithdrawalQuerySet,
 )
-from assets.upstream import UpstreamError
+from assets.services import gate, pipeline, withdrawals
 from consent.models import ConsentRecord, Person
 from portal.admin_helpers import (
     KeepRows,
     PrivateFileAdmin,
+    ReadOnlyAdmin,
     ReadOnlyInline,
     StatusColumn,
     badge,
     fieldsets_without,
     file_link,
+    status_badge,
 )
+from upstream import UpstreamError
 
 _SYSTEM_FIELDS = ("created_at", "updated_at")
 
@@ -193,7 +194,7 @@ class MultipleFileField(forms.FileField):
 
 
 class AssetUploadForm(forms.Form):
-    """The choices of an upload; the checks themselves are ``services.asset_create``'s."""
+    """The choices of an upload; the checks themselves are ``pipeline.asset_create``'s."""
 
     consent = forms.ModelChoiceField(
         queryset=ConsentRecord.objects.none(),
@@ -244,7 +245,7 @@ def upload_view(
 ) -> HttpResponse:
     """The upload page: on a person's page several files, else the single add form.
 
-    Each file goes through ``services.asset_create`` on its own: good ones are stored and
+    Each file goes through ``pipeline.asset_create`` on its own: good ones are stored and
     queued, bad ones reported with every reason.
     """
     if not request.user.has_perm("assets.add_asset"):
@@ -261,7 +262,7 @@ def upload_view(
         for upload in uploads:
             result = UploadResult(upload.name)
             try:
-                result.asset = services.asset_create(
+                result.asset = pipeline.asset_create(
                     person=owner,
                     group=data.get("group"),
                     consent=data["consent"],
@@ -296,7 +297,7 @@ def upload_view(
         "results": results,
         # Said before any file is chosen, when no file of this person could go anywhere.
         "group_refusals": (
-            services.group_refusals(person=person, group=services.upload_group_for(person))
+            gate.group_refusals(person=person, group=gate.upload_group_for(person))
             if person is not None
             else []
         ),
@@ -333,7 +334,7 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
     autocomplete_fields = ("person",)
     inlines = (AssetInline,)
     fieldsets = (
-        (None, {"fields": ("group_id", "group_type", "person", "upstream_verification")}),
+        (None, {"fields": ("group_id", "group_type", "person", "upstream_session")}),
         (
             "System",
             {
@@ -354,7 +355,7 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[Any, ...]:
         # Only a confirmed verification links a group to its upstream session (consent.services).
         system = (
-            "upstream_verification",
+            "upstream_session",
             "status_badge",
             "api_key_fingerprint",
             "created_at",
@@ -531,19 +532,19 @@ class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
         permissions=["change"],
     )
     def retry_assets(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
-        self._each(request, queryset, services.asset_retry, "queued for upload")
+        self._each(request, queryset, pipeline.asset_retry, "queued for upload")
 
     @admin.action(
         description="Withdraw the selected assets (delete them upstream)", permissions=["change"]
     )
     def withdraw_assets(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
-        self._each(request, queryset, services.asset_withdraw, "withdrawn")
+        self._each(request, queryset, withdrawals.asset_withdraw, "withdrawn")
 
     @admin.action(
         description="Refresh the selected assets' status from the upstream", permissions=["change"]
     )
     def refresh_assets(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
-        self._each(request, queryset, services.asset_refresh, "refreshed")
+        self._each(request, queryset, pipeline.asset_refresh, "refreshed")
 
     def _each(
         self,
@@ -761,7 +762,7 @@ class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
         )
         for item in failed.select_related("withdrawal"):
             try:
-                services.withdrawal_item_retry(item=item, actor=request.user)
+                withdrawals.withdrawal_item_retry(item=item, actor=request.user)
             except ValidationError as refused:
                 self.message_user(request, " ".join(refused.messages), messages.WARNING)
             else:
@@ -770,19 +771,6 @@ class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
 
 
 # --- Where a likeness went: the reference ledger and what producers were told ------------------
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A log: rows are written by services only, never added, changed or deleted here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ReferenceCopy)
@@ -834,15 +822,23 @@ class ReferenceCopyAdmin(ReadOnlyAdmin):
 class ProducerNoticeAdmin(ReadOnlyAdmin):
     """What producers were told about withdrawn references, and whether they acknowledged it."""
 
-    list_display = ("created_at", "user", "reason", "reference_count", "acknowledged_at", "email")
-    list_select_related = ("user", "email")
+    list_display = (
+        "created_at", "user", "reason", "reference_count", "acknowledged_at", "email"
+    )  # fmt: skip
+    list_select_related = ("user",)
     list_filter = (("acknowledged_at", admin.EmptyFieldListFilter), "created_at")
     search_fields = ("user__username", "reason", "copies__reference")
     fields = ("user", "created_at", "reason", "references", "acknowledged_at", "email")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ProducerNotice]:
-        return super().get_queryset(request).annotate(reference_count=Count("copies"))
+        queryset = super().get_queryset(request).prefetch_related("emails")
+        return queryset.annotate(reference_count=Count("copies"))
+
+    @admin.display(description="email")
+    def email(self, notice: ProducerNotice) -> str:
+        emails = list(notice.emails.all())
+        return status_badge(emails[0]) if emails else "— (no address)"
 
     @admin.display(description="copies", ordering="reference_count")
     def reference_count(self, notice: ProducerNotice) -> int:
@@ -862,25 +858,3 @@ class ProducerNoticeAdmin(ReadOnlyAdmin):
                 for line in notice.lines()
             ),
         )
-
-
-@admin.register(NoticeEmail)
-class NoticeEmailAdmin(StatusColumn, ReadOnlyAdmin):
-    """Each notice's email and what became of it (sent by ``assets.tasks.send_notice_email``)."""
-
-    list_display = ("created_at", "to", "subject", "status_badge", "attempts", "sent_at")
-    list_filter = ("status", "created_at")
-    search_fields = ("to", "subject")
-    fields = (
-        "notice",
-        "to",
-        "subject",
-        "body",
-        "status_badge",
-        "attempts",
-        "last_error",
-        "sent_at",
-        "created_at",
-        "updated_at",
-    )
-    readonly_fields = fields

@@ -8,6 +8,7 @@ import uuid
 from operator import attrgetter
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
@@ -45,8 +46,8 @@ class AssetGroup(models.Model):
     )
     # The upstream session whose GetVisualValidateResult gave this GroupId (not the invitation:
     # an invitation may hold several upstream sessions, and exactly one of them made the group).
-    upstream_verification = models.OneToOneField(
-        "consent.UpstreamVerification",
+    upstream_session = models.OneToOneField(
+        "verification.UpstreamSession",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
@@ -89,19 +90,17 @@ class AssetGroup(models.Model):
         verification that created it. A group typed in by hand has no such link, and AIGC groups
         are never for real people.
         """
-        return (
-            self.group_type == GroupType.LIVENESS_FACE and self.upstream_verification_id is not None
-        )
+        return self.group_type == GroupType.LIVENESS_FACE and self.upstream_session_id is not None
 
     def clean(self) -> None:
-        session = self.upstream_verification
+        session = self.upstream_session
         if (
             session is not None
             and self.person_id
             and session.invitation.person_id != self.person_id
         ):
             raise ValidationError(
-                {"upstream_verification": "This verification session is another person's."}
+                {"upstream_session": "This verification session is another person's."}
             )
 
 
@@ -617,6 +616,10 @@ class ProducerNotice(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 
+    emails = GenericRelation(
+        "mail.OutboundEmail", content_type_field="about_type", object_id_field="about_id"
+    )
+
     class Meta:
         ordering = ["-created_at", "-pk"]
 
@@ -646,51 +649,3 @@ class ProducerNotice(models.Model):
 def producer_name(person: Person) -> str:
     """How producers know a person: the display name only (never the legal name)."""
     return person.display_name or f"Person #{person.pk}"
-
-
-class NoticeEmailStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-
-
-class NoticeEmail(models.Model):
-    """The email of a ``ProducerNotice``: rendered when the notice is made, sent by a task.
-
-    ``assets.tasks.send_notice_email`` sends it after commit; the row counts the attempts and
-    keeps the last error (``assets.services.notice_email_send``).
-    """
-
-    Status = NoticeEmailStatus
-
-    notice = models.OneToOneField(ProducerNotice, on_delete=models.PROTECT, related_name="email")
-    to = models.EmailField()
-    subject = models.CharField(max_length=200)
-    body = models.TextField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-        verbose_name = "producer notice email"
-        constraints = [
-            FieldCheckConstraint(
-                condition=Q(status__in=NoticeEmailStatus.values),
-                name="notice_email_status_valid",
-                field="status",
-                violation_error_message="This is not a status an email can have.",
-            ),
-            FieldCheckConstraint(
-                condition=~Q(status="sent") | Q(sent_at__isnull=False),
-                name="notice_email_sent_has_time",
-                field="status",
-                violation_error_message="A sent email needs the time it was sent.",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"Email to {self.to} ({self.get_status_display()})"

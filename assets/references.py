@@ -8,8 +8,9 @@ ends or is revoked. It shows the person's display name, the kind, a small previe
 uses, territory and end date; never contact details, notes, documents or original files.
 
 Copying goes through ``copy_view``: the browser posts which assets, for which project and as
-what, and gets the text to put in the clipboard only once ``services.reference_copy_create`` has
-written the ledger row and its audit event (409 for an asset no longer usable).
+what, and gets the text to put in the clipboard only once ``reference_copy_create`` (the
+references workflow's service) has written the ledger row and its audit event (409 for an asset
+no longer usable).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from assets import seedance, services
+from assets import seedance
 from assets.models import (
     Asset,
     AssetKind,
@@ -51,6 +52,8 @@ from assets.models import (
     ReferenceCopyKind,
     producer_name,
 )
+from assets.services import notices
+from assets.services import references as references_service
 from assets.thumbnails import NoThumbnail, thumbnail_jpeg
 from consent.models import ConsentUse, Person
 
@@ -198,7 +201,7 @@ def _row(asset: Asset) -> Row:
     return Row(
         asset=asset,
         person=producer_name(asset.group.person),
-        projects=services.consent_projects(asset.consent),
+        projects=references_service.consent_projects(asset.consent),
         uses=uses,
         preview_url=preview,
         has_thumbnail=has_thumbnail,
@@ -224,10 +227,10 @@ def copy_view(request: HttpRequest) -> JsonResponse:
     except (ValueError, KeyError, TypeError):
         return _json({"error": "The request could not be read: reload the page."}, status=400)
     try:
-        copied = services.reference_copy_create(
+        copied = references_service.reference_copy_create(
             user=request.user, asset_ids=asset_ids, project=project, kind=kind
         )
-    except services.ReferenceNotUsable as refused:
+    except references_service.ReferenceNotUsable as refused:
         return _json({"error": " ".join(refused.messages), "unusable": refused.asset_ids}, 409)
     except ValidationError as refused:
         return _json({"error": " ".join(refused.messages)}, status=400)
@@ -281,5 +284,5 @@ def thumbnail_view(request: HttpRequest, asset_id: int) -> HttpResponse:
 def acknowledge_view(request: HttpRequest, notice_id: int) -> HttpResponse:
     """The producer read a notice: it leaves the top of their pages."""
     notice = get_object_or_404(ProducerNotice, pk=notice_id, user=_producer(request))
-    services.producer_notice_acknowledge(notice=notice, user=request.user)
+    notices.producer_notice_acknowledge(notice=notice, user=request.user)
     return HttpResponseRedirect(reverse("references:list"))

@@ -6,60 +6,42 @@ worker died does no harm, and beat's sweeper makes up for any task that was lost
 
 from __future__ import annotations
 
-from typing import Any
-
-from assets import services
-from assets.models import NoticeEmailStatus
+from assets.services import pipeline, retention, withdrawals
 from portal.celery import app
 
 
 @app.task(name="assets.tasks.submit_asset", ignore_result=True)
 def submit_asset(asset_id: int) -> None:
     """Register one queued asset upstream (CreateAsset); a no-op unless it is queued and due."""
-    services.asset_submit(asset_id=asset_id)
+    pipeline.asset_submit(asset_id=asset_id)
 
 
 @app.task(name="assets.tasks.sweep_assets", ignore_result=True)
 def sweep_assets() -> dict[str, int]:
     """Queue stranded uploads again and check the assets processing upstream (beat)."""
-    return services.assets_sweep()
+    return pipeline.assets_sweep()
 
 
 @app.task(name="assets.tasks.withdraw_item", ignore_result=True)
 def withdraw_item(item_id: int) -> None:
     """Delete one withdrawn asset (or group) upstream; a no-op unless its item is pending, due
     and ready. A failure sets its next attempt and sends this task again for then."""
-    services.withdrawal_item_process(item_id=item_id)
+    withdrawals.withdrawal_item_process(item_id=item_id)
 
 
 @app.task(name="assets.tasks.sweep_withdrawals", ignore_result=True)
 def sweep_withdrawals() -> int:
     """Re-send withdrawal items whose task was lost or whose worker died (beat)."""
-    return services.withdrawals_sweep()
+    return withdrawals.withdrawals_sweep()
 
 
 @app.task(name="assets.tasks.notify_producers_of_withdrawal", ignore_result=True)
 def notify_producers_of_withdrawal(withdrawal_id: int) -> None:
     """Tell the producers who copied a withdrawal's references (once per withdrawal)."""
-    services.withdrawal_notify_producers(withdrawal_id=withdrawal_id)
+    withdrawals.withdrawal_notify_producers(withdrawal_id=withdrawal_id)
 
 
 @app.task(name="assets.tasks.apply_retention", ignore_result=True)
 def apply_retention() -> int:
     """Destroy the biometric media retention allows to go (beat, daily); how many assets."""
-    return sum(decision.destroy for decision in services.retention_apply())
-
-
-# A failed notice email is tried again after these many seconds (the last one repeating) until
-# the row gives up (services.MAX_NOTICE_EMAIL_ATTEMPTS).
-NOTICE_EMAIL_RETRY_COUNTDOWNS = (10, 60, 300, 900)
-
-
-@app.task(bind=True, name="assets.tasks.send_notice_email", max_retries=None)
-def send_notice_email(self: Any, notice_email_id: int) -> str:
-    """Send one producer notice email; a failure is retried later (the row counts attempts)."""
-    email = services.notice_email_send(notice_email_id=notice_email_id)
-    if email.status == NoticeEmailStatus.QUEUED:
-        countdowns = NOTICE_EMAIL_RETRY_COUNTDOWNS
-        raise self.retry(countdown=countdowns[min(self.request.retries, len(countdowns) - 1)])
-    return email.status
+    return sum(decision.destroy for decision in retention.retention_apply())

@@ -32,7 +32,10 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
         raise AppendOnlyError("Audit events cannot be deleted.")
 
     def for_object(self, obj: models.Model) -> AuditEventQuerySet:
-        return self.filter(object_type=object_type_of(obj), object_id=str(obj.pk))
+        """Events about ``obj``, those recorded under its model's former label included (a
+        model that moved app keeps ``former_audit_labels``: events are never rewritten)."""
+        labels = [object_type_of(obj), *getattr(obj, "former_audit_labels", ())]
+        return self.filter(object_type__in=labels, object_id=str(obj.pk))
 
 
 def object_type_of(obj: models.Model) -> str:

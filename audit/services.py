@@ -146,3 +146,9 @@ def _masked(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _masked(item) for key, item in value.items()}
     return value
+
+
+def acting_user(user: AbstractBaseUser | AnonymousUser | None) -> Any:
+    """The user to record as who acted, or None (anonymous: the person themselves, or the
+    system)."""
+    return user if user is not None and user.is_authenticated else None

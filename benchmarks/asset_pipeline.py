@@ -74,9 +74,10 @@ def verified_person(identity: str = "ada") -> Person:
     from django.utils import timezone
 
     from assets.models import AssetGroup
-    from assets.upstream import AnyfastClient
-    from consent.models import ConsentRecord, Person, UpstreamVerification, VerificationSession
+    from consent.models import ConsentRecord, Person
     from sandbox.testing import complete_session
+    from upstream import AnyfastClient
+    from verification.models import UpstreamSession, VerificationSession
 
     with AnyfastClient() as client:
         started = client.create_visual_validate_session("http://127.0.0.1/callback")
@@ -99,17 +100,17 @@ def verified_person(identity: str = "ada") -> Person:
         verified_at=timezone.now(),
         ended_at=timezone.now(),
     )
-    session = UpstreamVerification.objects.create(
+    session = UpstreamSession.objects.create(
         invitation=invitation,
         byted_token=f"bench-{group_id}",
-        status=UpstreamVerification.Status.CONFIRMED,
+        status=UpstreamSession.Status.CONFIRMED,
         confirmed_at=timezone.now(),
         group_id=group_id,
     )
     AssetGroup.objects.create(
         group_id=group_id,
         person=person,
-        upstream_verification=session,
+        upstream_session=session,
         api_key_fingerprint=client.key_fingerprint,
     )
     return person
@@ -120,14 +121,14 @@ def run(workdir: Path, *, base_env: dict[str, str], port: int) -> list[Result]:
     from django.conf import settings
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from assets import services
     from assets.models import Asset
-    from assets.upstream.ratelimit import DOCUMENTED_BUDGETS, REDIS_PREFIX, Budget
+    from assets.services import pipeline
     from portal.celery import app
     from sandbox import counters
     from sandbox.models import SandboxAsset
     from sandbox.samples import make_image
     from sandbox.servers import gunicorn
+    from upstream.ratelimit import DOCUMENTED_BUDGETS, REDIS_PREFIX, Budget
 
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     budget_text = os.environ.get(
@@ -178,7 +179,7 @@ def run(workdir: Path, *, base_env: dict[str, str], port: int) -> list[Result]:
         started = time.monotonic()
         for number, content in enumerate(contents):
             upload = SimpleUploadedFile(f"take-{number:03d}.jpg", content)
-            services.asset_create(person=person, uploaded_file=upload, uploaded_by=None)
+            pipeline.asset_create(person=person, uploaded_file=upload, uploaded_by=None)
         queued = time.monotonic() - started
         deadline = started + 3 * bound + 60
         while Asset.objects.filter(status=Asset.Status.ACTIVE).count() < IMAGES:

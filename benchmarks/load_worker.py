@@ -24,7 +24,7 @@ import django
 
 
 def run(config: dict[str, Any], start_at: float) -> dict[str, Any]:
-    from assets.upstream import AnyfastClient, Attempt, UpstreamError
+    from upstream import AnyfastClient, Attempt, UpstreamError
 
     end_at = start_at + config["duration"]
     report: dict[str, Any] = {}
@@ -77,7 +77,7 @@ def run(config: dict[str, Any], start_at: float) -> dict[str, Any]:
 
 if __name__ == "__main__":
     django.setup()
-    import assets.upstream  # noqa: F401 - imported before the start, not during the run
+    import upstream  # noqa: F401 - imported before the start, not during the run
 
     print("ready", flush=True)
     start_at = float(sys.stdin.readline())

@@ -73,8 +73,8 @@ def file_server(directory: Path) -> Iterator[str]:
 
 def verified_group() -> str:
     """A LivenessFace group made over HTTP by the real client."""
-    from assets.upstream import AnyfastClient
     from sandbox.testing import complete_session
+    from upstream import AnyfastClient
 
     with AnyfastClient() as client:
         started = client.create_visual_validate_session("http://127.0.0.1/callback")
@@ -84,7 +84,7 @@ def verified_group() -> str:
 
 def make_asset(group_id: str, image_url: str) -> str:
     """An Active image in ``group_id``, made over HTTP by the real client."""
-    from assets.upstream import AnyfastClient
+    from upstream import AnyfastClient
 
     with AnyfastClient() as client:
         created = client.create_asset(group_id, "bench-portrait", "Image", image_url)
@@ -96,7 +96,7 @@ def make_asset(group_id: str, image_url: str) -> str:
 def clear_redis_limits(redis_url: str) -> None:
     import redis
 
-    from assets.upstream.ratelimit import REDIS_PREFIX
+    from upstream.ratelimit import REDIS_PREFIX
 
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     for action in THREADS:
@@ -166,7 +166,7 @@ def max_in_one_second(stamps: list[float]) -> int:
 
 
 def throughput_results(label: str, report: dict[str, Any], sandbox: dict) -> list[Result]:
-    from assets.upstream.ratelimit import budgets_from_settings
+    from upstream.ratelimit import budgets_from_settings
 
     budgets = budgets_from_settings()
     start, end = report["_window"]
@@ -217,7 +217,7 @@ class SteppingClock:
 def overhead_results(workdir: Path, redis_url: str) -> list[Result]:
     import redis
 
-    from assets.upstream.ratelimit import (
+    from upstream.ratelimit import (
         Backend,
         Budget,
         RateLimiter,

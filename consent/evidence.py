@@ -45,10 +45,11 @@ from assets.models import Asset, AssetGroup, ReferenceCopy, Withdrawal
 from audit.admin import action_label, detail_summary
 from audit.models import AuditEvent
 from audit.services import audit_record, snapshot
-from consent.models import ConsentRecord, Person, VerificationSession
-from consent.selectors import TimelineEntry, invitation_timeline
+from consent.models import ConsentRecord, Person
 from consent.services import consent_terms
 from portal.logredact import mask_file_tokens
+from verification.models import VerificationSession
+from verification.timeline import TimelineEntry, invitation_timeline
 
 Rows = list[dict[str, Any]]
 FORMAT = "talent-consent-portal evidence bundle"
@@ -272,7 +273,7 @@ def collect_evidence(person: Person) -> dict[str, Any]:
     invitations = list(
         VerificationSession.objects.filter(person=person)
         .select_related("person", "created_by", "ended_by", "replaced_by")
-        .prefetch_related("upstream_verifications__created_by", "emails")
+        .prefetch_related("upstream_sessions__created_by", "emails")
         .order_by("created_at", "pk")
     )
     scrub = _Scrubber(invitations)
@@ -327,7 +328,7 @@ class _Scrubber:
                 (invitation.display_code, REDACTED),
                 (invitation.code, REDACTED),
             ]
-            for session in invitation.upstream_verifications.all():
+            for session in invitation.upstream_sessions.all():
                 if session.byted_token:
                     self.replacements.append((session.byted_token, short(session.byted_token)))
 
@@ -413,7 +414,7 @@ def _invitation(
         "emails": [
             {
                 "to": email.to,
-                "template": email.template,
+                "template": email.kind,
                 "language": email.language,
                 "status": email.status,
                 "attempts": email.attempts,
@@ -450,7 +451,7 @@ def _invitation(
                 "last_error": scrub(session.last_error),
                 "last_error_explanation": session.last_error_explanation,
             }
-            for session in sorted(invitation.upstream_verifications.all(), key=lambda s: s.pk)
+            for session in sorted(invitation.upstream_sessions.all(), key=lambda s: s.pk)
         ],
         "timeline": [
             {"when": entry.when, "what": entry.label, "detail": scrub(entry.detail)}
@@ -459,7 +460,7 @@ def _invitation(
     }
 
 
-_GROUP_FIELDS = ["group_id", "group_type", "status", "upstream_verification",
+_GROUP_FIELDS = ["group_id", "group_type", "status", "upstream_session",
                  "api_key_fingerprint", "created_at", "withdrawn_at"]  # fmt: skip
 _ASSET_FIELDS = ["id", "kind", "status", "original_filename", "sha256", "size_bytes",
                  "content_type", "width", "height", "duration_seconds", "fps", "upstream_name",

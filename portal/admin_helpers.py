@@ -16,8 +16,10 @@ from django.contrib import admin
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.db.models import F, Func, IntegerField, Model, QuerySet, Subquery
 from django.db.models.fields.files import FieldFile
-from django.http import FileResponse, Http404, HttpRequest
+from django.db.models.functions import Coalesce
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
@@ -178,3 +180,47 @@ def file_link(obj: models.Model, field_name: str, label: str = "") -> str:
 
 def file_basename(field_file: FieldFile) -> str:
     return (field_file.name or "file").rsplit("/", 1)[-1]
+
+
+SYSTEM_FIELDS = ("created_by", "created_at", "updated_at")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A log: rows are written by services only, never added, changed or deleted here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CreatedByAdmin(StatusColumn, admin.ModelAdmin):
+    """Records who added a row."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+def count_of(rows: QuerySet[Any]) -> Coalesce:
+    """``COUNT(*)`` of ``rows`` (correlated to the outer row) as an annotation."""
+    # COUNT as a plain function, not an aggregate: Django would otherwise add a GROUP BY.
+    counted = rows.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def may_view(admin_site: admin.AdminSite, request: HttpRequest, model: type[Model]) -> bool:
+    """Whether the user may view ``model``'s rows in the admin (its own ModelAdmin decides)."""
+    return admin_site.is_registered(model) and admin_site.get_model_admin(
+        model
+    ).has_view_permission(request)
+
+
+def post_only(request: HttpRequest) -> HttpResponse | None:
+    """A 405 for anything but POST (operations change rows; a GET never does)."""
+    return None if request.method == "POST" else HttpResponseNotAllowed(["POST"])

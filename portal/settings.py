@@ -90,8 +90,11 @@ INSTALLED_APPS = [
     "django_celery_results",
     "axes",
     "csp",
+    "portal",
     "consent",
+    "verification",
     "assets",
+    "mail",
     "audit",
 ]
 if SANDBOX_ENABLED:
@@ -237,7 +240,7 @@ DEFAULT_FROM_EMAIL = env.str(
 
 # --- Real-person verification (consent.services) --------------------------------------------
 # How long an invitation link (and its short code) works, and how many upstream sessions a person
-# may start from one invitation (each Start press uses one; see UpstreamVerification.attempts).
+# may start from one invitation (each Start press uses one; see UpstreamSession.attempts).
 # Who invites people, as their pages and emails name it.
 PORTAL_ORGANISATION_NAME = env.str("PORTAL_ORGANISATION_NAME", default="The studio")
 VERIFICATION_INVITATION_TTL_DAYS = env.int("VERIFICATION_INVITATION_TTL_DAYS", default=7)
@@ -288,6 +291,8 @@ ASSET_SWEEP_INTERVAL_SECONDS = env.float("ASSET_SWEEP_INTERVAL_SECONDS", default
 # How often beat re-sends withdrawal items whose task was lost or whose worker died
 # (assets.services.withdrawals_sweep).
 WITHDRAWAL_SWEEP_INTERVAL_SECONDS = env.float("WITHDRAWAL_SWEEP_INTERVAL_SECONDS", default=30.0)
+# How often beat re-sends queued emails whose task was lost (mail.services.emails_sweep).
+EMAIL_SWEEP_INTERVAL_SECONDS = env.float("EMAIL_SWEEP_INTERVAL_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "portal.tasks.record_heartbeat",
@@ -295,7 +300,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     # People who complete verification but never reach the callback page (VERIFICATION_*).
     "poll-upstream-verifications": {
-        "task": "consent.tasks.poll_upstream_verifications",
+        "task": "consent.tasks.poll_upstream_sessions",
         "schedule": VERIFICATION_POLL_SWEEP_SECONDS,
         # A sweep that waited in the queue past the next one is dropped, not run late
         # (django-celery-beat's name for Celery's ``expires``).
@@ -329,14 +334,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expire_seconds": 3600},
     },
+    # Emails whose task message was lost (a broker outage, a dead worker): sent again.
+    "emails-sweep": {
+        "task": "mail.tasks.sweep_emails",
+        "schedule": EMAIL_SWEEP_INTERVAL_SECONDS,
+        "options": {"expire_seconds": max(int(EMAIL_SWEEP_INTERVAL_SECONDS), 1)},
+    },
     "apply-retention": {
         "task": "assets.tasks.apply_retention",
         "schedule": 24 * 3600.0,
         "options": {"expire_seconds": 3600},
     },
 }
-# Tasks outside the installed apps, which autodiscovery does not see.
-CELERY_IMPORTS = ("portal.tasks",)
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- The upstream (Anyfast /volc/asset/*) -----------------------------------------------------
@@ -359,7 +368,7 @@ ANYFAST_READ_RETRIES = env.int("ANYFAST_READ_RETRIES", default=4)
 ANYFAST_H5_LINK_TTL = env.int("ANYFAST_H5_LINK_TTL", default=120)
 ANYFAST_TOKEN_TTL = env.int("ANYFAST_TOKEN_TTL", default=30 * 60)
 # The account-wide request budgets per action are documented by BytePlus; their table lives in
-# assets/upstream/ratelimit.py (DOCUMENTED_BUDGETS). This overrides entries of it, as
+# upstream/ratelimit.py (DOCUMENTED_BUDGETS). This overrides entries of it, as
 # "CreateAsset=120/60,GetAsset=40/1" ("<count>/<seconds>" per action).
 ANYFAST_RATE_LIMITS = env.dict("ANYFAST_RATE_LIMITS", default={})
 ANYFAST_RATE_LIMIT_ENABLED = env.bool("ANYFAST_RATE_LIMIT_ENABLED", default=True)

@@ -1,15 +1,32 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from assets.urls import references_patterns
 from portal.views import healthz
 
+# Admin pages of models that moved app keep their former addresses (bookmarks, operators'
+# scripts, links in emails already sent): each redirects to the page's new address.
+MOVED_ADMIN_PAGES = {
+    "consent/verificationsession": "verification/verificationsession",
+    "consent/upstreamverification": "verification/upstreamsession",
+    "consent/outboundemail": "mail/outboundemail",
+    "assets/noticeemail": "mail/outboundemail",
+}
+
 urlpatterns = [
+    *(
+        re_path(
+            rf"^admin/{old}/(?P<rest>.*)$",
+            RedirectView.as_view(url=f"/admin/{new}/%(rest)s", permanent=True, query_string=True),
+        )
+        for old, new in MOVED_ADMIN_PAGES.items()
+    ),
     path("admin/", admin.site.urls),
     path("files/", include("assets.urls")),
     path("references/", include((references_patterns, "references"))),
-    path("verify/", include("consent.urls")),
+    path("verify/", include("verification.urls")),
     path("healthz", healthz, name="healthz"),
 ]
 

@@ -1,7 +1,7 @@
 """Identifiers shaped like the upstream's (docs/upstream.md §2.3).
 
 What the sandbox stores instead of a caller's key is the portal's own fingerprint
-(``assets.upstream.keys.key_fingerprint``, re-exported here), so that both name a key alike.
+(``upstream.keys.key_fingerprint``, re-exported here), so that both name a key alike.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import string
 
 from django.utils import timezone
 
-from assets.upstream.keys import key_fingerprint
+from upstream.keys import key_fingerprint
 
 __all__ = [
     "key_fingerprint",

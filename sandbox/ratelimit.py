@@ -5,7 +5,7 @@ A budget ``"<count>/<seconds>"`` allows at most ``count`` calls of an action in 
 own clock: when the request reached the sandbox, plus the injected network delay
 (``SANDBOX_LATENCY_MS`` and ``SANDBOX_LATENCY_JITTER_MS``). A call that would make ``count + 1``
 in any window is answered 429, and a refused call does not count. The budgets are the documented
-ones (``assets.upstream.ratelimit.DOCUMENTED_BUDGETS``), overridden per action by
+ones (``upstream.ratelimit.DOCUMENTED_BUDGETS``), overridden per action by
 ``settings.SANDBOX_RATE_LIMITS``, never by the portal's own ``ANYFAST_RATE_LIMITS``.
 
 This is deliberately the strictest reading of the documentation: a client that sends a window's
@@ -28,8 +28,8 @@ import time
 
 from django.conf import settings
 
-from assets.upstream.ratelimit import DOCUMENTED_BUDGETS, Budget
 from sandbox.models import RateLimitWindow
+from upstream.ratelimit import DOCUMENTED_BUDGETS, Budget
 
 # Django's test live server shares one SQLite connection among its request threads, and a shared
 # connection can report another statement's row count. Serialising the limiter's statements

@@ -14,10 +14,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from assets.upstream.keys import key_fingerprint
 from sandbox import counters, faults, ratelimit
 from sandbox.actions import ACTIONS, Caller
 from sandbox.errors import ApiError, gateway_error
+from upstream.keys import key_fingerprint
 
 # A key with this prefix plays an ordinary Anyfast key, routed to AIGC assets only: the guide's
 # one documented refusal is that it cannot create verification sessions.

@@ -13,11 +13,11 @@ from typing import Any, NoReturn
 import pytest
 import redis
 from django.conf import settings as django_settings
-from django.db import connections, transaction
+from django.db import connections
 from django.test import Client
 from playwright.sync_api import Browser, sync_playwright
 
-from consent import tasks
+from portal import queue as portal_queue
 from portal.celery import app as celery_app
 from sandbox import counters
 from tests.factories import UserFactory
@@ -200,15 +200,43 @@ class Queue:
     def of(self, task: Any) -> list[tuple[Any, ...]]:
         return [args for name, args in self.calls if name == task.name]
 
+    def ids_of(self, task_name: str) -> _LiveIds:
+        """The first row id of each call of ``task_name``, read when used (calls come later)."""
+        return _LiveIds(self, task_name)
+
+
+class _LiveIds(list):  # type: ignore[type-arg]
+    def __init__(self, queue: Queue, task_name: str) -> None:
+        super().__init__()
+        self._queue, self._task_name = queue, task_name
+
+    def _ids(self) -> list[int]:
+        return [args[0] for name, args in self._queue.calls if name == self._task_name]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids())
+
+    def __len__(self) -> int:
+        return len(self._ids())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._ids()[index]
+
+    def __eq__(self, other: object) -> bool:
+        return self._ids() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 @pytest.fixture
 def queued(monkeypatch) -> Iterator[Queue]:
-    """Records ``delay_on_commit`` of the verification tasks (still only after commit)."""
+    """Records the tasks services send (``portal.queue``), still only after commit, instead of
+    reaching a broker."""
     queue = Queue()
-    for task in (tasks.confirm_upstream_verification, tasks.send_outbound_email):
 
-        def delay_on_commit(*args: Any, _name: str = task.name) -> None:
-            transaction.on_commit(lambda: queue.calls.append((_name, args)))
+    def send_task(name: str, row_ids: tuple[Any, ...], countdown: float | None) -> bool:
+        queue.calls.append((name, row_ids))
+        return True
 
-        monkeypatch.setattr(task, "delay_on_commit", delay_on_commit)
+    monkeypatch.setattr(portal_queue, "send_task", send_task)
     yield queue

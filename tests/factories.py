@@ -11,14 +11,9 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from assets.models import Asset, AssetGroup, ProducerNotice, ReferenceCopy
-from consent.models import (
-    ConsentRecord,
-    ConsentUse,
-    OutboundEmail,
-    Person,
-    UpstreamVerification,
-    VerificationSession,
-)
+from consent.models import ConsentRecord, ConsentUse, Person
+from mail.models import OutboundEmail
+from verification.models import UpstreamSession, VerificationSession
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -146,14 +141,14 @@ class VerificationSessionFactory(factory.django.DjangoModelFactory):
         )
 
 
-class UpstreamVerificationFactory(factory.django.DjangoModelFactory):
+class UpstreamSessionFactory(factory.django.DjangoModelFactory):
     """A pending upstream session (created, polled from now on)."""
 
     class Meta:
-        model = UpstreamVerification
+        model = UpstreamSession
 
     invitation = factory.SubFactory(VerificationSessionFactory)
-    purpose = UpstreamVerification.Purpose.PHONE
+    purpose = UpstreamSession.Purpose.PHONE
     byted_token = factory.Sequence(lambda n: f"20261124120000{n:020X}")
     h5_link = factory.LazyAttribute(
         lambda row: f"https://h5.upstream.test/liveness?bytedToken={row.byted_token}&lng=en"
@@ -169,11 +164,13 @@ class OutboundEmailFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = OutboundEmail
 
-    invitation = factory.SubFactory(VerificationSessionFactory)
-    to = factory.LazyAttribute(lambda row: row.invitation.person.email)
-    template = "invitation"
+    about = factory.SubFactory(VerificationSessionFactory)
+    person_id = factory.LazyAttribute(lambda row: row.about.person_id)
+    to = factory.LazyAttribute(lambda row: row.about.person.email)
+    kind = "invitation"
     language = "en"
     subject = "You are invited to verify"
+    body_text = "Open your invitation: https://portal.test/verify/…"
 
 
 class AssetGroupFactory(factory.django.DjangoModelFactory):
@@ -187,14 +184,14 @@ class AssetGroupFactory(factory.django.DjangoModelFactory):
         # Made by the person's completed verification, which came with an approved consent
         # (images and video, from today for a year): a group that takes uploads.
         verified = factory.Trait(
-            upstream_verification=factory.SubFactory(
-                UpstreamVerificationFactory,
+            upstream_session=factory.SubFactory(
+                UpstreamSessionFactory,
                 invitation=factory.SubFactory(
                     VerificationSessionFactory,
                     person=factory.SelfAttribute("...person"),
                     verified=True,
                 ),
-                status=UpstreamVerification.Status.CONFIRMED,
+                status=UpstreamSession.Status.CONFIRMED,
                 confirmed_at=factory.LazyFunction(timezone.now),
                 group_id=factory.SelfAttribute("..group_id"),
             )

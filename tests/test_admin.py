@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assets.models import Asset, Withdrawal
-from consent.models import Person, VerificationSession
+from consent.models import Person
 from consent.services import consent_revoke
 from sandbox.samples import make_image, make_video
 from tests.factories import (
@@ -24,22 +24,23 @@ from tests.factories import (
     ConsentRecordFactory,
     OutboundEmailFactory,
     PersonFactory,
-    UpstreamVerificationFactory,
+    UpstreamSessionFactory,
     UsableAssetFactory,
     UserFactory,
     VerificationSessionFactory,
 )
+from verification.models import VerificationSession
 
 pytestmark = pytest.mark.django_db
 
-MODELS = ["consent.person", "consent.consentrecord", "consent.verificationsession"]
+MODELS = ["consent.person", "consent.consentrecord", "verification.verificationsession"]
 MODELS += ["assets.assetgroup", "assets.asset"]
-MODELS += ["consent.upstreamverification", "consent.outboundemail", "assets.withdrawal"]
+MODELS += ["verification.upstreamsession", "mail.outboundemail", "assets.withdrawal"]
 # Invitations are made by "Invite to verify" on a person; upstream sessions and emails are logs.
-WITHOUT_ADD_PAGE = {"consent.verificationsession", "consent.upstreamverification"}
+WITHOUT_ADD_PAGE = {"verification.verificationsession", "verification.upstreamsession"}
 # Invitations come from "Invite to verify", groups from completed verifications only,
 # withdrawals from a consent's end.
-WITHOUT_ADD_PAGE |= {"consent.outboundemail", "assets.assetgroup", "assets.withdrawal"}
+WITHOUT_ADD_PAGE |= {"mail.outboundemail", "assets.assetgroup", "assets.withdrawal"}
 
 
 def _admin_url(model: str, view: str, *args: object) -> str:
@@ -50,8 +51,8 @@ def _admin_url(model: str, view: str, *args: object) -> str:
 def _invitation_with_history() -> VerificationSession:
     """An invitation with an email and an upstream session that called back."""
     invitation = VerificationSessionFactory()
-    OutboundEmailFactory(invitation=invitation)
-    UpstreamVerificationFactory(
+    OutboundEmailFactory(about=invitation)
+    UpstreamSessionFactory(
         invitation=invitation,
         callback_params={"resultCode": "10000"},
         callback_received_at=timezone.now(),
@@ -71,13 +72,13 @@ def _one_row(model: str) -> int:
     makers: dict[str, Callable[[], object]] = {
         "consent.person": lambda: _invitation_with_history().person,
         "consent.consentrecord": lambda: ConsentRecordFactory(with_document=True),
-        "consent.verificationsession": _invitation_with_history,
+        "verification.verificationsession": _invitation_with_history,
         "assets.assetgroup": lambda: AssetFactory(active=True).group,
         "assets.asset": lambda: AssetFactory(active=True),
-        "consent.upstreamverification": lambda: UpstreamVerificationFactory(
+        "verification.upstreamsession": lambda: UpstreamSessionFactory(
             callback_params={"resultCode": "10001"}, callback_received_at=timezone.now()
         ),
-        "consent.outboundemail": OutboundEmailFactory,
+        "mail.outboundemail": OutboundEmailFactory,
         "assets.withdrawal": _withdrawal,
     }
     row = makers[model]()
@@ -232,9 +233,7 @@ def test_adding_an_asset_records_its_file_facts_and_uploader(superuser_client: C
     assert asset.sha256 == hashlib.sha256(content).hexdigest()
     assert asset.uploaded_by == superuser
     assert asset.status == Asset.Status.QUEUED
-    assert (
-        asset.consent == group.upstream_verification.invitation.consent
-    )  # the one in force, chosen
+    assert asset.consent == group.upstream_session.invitation.consent  # the one in force, chosen
     assert response["Location"] == _admin_url("assets.asset", "change", asset.pk)
 
 

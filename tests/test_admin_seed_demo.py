@@ -9,8 +9,9 @@ from django.test import RequestFactory
 from PIL import Image
 
 from assets.models import Asset
-from assets.upstream import AnyfastClient
-from consent.models import ConsentRecord, Person, VerificationSession
+from consent.models import ConsentRecord, Person
+from upstream import AnyfastClient
+from verification.models import VerificationSession
 
 pytestmark = pytest.mark.django_db
 

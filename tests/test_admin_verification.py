@@ -18,24 +18,23 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assets.models import AssetGroup
-from consent import services, tasks
-from consent.admin_views import DESK_AUTO_MINTS, VerificationState
-from consent.models import (
-    OutboundEmail,
-    Person,
-    UpstreamVerification,
-    VerificationSession,
-)
+from consent.models import Person
+from mail import services as mail_services
+from mail import tasks as mail_tasks
+from mail.models import OutboundEmail
 from sandbox.testing import complete_session, fail_session
 from tests.factories import (
     ConsentRecordFactory,
     OutboundEmailFactory,
     PersonFactory,
-    UpstreamVerificationFactory,
+    UpstreamSessionFactory,
     UserFactory,
     VerificationSessionFactory,
 )
 from tests.verification_helpers import use_sandbox
+from verification.admin_views import DESK_AUTO_MINTS, VerificationState
+from verification.models import UpstreamSession, VerificationSession
+from verification.services import invitations, sessions
 
 pytestmark = pytest.mark.django_db
 
@@ -49,12 +48,21 @@ def no_broker(queued):
 
 
 def _send_queued_emails(queued) -> None:
-    for (email_id,) in queued.of(tasks.send_outbound_email):
-        services.outbound_email_send(outbound_email_id=email_id)
+    for (email_id,) in queued.of(mail_tasks.send_email):
+        mail_services.email_send(email_id=email_id)
+
+
+_APPS = {
+    "person": "consent",
+    "verificationsession": "verification",
+    "upstreamsession": "verification",
+    "outboundemail": "mail",
+}
 
 
 def _url(name: str, *args: object) -> str:
-    return reverse(f"admin:consent_{name}", args=args)
+    app = next(app for prefix, app in _APPS.items() if name.startswith(prefix))
+    return reverse(f"admin:{app}_{name}", args=args)
 
 
 def _messages(response) -> list[str]:
@@ -62,10 +70,12 @@ def _messages(response) -> list[str]:
 
 
 def _staff(*codenames: str) -> Client:
-    """A logged-in staff member holding exactly these ``consent`` permissions."""
+    """A logged-in staff member holding exactly these permissions (of people and invitations)."""
     user = UserFactory()
     user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label="consent", codename__in=codenames)
+        *Permission.objects.filter(
+            content_type__app_label__in=("consent", "verification"), codename__in=codenames
+        )
     )
     client = Client()
     client.force_login(user)
@@ -106,9 +116,9 @@ def test_invite_action_invites_emails_and_goes_to_the_qr_page(
     [message] = _messages(response)
     assert f"Invited {person}: the invitation email to ada@talent.test is on its way." in message
     assert f'href="{_url("verificationsession_qr", invitation.pk)}"' in message
-    assert OutboundEmail.objects.get(invitation=invitation).status == "sent"
+    assert OutboundEmail.objects.about(invitation).get().status == "sent"
     assert [m.to for m in mail.outbox] == [["ada@talent.test"]]
-    assert services.invitation_url(invitation) in mail.outbox[0].body
+    assert invitations.invitation_url(invitation) in mail.outbox[0].body
 
 
 def _consenting(**person) -> Person:
@@ -362,7 +372,7 @@ def test_invitation_page_shows_its_qr_code_link_and_code_and_buttons(superuser_c
 
     page = superuser_client.get(_url("verificationsession_change", invitation.pk)).content.decode()
 
-    link = services.invitation_url(invitation)
+    link = invitations.invitation_url(invitation)
     assert _svg_in(page).get("class") == "qr-code"
     assert f'<code class="invitation-link">{link}</code>' in page
     assert invitation.display_code in page
@@ -407,9 +417,9 @@ def test_qr_page_shows_the_invitation_link_as_qr_code_text_and_typed_code(
     page = response.content.decode()
     assert response.status_code == 200
     assert _svg_in(page).get("aria-label") == f"QR code of {invitation.person}'s invitation link"
-    assert services.invitation_url(invitation) in page
+    assert invitations.invitation_url(invitation) in page
     assert f'<dd class="typed-code">{invitation.display_code}</dd>' in page
-    assert services.code_entry_url() in page
+    assert invitations.code_entry_url() in page
 
 
 # --- The timeline -----------------------------------------------------------------------------
@@ -419,10 +429,10 @@ def test_invitation_and_person_pages_show_the_timeline_with_the_upstreams_words(
     superuser_client: Client,
 ):
     invitation = VerificationSessionFactory()
-    OutboundEmailFactory(invitation=invitation, status="sent", sent_at=timezone.now())
-    UpstreamVerificationFactory(
+    OutboundEmailFactory(about=invitation, status="sent", sent_at=timezone.now())
+    UpstreamSessionFactory(
         invitation=invitation,
-        status=UpstreamVerification.Status.EXPIRED,
+        status=UpstreamSession.Status.EXPIRED,
         last_error_code="InvalidParameter.BytedToken",
         last_error="BytedToken has expired.",
         last_error_explanation="The person did not finish before the token expired.",
@@ -446,7 +456,7 @@ def test_invitation_and_person_pages_show_the_timeline_with_the_upstreams_words(
 
 
 def test_upstream_sessions_show_a_shortened_bytedtoken_only(superuser_client: Client):
-    row = UpstreamVerificationFactory(
+    row = UpstreamSessionFactory(
         callback_params={"bytedToken": "placeholder", "resultCode": "10001"},
         callback_received_at=timezone.now(),
     )
@@ -455,25 +465,25 @@ def test_upstream_sessions_show_a_shortened_bytedtoken_only(superuser_client: Cl
 
     for url in (
         _url("verificationsession_change", row.invitation.pk),
-        _url("upstreamverification_change", row.pk),
-        _url("upstreamverification_changelist"),
+        _url("upstreamsession_change", row.pk),
+        _url("upstreamsession_changelist"),
     ):
         page = superuser_client.get(url).content.decode()
         assert row.byted_token not in page, url
         assert f"…{row.byted_token[-6:]}" in page, url
-    page = superuser_client.get(_url("upstreamverification_change", row.pk)).content.decode()
+    page = superuser_client.get(_url("upstreamsession_change", row.pk)).content.decode()
     assert "resultCode=10001" in page
     assert row.api_key_fingerprint in page
 
 
 def test_upstream_sessions_and_emails_are_read_only(superuser_client: Client):
-    row = UpstreamVerificationFactory()
+    row = UpstreamSessionFactory()
     email = OutboundEmailFactory()
 
-    assert superuser_client.get(_url("upstreamverification_add")).status_code == 403
+    assert superuser_client.get(_url("upstreamsession_add")).status_code == 403
     assert superuser_client.get(_url("outboundemail_add")).status_code == 403
     for url in (
-        _url("upstreamverification_change", row.pk),
+        _url("upstreamsession_change", row.pk),
         _url("outboundemail_change", email.pk),
     ):
         page = superuser_client.get(url).content.decode()
@@ -570,7 +580,7 @@ def test_desk_page_passes_its_endpoints_to_the_script_without_inline_script(
     assert "consent/desk.js" in page
     assert "<script>" not in page.replace(" ", "")  # every script has a src
     assert " onclick=" not in page
-    assert not invitation.upstream_verifications.exists()  # a GET mints nothing
+    assert not invitation.upstream_sessions.exists()  # a GET mints nothing
 
 
 def test_desk_page_of_an_ended_invitation_goes_back_with_the_reason(superuser_client: Client):
@@ -586,10 +596,10 @@ def test_desk_status_reports_waiting_a_finished_desk_session_and_verified(
     superuser_client: Client,
 ):
     invitation = VerificationSessionFactory()
-    row = UpstreamVerificationFactory(
+    row = UpstreamSessionFactory(
         invitation=invitation,
-        purpose=UpstreamVerification.Purpose.DESK,
-        status=UpstreamVerification.Status.FAILED,
+        purpose=UpstreamSession.Purpose.DESK,
+        status=UpstreamSession.Status.FAILED,
         last_error_code="resultCode=10001",
         last_error="The verification page reported a failure.",
         ended_at=timezone.now(),
@@ -628,7 +638,7 @@ def test_desk_status_needs_the_view_permission_and_mint_the_change_permission():
     assert viewer.get(_url("verificationsession_desk_status", invitation.pk)).status_code == 200
     assert nobody.get(_url("verificationsession_desk_status", invitation.pk)).status_code == 403
     assert viewer.post(_url("verificationsession_desk_mint", invitation.pk)).status_code == 403
-    assert not invitation.upstream_verifications.exists()
+    assert not invitation.upstream_sessions.exists()
 
 
 def test_desk_mint_refuses_without_the_csrf_token():
@@ -639,7 +649,7 @@ def test_desk_mint_refuses_without_the_csrf_token():
     response = client.post(_url("verificationsession_desk_mint", invitation.pk))
 
     assert response.status_code == 403
-    assert not invitation.upstream_verifications.exists()
+    assert not invitation.upstream_sessions.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -655,8 +665,8 @@ def test_desk_mint_starts_a_desk_session_and_answers_its_link_expiry_and_qr_code
 
     assert response.status_code == 201
     body = response.json()
-    row = UpstreamVerification.objects.get(pk=body["session"])
-    assert (row.invitation, row.purpose) == (invitation, UpstreamVerification.Purpose.DESK)
+    row = UpstreamSession.objects.get(pk=body["session"])
+    assert (row.invitation, row.purpose) == (invitation, UpstreamSession.Purpose.DESK)
     assert body["h5_link"] == row.h5_link and "lng=zh-Hant" in row.h5_link
     assert body["h5_link"].startswith(f"{live_server.url}/sandbox/h5/")
     assert datetime.datetime.fromisoformat(body["expires_at"]) == row.h5_link_expires_at
@@ -665,7 +675,7 @@ def test_desk_mint_starts_a_desk_session_and_answers_its_link_expiry_and_qr_code
 
     # The person completes on their phone; the confirmation runs; the desk sees it.
     complete_session(row.byted_token, identity="grace")
-    services.upstream_verification_confirm(upstream_verification_id=row.pk, force=True)
+    sessions.upstream_session_confirm(upstream_session_id=row.pk, force=True)
     status = client.get(_url("verificationsession_desk_status", invitation.pk)).json()
     group = AssetGroup.objects.get(person=invitation.person)
     assert status["state"] == "verified"
@@ -688,7 +698,7 @@ def test_desk_mint_reports_the_upstreams_refusal_and_an_ended_invitation(
     assert "GroupType must be one of [AIGC]" in response.json()["error"]
     assert "Byteplus-Direct" in response.json()["error"]  # the guide's explanation
 
-    services.invitation_cancel(invitation=invitation, by=None)
+    invitations.invitation_cancel(invitation=invitation, by=None)
     response = client.post(_url("verificationsession_desk_mint", invitation.pk))
     assert response.status_code == 409
     assert json.loads(response.content) == {"error": "This invitation is cancelled."}
@@ -701,10 +711,10 @@ def test_a_failed_desk_attempt_is_reported_to_the_desk(settings, live_server, tm
     client.force_login(UserFactory(superuser=True))
     invitation = VerificationSessionFactory()
     session = client.post(_url("verificationsession_desk_mint", invitation.pk)).json()["session"]
-    row = UpstreamVerification.objects.get(pk=session)
+    row = UpstreamSession.objects.get(pk=session)
 
     fail_session(row.byted_token)
-    services.upstream_verification_record_callback(
+    sessions.upstream_session_record_callback(
         public_id=row.public_id, params={"bytedToken": row.byted_token, "resultCode": "10001"}
     )
     status = client.get(

@@ -16,8 +16,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import ExifTags, Image
 
-from assets import services, tasks
 from assets.models import Asset, AssetGroup
+from assets.services import gate, pipeline
 from consent.models import ConsentRecord
 from sandbox.samples import make_audio, make_image
 from tests import media_corpus
@@ -26,7 +26,7 @@ from tests.factories import (
     AssetGroupFactory,
     ConsentRecordFactory,
     PersonFactory,
-    UpstreamVerificationFactory,
+    UpstreamSessionFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,7 @@ def portrait(name: str = "face.png") -> SimpleUploadedFile:
 
 def refusals(**kwargs) -> list[str]:
     with pytest.raises(ValidationError) as refused:
-        services.asset_create(uploaded_by=None, **kwargs)
+        pipeline.asset_create(uploaded_by=None, **kwargs)
     return refused.value.messages
 
 
@@ -52,12 +52,12 @@ def verified() -> AssetGroup:
 
 
 def test_a_verified_person_with_consent_in_force_uploads_and_the_consent_is_recorded(verified):
-    asset = services.asset_create(
+    asset = pipeline.asset_create(
         person=verified.person, uploaded_file=portrait(), uploaded_by=None
     )
 
     assert (asset.group, asset.status) == (verified, Asset.Status.QUEUED)
-    assert asset.consent == verified.upstream_verification.invitation.consent
+    assert asset.consent == verified.upstream_session.invitation.consent
 
 
 def test_a_person_without_a_verified_group_is_refused_and_told_to_verify_first():
@@ -97,7 +97,7 @@ def test_only_a_liveness_group_linked_to_its_verification_counts_as_verified():
     assert group.is_verified_liveness()
     assert not AssetGroupFactory().is_verified_liveness()
     assert not AssetGroupFactory(
-        group_type=AssetGroup.GroupType.AIGC, upstream_verification=UpstreamVerificationFactory()
+        group_type=AssetGroup.GroupType.AIGC, upstream_session=UpstreamSessionFactory()
     ).is_verified_liveness()
 
 
@@ -143,12 +143,12 @@ def test_another_persons_consent_or_group_is_refused(verified):
     reasons = refusals(
         person=verified.person,
         group=stranger,
-        consent=stranger.upstream_verification.invitation.consent,
+        consent=stranger.upstream_session.invitation.consent,
         uploaded_file=portrait(),
     )
 
     assert f"Group {stranger} is another person's." in reasons
-    strangers_consent = stranger.upstream_verification.invitation.consent
+    strangers_consent = stranger.upstream_session.invitation.consent
     assert f"Consent record #{strangers_consent.pk} is another person's." in reasons
 
 
@@ -169,7 +169,7 @@ def test_the_newest_consent_in_force_that_covers_the_kind_is_chosen(verified):
     newer = ConsentRecordFactory(person=verified.person, approved=True, starts_on=today)
     ConsentRecordFactory(person=verified.person, approved=True, covers_images=False)
 
-    asset = services.asset_create(
+    asset = pipeline.asset_create(
         person=verified.person, uploaded_file=portrait(), uploaded_by=None
     )
 
@@ -197,7 +197,7 @@ def test_the_consent_gate_and_the_in_force_query_agree(time_machine):
         allowed = {
             record
             for record in records
-            if not services.consent_refusals(person=person, consent=record, kind=kind)
+            if not gate.consent_refusals(person=person, consent=record, kind=kind)
         }
         assert in_force == allowed, kind
 
@@ -205,9 +205,7 @@ def test_the_consent_gate_and_the_in_force_query_agree(time_machine):
 def test_producers_see_active_assets_whose_consent_is_in_force_and_covers_them(time_machine):
     time_machine.move_to(datetime.datetime(2026, 11, 24, 12, tzinfo=datetime.UTC))
     group = AssetGroupFactory(verified=True)
-    consent = (
-        group.upstream_verification.invitation.consent
-    )  # images and video, for a year from today
+    consent = group.upstream_session.invitation.consent  # images and video, for a year from today
     usable = AssetFactory(active=True, group=group, consent=consent)
     AssetFactory(group=group, consent=consent)  # queued
     AssetFactory(active=True, group=group, consent=consent, kind=Asset.Kind.AUDIO)  # not covered
@@ -225,12 +223,9 @@ def test_producers_see_active_assets_whose_consent_is_in_force_and_covers_them(t
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list[int]:
-    messages: list[int] = []
-    monkeypatch.setattr(
-        tasks.submit_asset, "apply_async", lambda args, **options: messages.append(args[0])
-    )
-    return messages
+def sent(queued) -> list[int]:
+    """The assets whose upload task was sent (after commit)."""
+    return queued.ids_of("assets.tasks.submit_asset")
 
 
 def test_the_sweeper_queues_again_an_upload_whose_worker_died(
@@ -241,7 +236,7 @@ def test_the_sweeper_queues_again_an_upload_whose_worker_died(
     working = AssetFactory(status=Asset.Status.UPLOADING, next_attempt_at=now + hour)
 
     with django_capture_on_commit_callbacks(execute=True):
-        report = services.assets_sweep()
+        report = pipeline.assets_sweep()
 
     assert report == {"requeued": 1, "resent": 0, "polled": 0}
     stranded.refresh_from_db()
@@ -256,14 +251,14 @@ def test_the_sweeper_resends_a_queued_upload_whose_message_was_lost_once_per_int
     sent, django_capture_on_commit_callbacks
 ):
     now = timezone.now()
-    lost = AssetFactory(next_attempt_at=now - services.RESEND_AFTER - datetime.timedelta(hours=1))
+    lost = AssetFactory(next_attempt_at=now - pipeline.RESEND_AFTER - datetime.timedelta(hours=1))
     legacy = AssetFactory(next_attempt_at=None)  # queued before the pipeline existed
     AssetFactory(next_attempt_at=now)  # its message is on its way
     AssetFactory(next_attempt_at=now + DAY)  # backing off
 
     with django_capture_on_commit_callbacks(execute=True):
-        first = services.assets_sweep()
-        second = services.assets_sweep()
+        first = pipeline.assets_sweep()
+        second = pipeline.assets_sweep()
 
     assert (first["resent"], second["resent"]) == (2, 0)
     assert sorted(sent) == sorted([lost.pk, legacy.pk])
@@ -273,7 +268,7 @@ def test_the_sweeper_resends_a_queued_upload_whose_message_was_lost_once_per_int
 
 def test_an_upload_with_gps_is_sent_upstream_as_a_copy_without_it(verified):
     original = media_corpus.image_with_location("JPEG")
-    asset = services.asset_create(
+    asset = pipeline.asset_create(
         person=verified.person,
         uploaded_file=SimpleUploadedFile("shoot.jpg", original),
         uploaded_by=None,
@@ -296,7 +291,7 @@ def test_an_upload_without_a_face_is_queued_with_a_warning(verified, settings):
     one = SimpleUploadedFile("one.jpg", media_corpus.face_picture(1))
 
     warned = [
-        services.asset_create(person=verified.person, uploaded_file=f, uploaded_by=None)
+        pipeline.asset_create(person=verified.person, uploaded_file=f, uploaded_by=None)
         for f in (blank, two, one)
     ]
 

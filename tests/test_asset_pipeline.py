@@ -19,17 +19,11 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from assets import services, tasks
+from assets import tasks
 from assets.admin import asset_state
 from assets.models import Asset, AssetGroup
-from assets.upstream import AnyfastClient
-from assets.upstream.errors import (
-    ASSET_NOT_FOUND_EXPLANATION,
-    CREATE_OUTCOME_UNKNOWN_EXPLANATION,
-    FACE_MISMATCH_EXPLANATION,
-    RATE_LIMITED_EXPLANATION,
-    SERVER_ERROR_EXPLANATION,
-)
+from assets.services import pipeline as asset_pipeline
+from assets.services import withdrawals
 from consent.services import consent_revoke
 from sandbox import actions, counters
 from sandbox.demo import demo_group_create
@@ -38,6 +32,14 @@ from sandbox.samples import make_audio, make_image, make_video
 from sandbox.servers import free_port
 from tests.factories import AssetFactory, AssetGroupFactory
 from tests.upstream_helpers import SANDBOX_KEY, HeldCreates
+from upstream import AnyfastClient
+from upstream.errors import (
+    ASSET_NOT_FOUND_EXPLANATION,
+    CREATE_OUTCOME_UNKNOWN_EXPLANATION,
+    FACE_MISMATCH_EXPLANATION,
+    RATE_LIMITED_EXPLANATION,
+    SERVER_ERROR_EXPLANATION,
+)
 
 # Whole scenarios against the sandbox over HTTP: CI and bin/test --all run them.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -78,7 +80,7 @@ def verified_group(identity: str = "ada", **kwargs: Any) -> AssetGroup:
 
 def upload(group: AssetGroup, content: bytes | None = None, *, name: str = "face.png") -> Asset:
     content = content or make_image(width=400, height=600, fmt="PNG", face="ada", label=name)
-    return services.asset_create(
+    return asset_pipeline.asset_create(
         person=group.person,
         uploaded_file=SimpleUploadedFile(name, content),
         uploaded_by=None,
@@ -87,7 +89,7 @@ def upload(group: AssetGroup, content: bytes | None = None, *, name: str = "face
 
 def submit(asset: Asset, client: AnyfastClient | None = None) -> Asset:
     """Run the asset's upload task now, as a worker would; the row afterwards."""
-    services.asset_submit(asset_id=asset.pk, client=client or quick_client())
+    asset_pipeline.asset_submit(asset_id=asset.pk, client=client or quick_client())
     asset.refresh_from_db()
     return asset
 
@@ -126,7 +128,7 @@ def held_creates(monkeypatch) -> HeldCreates:
 def test_an_upload_is_created_upstream_with_its_kinds_model_and_followed_to_active(
     pipeline, sent, name, make
 ):
-    group = verified_group(upstream_verification__invitation__consent__covers_audio=True)
+    group = verified_group(upstream_session__invitation__consent__covers_audio=True)
     asset = upload(group, make(), name=name)
     assert sent == [(asset.pk, None)]  # enqueued once the upload committed
 
@@ -140,7 +142,7 @@ def test_an_upload_is_created_upstream_with_its_kinds_model_and_followed_to_acti
     assert copy.asset_id == asset.upstream_id
     assert copy.sha256 == asset.sha256  # downloaded from the signed link
 
-    assert services.assets_poll() == 1
+    assert asset_pipeline.assets_poll() == 1
     asset.refresh_from_db()
     assert asset.status == Asset.Status.ACTIVE
     assert asset.asset_uri == f"asset://{copy.asset_id}"
@@ -152,7 +154,7 @@ def test_a_face_that_is_not_the_verified_person_fails_with_the_guides_explanatio
     asset = upload(verified_group("ada"), grace)
 
     submit(asset)
-    services.assets_poll()
+    asset_pipeline.assets_poll()
 
     asset.refresh_from_db()
     assert (asset.status, asset.error_code) == (Asset.Status.FAILED, "FaceMismatch")
@@ -169,8 +171,8 @@ def test_an_asset_still_processing_is_checked_again_later_and_less_often(pipelin
     )
 
     before = timezone.now()
-    assert services.assets_poll() == 1
-    assert services.assets_poll() == 0  # not due again at once
+    assert asset_pipeline.assets_poll() == 1
+    assert asset_pipeline.assets_poll() == 0  # not due again at once
 
     asset.refresh_from_db()
     assert asset.status == Asset.Status.PROCESSING
@@ -188,7 +190,7 @@ def test_an_accepted_asset_the_upstream_never_knew_fails_after_the_grace_period(
         next_attempt_at=timezone.now(),
     )
 
-    services.assets_poll()
+    asset_pipeline.assets_poll()
     ghost.refresh_from_db()
     assert ghost.status == Asset.Status.PROCESSING  # within the grace: asked again later
 
@@ -196,7 +198,7 @@ def test_an_accepted_asset_the_upstream_never_knew_fails_after_the_grace_period(
         submitted_at=timezone.now() - datetime.timedelta(seconds=30),
         next_attempt_at=timezone.now(),
     )
-    services.assets_poll()
+    asset_pipeline.assets_poll()
     ghost.refresh_from_db()
     assert (ghost.status, ghost.error_code) == (Asset.Status.FAILED, "NotFound.asset_id")
     assert ghost.error_explanation == ASSET_NOT_FOUND_EXPLANATION
@@ -224,7 +226,7 @@ def test_a_file_link_the_upstream_cannot_reach_fails_with_what_to_fix(pipeline, 
     asset = submit(asset)
 
     assert (asset.status, asset.error_code) == (Asset.Status.FAILED, "InvalidParameter.URL")
-    assert asset.error_explanation == services.URL_UNREACHABLE_EXPLANATION
+    assert asset.error_explanation == asset_pipeline.URL_UNREACHABLE_EXPLANATION
 
 
 def test_a_file_outside_the_upstreams_limits_fails_with_the_guides_explanation(pipeline):
@@ -232,7 +234,7 @@ def test_a_file_outside_the_upstreams_limits_fails_with_the_guides_explanation(p
     group = verified_group()
     asset = AssetFactory(
         group=group,
-        consent=group.upstream_verification.invitation.consent,
+        consent=group.upstream_session.invitation.consent,
         content=make_image(width=200, height=200, fmt="PNG"),
         next_attempt_at=timezone.now(),
     )
@@ -370,7 +372,7 @@ def test_a_429_storm_delays_an_upload_but_never_fails_it(pipeline, sent, setting
 
     settings.SANDBOX_FAULT_RATE_429 = 0.0
     asset = submit(asset)
-    services.assets_poll()
+    asset_pipeline.assets_poll()
     asset.refresh_from_db()
     assert asset.status == Asset.Status.ACTIVE
     assert upstream_copies(asset) == 1
@@ -400,10 +402,10 @@ def test_a_task_for_an_asset_that_is_not_queued_does_nothing(pipeline):
 
 def test_withdrawing_an_active_asset_deletes_it_upstream(pipeline):
     asset = submit(upload(verified_group()))
-    services.assets_poll()
+    asset_pipeline.assets_poll()
     asset.refresh_from_db()
 
-    services.asset_withdraw(asset=asset, client=quick_client())
+    withdrawals.asset_withdraw(asset=asset, client=quick_client())
 
     asset.refresh_from_db()
     assert asset.status == Asset.Status.WITHDRAWN and asset.withdrawn_at is not None
@@ -417,7 +419,7 @@ def test_withdrawing_a_queued_asset_deletes_what_a_lost_create_made(pipeline, he
     assert asset.status == Asset.Status.QUEUED and asset.upstream_id is None
     assert upstream_copies(asset) == 1
 
-    services.asset_withdraw(asset=asset, client=quick_client())
+    withdrawals.asset_withdraw(asset=asset, client=quick_client())
 
     asset.refresh_from_db()
     assert asset.status == Asset.Status.WITHDRAWN
@@ -430,18 +432,18 @@ def test_an_asset_being_uploaded_cannot_be_withdrawn_yet(pipeline):
     asset.refresh_from_db()
 
     with pytest.raises(ValidationError, match="being uploaded right now"):
-        services.asset_withdraw(asset=asset, client=quick_client())
+        withdrawals.asset_withdraw(asset=asset, client=quick_client())
 
 
 def test_retrying_a_failed_asset_frees_its_name_upstream_and_uploads_it_again(pipeline, sent):
     grace = make_image(width=400, height=600, fmt="PNG", face="grace")
     asset = upload(verified_group("ada"), grace)
     submit(asset)
-    services.assets_poll()
+    asset_pipeline.assets_poll()
     asset.refresh_from_db()
     assert asset.status == Asset.Status.FAILED
 
-    services.asset_retry(asset=asset, client=quick_client())
+    asset_pipeline.asset_retry(asset=asset, client=quick_client())
 
     asset.refresh_from_db()
     assert (asset.status, asset.upstream_id, asset.error_code) == (Asset.Status.QUEUED, None, "")
@@ -454,14 +456,14 @@ def test_only_failed_or_queued_assets_can_be_retried(pipeline):
     asset = submit(upload(verified_group()))
 
     with pytest.raises(ValidationError, match="only a failed or queued asset"):
-        services.asset_retry(asset=asset, client=quick_client())
+        asset_pipeline.asset_retry(asset=asset, client=quick_client())
 
 
 def test_refreshing_asks_the_upstream_now(pipeline, settings):
     asset = submit(upload(verified_group()))
     Asset.objects.filter(pk=asset.pk).update(next_attempt_at=timezone.now() + datetime.timedelta(1))
 
-    asset = services.asset_refresh(asset=asset, client=quick_client())
+    asset = asset_pipeline.asset_refresh(asset=asset, client=quick_client())
 
     assert asset.status == Asset.Status.ACTIVE
 
@@ -474,6 +476,6 @@ def test_refreshing_an_asset_deleted_upstream_marks_it_failed(pipeline):
         submitted_at=timezone.now() - datetime.timedelta(days=1),
     )
 
-    asset = services.asset_refresh(asset=asset, client=quick_client())
+    asset = asset_pipeline.asset_refresh(asset=asset, client=quick_client())
 
     assert (asset.status, asset.error_code) == (Asset.Status.FAILED, "NotFound.asset_id")

@@ -21,15 +21,17 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from assets import services as asset_services
 from assets import tasks
 from assets.models import Asset
+from assets.services import pipeline as asset_pipeline
+from assets.services import withdrawals
 from assets.signing import signed_file_url
 from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.verification import verify_chain
-from consent import services
-from consent.models import ConsentRecord, EmailStatus, Person, UpstreamVerification
+from consent.models import ConsentRecord, Person
+from mail import services as mail_services
+from mail.models import EmailStatus
 from sandbox.samples import make_image
 from sandbox.testing import complete_session, fail_session
 from tests.factories import (
@@ -43,8 +45,10 @@ from tests.factories import (
 from tests.test_asset_pipeline import quick_client, submit, upload, verified_group
 from tests.upstream_helpers import SANDBOX_KEY
 from tests.verification_helpers import AIGC_KEY, KEY, use_sandbox
+from verification.models import UpstreamSession
+from verification.services import invitations, sessions
 
-Phone = UpstreamVerification.Purpose.PHONE
+Phone = UpstreamSession.Purpose.PHONE
 
 
 def _events(person_id: int) -> list[AuditEvent]:
@@ -75,12 +79,12 @@ def test_invitation_changes_are_audited_with_who_did_them_and_the_status_before_
     consent = ConsentRecordFactory(approved=True)
     person = consent.person
 
-    invitation = services.invitation_create(person=person, consent=consent, created_by=staff)
-    services.invitation_resend(invitation=invitation, by=staff)
-    services.invitation_open(token=invitation.invitation_token)
-    services.invitation_open(token=invitation.invitation_token)  # opened once only
-    new = services.invitation_reissue(invitation=invitation, by=staff)
-    services.invitation_cancel(invitation=new, by=staff)
+    invitation = invitations.invitation_create(person=person, consent=consent, created_by=staff)
+    invitations.invitation_resend(invitation=invitation, by=staff)
+    invitations.invitation_open(token=invitation.invitation_token)
+    invitations.invitation_open(token=invitation.invitation_token)  # opened once only
+    new = invitations.invitation_reissue(invitation=invitation, by=staff)
+    invitations.invitation_cancel(invitation=new, by=staff)
 
     assert _actions(person.pk) == [
         "invitation.created",
@@ -95,7 +99,7 @@ def test_invitation_changes_are_audited_with_who_did_them_and_the_status_before_
     assert created.actor_label == "onboarding-1" and created.actor_id == staff.pk
     assert created.after["status"] == "invited" and created.detail == {"email_to": person.email}
     assert resent.detail == {"email_to": person.email}
-    assert opened.actor_id is None and opened.actor_label == services.PERSON
+    assert opened.actor_id is None and opened.actor_label == invitations.PERSON
     assert (opened.before, opened.after) == ({"status": "invited"}, {"status": "opened"})
     assert reissued.object_id == str(invitation.pk) and reissued.detail == {"replaced_by": new.pk}
     assert (cancelled.object_id, cancelled.before, cancelled.after) == (
@@ -111,23 +115,27 @@ def test_invitation_changes_are_audited_with_who_did_them_and_the_status_before_
 @pytest.mark.django_db
 def test_invitations_that_run_out_of_time_are_audited_as_the_schedulers_doing(queued):
     consent = ConsentRecordFactory(approved=True, person__email="")
-    invitation = services.invitation_create(person=consent.person, consent=consent, created_by=None)
+    invitation = invitations.invitation_create(
+        person=consent.person, consent=consent, created_by=None
+    )
 
     with time_machine.travel(invitation.expires_at + datetime.timedelta(seconds=1)):
-        assert services.invitation_expire_overdue() == 1
+        assert invitations.invitation_expire_overdue() == 1
 
     event = AuditEvent.objects.get(action="invitation.expired")
-    assert event.actor_label == services.SCHEDULER and event.object_id == str(invitation.pk)
+    assert event.actor_label == invitations.SCHEDULER and event.object_id == str(invitation.pk)
     assert (event.before, event.after) == ({"status": "invited"}, {"status": "expired"})
 
 
 @pytest.mark.django_db
 def test_a_change_rolled_back_leaves_no_event(queued):
     consent = ConsentRecordFactory(approved=True, person__email="")
-    invitation = services.invitation_create(person=consent.person, consent=consent, created_by=None)
+    invitation = invitations.invitation_create(
+        person=consent.person, consent=consent, created_by=None
+    )
 
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.invitation_cancel(invitation=invitation, by=None)
+        invitations.invitation_cancel(invitation=invitation, by=None)
         raise RuntimeError("something later in the same transaction failed")
 
     assert not AuditEvent.objects.filter(action="invitation.cancelled").exists()
@@ -141,22 +149,23 @@ def test_a_change_rolled_back_leaves_no_event(queued):
 @pytest.mark.django_db
 def test_emails_sent_and_failed_are_audited_attempt_by_attempt(settings):
     sent = OutboundEmailFactory()
-    services.outbound_email_send(outbound_email_id=sent.pk)
+    mail_services.email_send(email_id=sent.pk)
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9  # nothing listens there
     failing = OutboundEmailFactory()
-    for _ in range(services.MAX_EMAIL_ATTEMPTS):
-        services.outbound_email_send(outbound_email_id=failing.pk)
+    for _ in range(mail_services.MAX_ATTEMPTS):
+        with time_machine.travel(failing.next_attempt_at, tick=False):
+            failing = mail_services.email_send(email_id=failing.pk)
 
-    (sent_event,) = _events(sent.invitation.person_id)
-    assert sent_event.action == "email.sent" and sent_event.actor_label == services.WORKER
+    (sent_event,) = _events(sent.person_id)
+    assert sent_event.action == "email.sent" and sent_event.actor_label == mail_services.WORKER
     assert sent_event.detail["to"] == sent.to and sent_event.after["status"] == EmailStatus.SENT
-    events = _events(failing.invitation.person_id)
+    events = _events(failing.person_id)
     assert [event.action for event in events] == [
-        *["email.attempt_failed"] * (services.MAX_EMAIL_ATTEMPTS - 1),
+        *["email.attempt_failed"] * (mail_services.MAX_ATTEMPTS - 1),
         "email.failed",
     ]
-    assert events[-1].after == {"status": "failed", "attempts": services.MAX_EMAIL_ATTEMPTS}
+    assert events[-1].after == {"status": "failed", "attempts": mail_services.MAX_ATTEMPTS}
     assert "ConnectionRefusedError" in events[-1].detail["error"]
 
 
@@ -169,17 +178,15 @@ def verify_upstream(settings, live_server, tmp_path):
     return live_server
 
 
-def _callback(verification: UpstreamVerification, result_code: str) -> None:
-    services.upstream_verification_record_callback(
+def _callback(verification: UpstreamSession, result_code: str) -> None:
+    sessions.upstream_session_record_callback(
         public_id=verification.public_id,
         params={"bytedToken": verification.byted_token, "resultCode": result_code},
     )
 
 
-def _confirm(verification: UpstreamVerification) -> UpstreamVerification:
-    return services.upstream_verification_confirm(
-        upstream_verification_id=verification.pk, force=True
-    )
+def _confirm(verification: UpstreamSession) -> UpstreamSession:
+    return sessions.upstream_session_confirm(upstream_session_id=verification.pk, force=True)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -187,7 +194,7 @@ def test_a_verification_is_audited_from_its_start_to_the_group_without_its_token
     verify_upstream, queued
 ):
     invitation = VerificationSessionFactory()
-    verification = services.upstream_verification_start(invitation=invitation, purpose=Phone)
+    verification = sessions.upstream_session_start(invitation=invitation, purpose=Phone)
     group_id = complete_session(verification.byted_token)
     _callback(verification, "10000")
     with _later(2):
@@ -202,7 +209,7 @@ def test_a_verification_is_audited_from_its_start_to_the_group_without_its_token
         "invitation.verified",
     ]
     started, _, callback, confirmed, group, verified = _events(invitation.person_id)
-    assert started.actor_label == services.PERSON
+    assert started.actor_label == invitations.PERSON
     assert started.detail["upstream"] == "CreateVisualValidateSession ok"
     assert started.detail["byted_token"] == f"…{verification.byted_token[-6:]}"
     assert callback.detail == {"resultCode": "10000"}  # the token stays out
@@ -226,13 +233,13 @@ def test_refused_failed_and_expired_sessions_are_audited_with_the_upstreams_word
     settings.VERIFICATION_MAX_ATTEMPTS = 2
     invitation = VerificationSessionFactory()
     settings.ANYFAST_API_KEY = AIGC_KEY
-    with pytest.raises(services.UpstreamStartFailed):
-        services.upstream_verification_start(invitation=invitation, purpose=Phone)
+    with pytest.raises(invitations.UpstreamStartFailed):
+        sessions.upstream_session_start(invitation=invitation, purpose=Phone)
     settings.ANYFAST_API_KEY = KEY
-    failing = services.upstream_verification_start(invitation=invitation, purpose=Phone)
+    failing = sessions.upstream_session_start(invitation=invitation, purpose=Phone)
     fail_session(failing.byted_token)
     _callback(failing, "10001")
-    abandoned = services.upstream_verification_start(invitation=invitation, purpose=Phone)
+    abandoned = sessions.upstream_session_start(invitation=invitation, purpose=Phone)
     with _later(settings.ANYFAST_TOKEN_TTL + 1):
         _confirm(failing)
         _confirm(abandoned)
@@ -273,11 +280,11 @@ def test_an_asset_is_audited_through_its_upstream_life(pipeline):
     group = verified_group()
     asset = upload(group)
     submit(asset)
-    asset_services.assets_poll()
+    asset_pipeline.assets_poll()
     asset.refresh_from_db()
-    asset_services.asset_refresh(asset=asset, client=quick_client(), actor=staff)
+    asset_pipeline.asset_refresh(asset=asset, client=quick_client(), actor=staff)
     asset.refresh_from_db()
-    asset_services.asset_withdraw(asset=asset, client=quick_client(), actor=staff)
+    withdrawals.asset_withdraw(asset=asset, client=quick_client(), actor=staff)
 
     assert _actions(group.person_id) == [
         "asset.created",
@@ -317,9 +324,9 @@ def test_failed_requeued_and_retried_assets_are_audited_with_the_upstreams_answe
     grace = make_image(width=400, height=600, fmt="PNG", face="grace")
     asset = upload(verified_group("ada"), grace)
     submit(asset)
-    asset_services.assets_poll()
+    asset_pipeline.assets_poll()
     asset.refresh_from_db()
-    asset_services.asset_retry(asset=asset, client=quick_client(), actor=staff)
+    asset_pipeline.asset_retry(asset=asset, client=quick_client(), actor=staff)
     settings.SANDBOX_FAULT_RATE_502 = 1.0
     submit(asset)
 
@@ -345,7 +352,7 @@ def test_an_asset_refused_by_the_consent_gate_at_the_last_moment_is_audited_as_f
         group=AssetGroupFactory(verified=True), consent=None, next_attempt_at=timezone.now()
     )
 
-    asset_services.asset_submit(asset_id=asset.pk)
+    asset_pipeline.asset_submit(asset_id=asset.pk)
 
     failed = AuditEvent.objects.get(action="asset.failed")
     assert failed.after == {"status": "failed", "error_code": "NotAuthorised"}

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
-from assets.upstream import AnyfastClient, NullRateLimiter
 from tests.factories import AssetFactory, AssetGroupFactory, PersonFactory, UserFactory
+from upstream import AnyfastClient, NullRateLimiter
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from consent import admin_views, services
-from consent.models import UpstreamVerification, VerificationSession
 from tests.factories import ConsentRecordFactory, UserFactory
 from tests.verification_helpers import use_sandbox
+from verification import admin_views
+from verification.models import UpstreamSession, VerificationSession
+from verification.services import invitations, sessions
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -89,7 +90,7 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     expect(staff.locator(".messagelist")).to_contain_text(f"Invited {person}")
     invitation = VerificationSession.objects.get(person=person)
     expect(staff.locator(".qr-page svg.qr-code")).to_be_visible()
-    expect(staff.locator(".qr-page")).to_contain_text(services.invitation_url(invitation))
+    expect(staff.locator(".qr-page")).to_contain_text(invitations.invitation_url(invitation))
     expect(staff.locator(".typed-code")).to_have_text(invitation.display_code)
     staff.screenshot(path=screenshots / "admin-qr-page.png", full_page=True)
 
@@ -110,9 +111,9 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     assert 1 <= start <= 4
     staff.wait_for_function(f"() => +document.getElementById('desk').dataset.secondsLeft < {start}")
     second = _wait_for_a_new_code(staff, than=first)
-    rows = UpstreamVerification.objects.filter(invitation=invitation).order_by("pk")
+    rows = UpstreamSession.objects.filter(invitation=invitation).order_by("pk")
     assert [str(row.pk) for row in rows] == [first, second]
-    assert {row.purpose for row in rows} == {UpstreamVerification.Purpose.DESK}
+    assert {row.purpose for row in rows} == {UpstreamSession.Purpose.DESK}
 
     # Links of the real lifetime again: the next code counts down from 120 s.
     settings.ANYFAST_H5_LINK_TTL = settings.SANDBOX_H5_LINK_TTL = 120
@@ -123,7 +124,7 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
 
     # The person scans the code: the sandbox's phone page, as a phone, completes.
     h5_link = staff.locator("#desk").get_attribute("data-h5-link") or ""
-    row = UpstreamVerification.objects.get(pk=third)
+    row = UpstreamSession.objects.get(pk=third)
     assert h5_link == row.h5_link
     phone.goto(h5_link)
     phone.get_by_label("ada").check()
@@ -131,27 +132,25 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     phone.wait_for_url(f"**/verify/callback/{row.public_id}/**")
 
     # The callback queued a confirmation; the worker's job is played here. The desk turns green.
-    services.upstream_verification_confirm(upstream_verification_id=row.pk, force=True)
+    sessions.upstream_session_confirm(upstream_session_id=row.pk, force=True)
     expect(staff.locator("#desk")).to_have_attribute("data-state", "verified", timeout=6_000)
     expect(staff.locator(".desk-state")).to_contain_text(f"{person} is verified")
     colour = staff.locator("#desk").evaluate("e => getComputedStyle(e).backgroundColor")
     assert colour == "rgb(220, 245, 227)"
     staff.screenshot(path=screenshots / "admin-desk-verified.png", full_page=True)
-    codes_when_verified = UpstreamVerification.objects.filter(invitation=invitation).count()
+    codes_when_verified = UpstreamSession.objects.filter(invitation=invitation).count()
 
     # The invitation page tells the whole story.
-    staff.goto(f"/admin/consent/verificationsession/{invitation.pk}/change/")
+    staff.goto(f"/admin/verification/verificationsession/{invitation.pk}/change/")
     timeline = staff.locator("ol.timeline")
     for event in ("Invited", "Upstream session created", "Callback received", "Confirmed"):
         expect(timeline).to_contain_text(event)
     expect(timeline).to_contain_text("Group created")
     expect(timeline).to_contain_text("Verified")
-    expect(staff.locator("#upstream_verifications-group")).to_contain_text(
-        f"…{row.byted_token[-6:]}"
-    )
+    expect(staff.locator("#upstream_sessions-group")).to_contain_text(f"…{row.byted_token[-6:]}")
     staff.screenshot(path=screenshots / "admin-invitation-timeline.png", full_page=True)
     # Once verified, the desk made no more codes.
-    assert UpstreamVerification.objects.filter(invitation=invitation).count() == codes_when_verified
+    assert UpstreamSession.objects.filter(invitation=invitation).count() == codes_when_verified
 
     # The person page and the People list say so too.
     staff.goto(f"/admin/consent/person/{person.pk}/change/")
@@ -169,28 +168,30 @@ def test_the_desk_stops_after_unused_codes_offers_a_new_one_and_closes_with_the_
     monkeypatch.setattr(admin_views, "DESK_AUTO_MINTS", 2)
     settings.ANYFAST_H5_LINK_TTL = settings.SANDBOX_H5_LINK_TTL = 1
     consent = ConsentRecordFactory(approved=True)
-    invitation = services.invitation_create(person=consent.person, consent=consent, created_by=None)
+    invitation = invitations.invitation_create(
+        person=consent.person, consent=consent, created_by=None
+    )
 
-    staff.goto(f"/admin/consent/verificationsession/{invitation.pk}/desk/")
+    staff.goto(f"/admin/verification/verificationsession/{invitation.pk}/desk/")
 
     # Two codes ran out unused: the desk waits for staff instead of minting on and on.
     again = staff.get_by_role("button", name="Show a new code")
     expect(again).to_be_visible()
     expect(staff.locator("#desk")).to_have_attribute("data-state", "paused")
     expect(staff.locator(".desk-state")).to_contain_text("No code was used for a while")
-    assert invitation.upstream_verifications.count() == 2
+    assert invitation.upstream_sessions.count() == 2
 
     shown = staff.locator("#desk").get_attribute("data-session") or ""
     again.click()
     _wait_for_a_new_code(staff, than=shown)
-    assert invitation.upstream_verifications.count() >= 3
+    assert invitation.upstream_sessions.count() >= 3
 
     # Cancelled elsewhere: the desk says so by itself and makes no more codes.
-    services.invitation_cancel(invitation=invitation, by=None)
+    invitations.invitation_cancel(invitation=invitation, by=None)
     expect(staff.locator("#desk")).to_have_attribute("data-state", "closed")
     expect(staff.locator(".desk-state")).to_have_text(
         "This invitation is cancelled: no more codes."
     )
-    made = invitation.upstream_verifications.count()
+    made = invitation.upstream_sessions.count()
     staff.wait_for_timeout(2_500)  # longer than a code's lifetime and a status poll
-    assert invitation.upstream_verifications.count() == made
+    assert invitation.upstream_sessions.count() == made

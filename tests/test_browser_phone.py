@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from assets.upstream import AnyfastClient, NullRateLimiter
+from upstream import AnyfastClient, NullRateLimiter
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

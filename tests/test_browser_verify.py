@@ -22,10 +22,12 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from assets.models import AssetGroup
-from consent import services, tasks
-from consent.models import UpstreamVerification, VerificationSession
+from mail import tasks as mail_tasks
 from tests.factories import ConsentRecordFactory, PersonFactory, UserFactory
 from tests.verification_helpers import use_sandbox
+from verification import tasks as verification_tasks
+from verification.models import UpstreamSession, VerificationSession
+from verification.services import invitations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,7 +36,7 @@ IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
 )
-Status = UpstreamVerification.Status
+Status = UpstreamSession.Status
 
 
 @pytest.fixture
@@ -70,9 +72,9 @@ def invite_by_email(queued, language: str = "en") -> tuple[VerificationSession, 
     person = PersonFactory(display_name="Ada", legal_name="Ada Moreau", preferred_language=language)
     consent = ConsentRecordFactory(person=person, approved=True)
     staff = UserFactory(first_name="Maya", last_name="Lind")
-    invitation = services.invitation_create(person=person, consent=consent, created_by=staff)
-    for (email_id,) in queued.of(tasks.send_outbound_email):
-        assert tasks.send_outbound_email.apply(args=[email_id]).get() == "sent"
+    invitation = invitations.invitation_create(person=person, consent=consent, created_by=staff)
+    for (email_id,) in queued.of(mail_tasks.send_email):
+        assert mail_tasks.send_email.apply(args=[email_id]).get() == "sent"
     (message,) = mail.outbox
     link = re.search(r"https?://\S+/verify/\S+/", message.body)
     assert link is not None and invitation.display_code in message.body
@@ -82,8 +84,8 @@ def invite_by_email(queued, language: str = "en") -> tuple[VerificationSession, 
 def confirm_queued(queued) -> list[str]:
     """Run the confirmations the callback page queued, as the worker would."""
     return [
-        tasks.confirm_upstream_verification.apply(args=[pk]).get()
-        for (pk,) in queued.of(tasks.confirm_upstream_verification)
+        verification_tasks.confirm_upstream_session.apply(args=[pk]).get()
+        for (pk,) in queued.of(verification_tasks.confirm_upstream_session)
     ]
 
 
@@ -114,7 +116,7 @@ def test_a_person_verifies_from_the_invitation_email_to_a_stored_group(
 
     phone.wait_for_url(f"{upstream.url}/verify/callback/**")
     expect(phone.get_by_role("heading", name="Thank you!")).to_be_visible()
-    verification = UpstreamVerification.objects.get(invitation=invitation)
+    verification = UpstreamSession.objects.get(invitation=invitation)
     assert verification.status == Status.CALLBACK_RECEIVED
 
     assert confirm_queued(queued) == ["confirmed"]
@@ -122,14 +124,14 @@ def test_a_person_verifies_from_the_invitation_email_to_a_stored_group(
     screenshot(phone, "callback-page")
 
     group = AssetGroup.objects.get(person=invitation.person)
-    assert group.upstream_verification == UpstreamVerification.objects.get(pk=verification.pk)
+    assert group.upstream_session == UpstreamSession.objects.get(pk=verification.pk)
     invitation.refresh_from_db()
     assert invitation.status == VerificationSession.Status.VERIFIED
 
     # A reload of the callback page (a replayed callback) changes nothing and says nothing.
     phone.reload()
     expect(phone.get_by_role("heading", name="Thank you", exact=True)).to_be_visible()
-    assert len(queued.of(tasks.confirm_upstream_verification)) == 1
+    assert len(queued.of(verification_tasks.confirm_upstream_session)) == 1
     # The H5 link worked once: opening it again shows the upstream's own page for that.
     response = phone.goto(verification.h5_link)
     assert response is not None and response.status == 410
@@ -165,7 +167,7 @@ def test_a_failure_on_the_phone_lets_the_person_try_again_and_succeed(
 
     assert confirm_queued(queued)[-1] == "confirmed"
     assert AssetGroup.objects.filter(person=invitation.person).count() == 1
-    first, second = invitation.upstream_verifications.order_by("created_at")
+    first, second = invitation.upstream_sessions.order_by("created_at")
     assert first.status == Status.CALLBACK_RECEIVED and second.status == Status.CONFIRMED
 
 
@@ -188,7 +190,7 @@ def test_a_person_who_leaves_the_h5_page_starts_a_new_session_without_losing_the
     phone.wait_for_url(f"{upstream.url}/verify/callback/**")
     assert confirm_queued(queued) == ["confirmed"]
     statuses = list(
-        invitation.upstream_verifications.order_by("created_at").values_list("status", flat=True)
+        invitation.upstream_sessions.order_by("created_at").values_list("status", flat=True)
     )
     assert statuses == [Status.CREATED, Status.CONFIRMED]
 
@@ -212,10 +214,10 @@ def test_a_person_who_completes_and_closes_the_phone_is_confirmed_by_polling(
     phone.get_by_label("grace").check()
     phone.get_by_role("button", name="Complete").click()
     expect(phone.get_by_text("phone closed")).to_be_visible()
-    assert queued.of(tasks.confirm_upstream_verification) == []
+    assert queued.of(verification_tasks.confirm_upstream_session) == []
 
     with time_machine.travel(timezone.now() + datetime.timedelta(seconds=6), tick=True):
-        assert tasks.poll_upstream_verifications.apply().get() == 1
+        assert verification_tasks.poll_upstream_sessions.apply().get() == 1
 
     assert AssetGroup.objects.filter(person=invitation.person).exists()
 
@@ -231,14 +233,14 @@ def test_an_abandoned_session_expires_and_the_person_can_start_again(
     with time_machine.travel(
         timezone.now() + datetime.timedelta(seconds=settings.ANYFAST_TOKEN_TTL + 1), tick=True
     ):
-        assert tasks.poll_upstream_verifications.apply().get() == 1
+        assert verification_tasks.poll_upstream_sessions.apply().get() == 1
         response = phone.reload()  # the H5 link is long dead too
         assert response is not None and response.status == 410
         phone.goto(link)
         expect(phone.get_by_text("Your last attempt was not finished in time")).to_be_visible()
         expect(phone.get_by_role("button", name="Start verification")).to_be_visible()
 
-    assert UpstreamVerification.objects.get(invitation=invitation).status == Status.EXPIRED
+    assert UpstreamSession.objects.get(invitation=invitation).status == Status.EXPIRED
 
 
 def test_a_forged_success_callback_shows_no_success_and_stores_nothing(
@@ -248,7 +250,7 @@ def test_a_forged_success_callback_shows_no_success_and_stores_nothing(
     phone.goto(link)
     phone.get_by_role("button", name="Start verification").click()
     phone.wait_for_url(f"{upstream.url}/sandbox/h5/**")
-    verification = UpstreamVerification.objects.get(invitation=invitation)
+    verification = UpstreamSession.objects.get(invitation=invitation)
 
     forged = (
         f"{upstream.url}/verify/callback/{verification.public_id}/"

@@ -11,10 +11,11 @@ from django.db.models import BaseConstraint, Q
 from django.test import Client
 from django.urls import reverse
 
-from consent.models import ConsentRecord, VerificationSession
+from consent.models import ConsentRecord
 from portal.constraints import FieldCheckConstraint
 from tests.factories import PersonFactory, VerificationSessionFactory
 from tests.test_models import CHECKS
+from verification.models import VerificationSession
 
 pytestmark = pytest.mark.django_db
 

@@ -23,7 +23,7 @@ from audit.admin import events_timeline
 from audit.models import AuditEvent
 from audit.services import audit_record
 from consent import evidence
-from consent.models import Person, UpstreamVerification
+from consent.models import Person
 from consent.services import consent_approve, consent_revoke, consent_submit
 from tests.factories import (
     AssetFactory,
@@ -33,10 +33,11 @@ from tests.factories import (
     OutboundEmailFactory,
     PersonFactory,
     ReferenceCopyFactory,
-    UpstreamVerificationFactory,
+    UpstreamSessionFactory,
     UserFactory,
 )
 from tests.upstream_helpers import SECRET_KEY
+from verification.models import UpstreamSession
 
 pytestmark = pytest.mark.django_db
 
@@ -88,20 +89,20 @@ def person(settings, queued) -> dict[str, Any]:
     group = AssetGroupFactory(person=person, verified=True)
     withdrawn = AssetFactory(group=group, consent=revoked, active=True)
     consent_revoke(record=revoked, actor=reviewer, channel="email", reason="Changed her mind.")
-    session = group.upstream_verification
+    session = group.upstream_session
     invitation = session.invitation
-    UpstreamVerification.objects.filter(pk=session.pk).update(
+    UpstreamSession.objects.filter(pk=session.pk).update(
         callback_params={"bytedToken": session.byted_token, "resultCode": "10000"}
     )
-    failed_session = UpstreamVerificationFactory(
+    failed_session = UpstreamSessionFactory(
         invitation=invitation,
-        status=UpstreamVerification.Status.EXPIRED,
+        status=UpstreamSession.Status.EXPIRED,
         last_error_code="InvalidParameter.BytedToken",
     )
-    UpstreamVerification.objects.filter(pk=failed_session.pk).update(
+    UpstreamSession.objects.filter(pk=failed_session.pk).update(
         last_error=f"The specified BytedToken {failed_session.byted_token} has expired."
     )
-    OutboundEmailFactory(invitation=invitation)
+    OutboundEmailFactory(about=invitation)
     active = AssetFactory(group=group, consent=approved, active=True)
     link = signed_file_url(active.file)
     failed = AssetFactory(

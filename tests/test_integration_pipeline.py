@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from assets import services
 from assets.models import Asset
+from assets.services import pipeline
 from sandbox import actions, counters
 from sandbox.demo import demo_group_create
 from sandbox.models import SandboxAsset
@@ -66,7 +66,7 @@ def test_a_worker_killed_mid_upload_leaves_nothing_stuck_and_no_twin(
     )
 
     with celery_worker(tmp_path, env=worker_env, name="doomed") as doomed:
-        asset = services.asset_create(
+        asset = pipeline.asset_create(
             person=group.person,
             uploaded_file=SimpleUploadedFile(
                 "face.png", make_image(width=400, height=600, fmt="PNG", face="ada")

@@ -23,14 +23,14 @@ from django.conf import settings
 from django.db import connection
 
 from assets.models import AssetGroup
-from consent import services
-from consent.models import UpstreamVerification
 from portal.celery import app
 from portal.tasks import last_heartbeat, record_heartbeat
 from sandbox.testing import complete_session
 from tests.conftest import port_open, unavailable
 from tests.factories import VerificationSessionFactory
 from tests.verification_helpers import KEY, use_sandbox
+from verification.models import UpstreamSession
+from verification.services import sessions
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -112,9 +112,9 @@ def wait_for(condition, process, *, timeout: float) -> float:
     return time.monotonic() - started
 
 
-def _start() -> UpstreamVerification:
-    return services.upstream_verification_start(
-        invitation=VerificationSessionFactory(), purpose=UpstreamVerification.Purpose.PHONE
+def _start() -> UpstreamSession:
+    return sessions.upstream_session_start(
+        invitation=VerificationSessionFactory(), purpose=UpstreamSession.Purpose.PHONE
     )
 
 
@@ -150,7 +150,7 @@ def test_beat_confirms_a_person_who_never_reaches_the_callback_page_within_30_s(
 
     def all_stored() -> bool:
         for pk in set(completed) - set(stored):
-            if AssetGroup.objects.filter(upstream_verification_id=pk).exists():
+            if AssetGroup.objects.filter(upstream_session_id=pk).exists():
                 stored[pk] = time.monotonic()
         return len(stored) == len(completed)
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from assets import services, tasks
+from assets import tasks
 from assets.models import Asset, AssetGroup, Withdrawal, WithdrawalItem, WithdrawalOutcome
+from assets.services import pipeline
 from consent.services import consent_revoke
 from sandbox import actions, counters
 from sandbox.demo import demo_group_create
@@ -59,14 +60,14 @@ def test_a_revocation_reaches_the_upstream_through_workers_even_when_one_dies(
     group = AssetGroupFactory(
         verified=True, group_id=demo_group_create(api_key=SANDBOX_KEY, identity="ada").group_id
     )
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     assets = []
     for n in range(3):
         picture = make_image(width=400, height=600, fmt="PNG", face="ada", label=str(n))
         asset = upload(group, picture, name=f"face-{n}.png")
-        services.asset_submit(asset_id=asset.pk, client=quick_client())
+        pipeline.asset_submit(asset_id=asset.pk, client=quick_client())
         assets.append(asset)
-    services.assets_poll(client=quick_client())
+    pipeline.assets_poll(client=quick_client())
     assert Asset.objects.usable_by_producers().count() == 3
     held = HeldCreates()  # the first DeleteAsset is held open until released, then handled
     monkeypatch.setitem(actions.ACTIONS, "DeleteAsset", held.wrap(actions.ACTIONS["DeleteAsset"]))

@@ -3,7 +3,7 @@
 - Nothing of the portal imports ``sandbox``: it is a stand-in, and every flow must work against
   the real upstream with the sandbox switched off (only settings and URLs name it, as strings).
 - ``assets`` never imports ``consent`` services (``consent`` may call ``assets`` services).
-- Only ``assets/upstream/`` speaks HTTP (to the upstream).
+- Only ``upstream/`` speaks HTTP (to the upstream).
 - The sandbox's templates are its own app's, not the portal's.
 """
 
@@ -89,7 +89,7 @@ def test_assets_never_imports_consent_services():
 
 
 def test_only_the_upstream_client_speaks_http():
-    upstream = ROOT / "assets" / "upstream"
+    upstream = ROOT / "upstream"
     others = [path for path in portal_modules() if upstream not in path.parents]
 
     assert offending_imports(others, HTTP_LIBRARIES) == []

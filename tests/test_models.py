@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assets.models import AssetGroup
-from consent.models import ConsentRecord, VerificationSession
+from consent.models import ConsentRecord
 from sandbox.samples import make_image
 from tests.factories import (
     AssetFactory,
@@ -22,9 +22,10 @@ from tests.factories import (
     ConsentRecordFactory,
     OutboundEmailFactory,
     PersonFactory,
-    UpstreamVerificationFactory,
+    UpstreamSessionFactory,
     VerificationSessionFactory,
 )
+from verification.models import VerificationSession
 
 pytestmark = pytest.mark.django_db
 
@@ -50,10 +51,10 @@ CHECKS: list[tuple[str, Callable[[], models.Model], dict[str, Any]]] = [
     ("consent_reviewed_has_time", ConsentRecordFactory, {"status": "rejected"}),
     ("verification_status_valid", VerificationSessionFactory, {"status": "completed"}),
     ("verification_verified_has_time", VerificationSessionFactory, {"status": "verified"}),
-    ("upstream_status_valid", UpstreamVerificationFactory, {"status": "done"}),
-    ("upstream_purpose_valid", UpstreamVerificationFactory, {"purpose": "fax"}),
-    ("upstream_confirmed_has_group", UpstreamVerificationFactory, {"status": "confirmed"}),
-    ("upstream_pending_has_token", UpstreamVerificationFactory, {"byted_token": None}),
+    ("upstream_status_valid", UpstreamSessionFactory, {"status": "done"}),
+    ("upstream_purpose_valid", UpstreamSessionFactory, {"purpose": "fax"}),
+    ("upstream_confirmed_has_group", UpstreamSessionFactory, {"status": "confirmed"}),
+    ("upstream_pending_has_token", UpstreamSessionFactory, {"byted_token": None}),
     ("email_status_valid", OutboundEmailFactory, {"status": "bounced"}),
     ("email_sent_has_time", OutboundEmailFactory, {"status": "sent"}),
     ("asset_group_status_valid", AssetGroupFactory, {"status": "deleted"}),
@@ -156,7 +157,7 @@ def test_an_asset_group_cannot_come_from_another_persons_verification():
     group = AssetGroup(
         group_id="group-1",
         person=PersonFactory(),
-        upstream_verification=UpstreamVerificationFactory(),
+        upstream_session=UpstreamSessionFactory(),
     )
 
     with pytest.raises(ValidationError, match="another person's"):

@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 import qrcode
 
-from consent.qr import qr_svg
+from verification.qr import qr_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.conf import settings as django_settings
 
-from assets.upstream.ratelimit import rate_limiter_from_settings
 from portal.tasks import record_heartbeat
 from tests.conftest import (
     CELERY_KEY_PREFIX,
@@ -15,6 +14,7 @@ from tests.conftest import (
     redis_or_unavailable,
     unavailable,
 )
+from upstream.ratelimit import rate_limiter_from_settings
 
 
 def test_the_rate_limiter_keeps_its_counters_under_the_configured_prefix(settings, redis_prefix):

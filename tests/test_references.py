@@ -20,9 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import ExifTags, Image
 
-from assets import services
 from assets.models import Asset, AssetGroup, ReferenceCopy
 from assets.references import PAGE_SIZE, THUMBNAIL_SIZE
+from assets.services import references as references_service
 from audit.models import AuditEvent
 from consent.models import ConsentRecord
 from sandbox.samples import make_image, make_video
@@ -643,11 +643,11 @@ def test_a_copy_waits_for_a_revocation_in_progress_and_is_then_refused(producer)
 
     def copy_now() -> None:
         try:
-            services.reference_copy_create(
+            references_service.reference_copy_create(
                 user=producer, asset_ids=[asset.pk], project=PROJECT, kind="reference"
             )
             outcome.append("copied")
-        except services.ReferenceNotUsable:
+        except references_service.ReferenceNotUsable:
             outcome.append("refused")
         finally:
             connections.close_all()

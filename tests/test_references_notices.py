@@ -5,17 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Permission
 from django.core import mail
-from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
-from assets import services, tasks
-from assets.models import NoticeEmail, ProducerNotice, ReferenceCopy
+from assets.models import ProducerNotice, ReferenceCopy
+from assets.services import notices as notice_services
 from audit.models import AuditEvent
+from mail import services as mail_services
+from mail import tasks as mail_tasks
+from mail.models import OutboundEmail
 from tests.factories import (
     AssetGroupFactory,
+    OutboundEmailFactory,
     PersonFactory,
     ProducerNoticeFactory,
     ReferenceCopyFactory,
@@ -29,15 +33,9 @@ REASON = "Ada revoked her consent on 2026-05-01."
 
 
 @pytest.fixture
-def sent_later(monkeypatch) -> list[int]:
-    """The notice emails whose task is enqueued, once the transaction commits."""
-    ids: list[int] = []
-
-    def delay_on_commit(email_id: int) -> None:
-        transaction.on_commit(lambda: ids.append(email_id))
-
-    monkeypatch.setattr(tasks.send_notice_email, "delay_on_commit", delay_on_commit)
-    return ids
+def sent_later(queued) -> list[int]:
+    """The ids of the emails whose send task is enqueued (after commit), as they come."""
+    return queued.ids_of(mail_services.SEND_TASK)
 
 
 def _asset(display_name: str, **kwargs: Any):
@@ -60,7 +58,7 @@ def test_each_producer_gets_one_notice_and_one_email_listing_their_copies(
     ReferenceCopyFactory(user=sam, asset=untouched)
 
     with django_capture_on_commit_callbacks(execute=True):
-        notices = services.reference_copies_notify_withdrawn(
+        notices = notice_services.reference_copies_notify_withdrawn(
             asset_ids=[ada.pk, ada_video.pk, grace.pk], reason=REASON
         )
 
@@ -81,8 +79,8 @@ def test_each_producer_gets_one_notice_and_one_email_listing_their_copies(
             "project": "Autumn trailer",
         },
     ]
-    assert sorted(sent_later) == sorted(NoticeEmail.objects.values_list("pk", flat=True))
-    email = NoticeEmail.objects.get(notice=maya_notice)
+    assert sorted(sent_later) == sorted(OutboundEmail.objects.values_list("pk", flat=True))
+    email = OutboundEmail.objects.about(maya_notice).get()
     assert (email.to, email.status, email.subject) == (
         "maya@studio.test",
         "queued",
@@ -94,8 +92,8 @@ def test_each_producer_gets_one_notice_and_one_email_listing_their_copies(
         "copied for Autumn trailer",
         "/references/",
     ):
-        assert text in email.body
-    assert "Legalname" not in email.body
+        assert text in email.body_text
+    assert "Legalname" not in email.body_text
     sam_lines = ProducerNotice.objects.get(user=sam).lines()
     assert [line["reference"] for line in sam_lines] == [ada.asset_uri]  # not Linus's
     events = AuditEvent.objects.filter(action="producer_notice.created")
@@ -106,35 +104,36 @@ def test_emails_are_sent_by_the_task_with_the_list(sent_later, django_capture_on
     asset = _asset("Ada")
     ReferenceCopyFactory(asset=asset, user=UserFactory(username="maya"))
     with django_capture_on_commit_callbacks(execute=True):
-        services.reference_copies_notify_withdrawn(asset_ids=[asset.pk], reason=REASON)
+        notice_services.reference_copies_notify_withdrawn(asset_ids=[asset.pk], reason=REASON)
 
-    status = tasks.send_notice_email.apply(args=[sent_later[0]]).get()
+    mail_tasks.send_email.apply(args=[sent_later[0]]).get()
 
-    assert status == "sent"
+    assert OutboundEmail.objects.get(pk=sent_later[0]).status == "sent"
     [message] = mail.outbox
     assert message.to == ["maya@studio.test"]
     assert message.subject == "Stop using 1 likeness reference you copied"
     assert f"- Ada (image): {asset.asset_uri}, copied for Spring campaign 2027" in message.body
     assert REASON in message.body
-    email = NoticeEmail.objects.get()
+    email = OutboundEmail.objects.get()
     assert email.sent_at is not None
-    assert AuditEvent.objects.filter(action="notice_email.sent", object_id=str(email.pk)).exists()
+    assert AuditEvent.objects.filter(action="email.sent", object_id=str(email.pk)).exists()
     # Sent once only, however often the task runs.
-    assert services.notice_email_send(notice_email_id=email.pk).status == "sent"
+    assert mail_services.email_send(email_id=email.pk).status == "sent"
     assert len(mail.outbox) == 1
 
 
 def test_a_failing_email_is_retried_then_given_up(settings, sent_later):
     settings.EMAIL_BACKEND = "tests.test_references_notices.BrokenBackend"
     notice = ProducerNoticeFactory(user=UserFactory(username="maya"))
-    email = NoticeEmail.objects.create(notice=notice, to="maya@studio.test", subject="s", body="b")
+    email = OutboundEmailFactory(about=notice, person_id=None, to="maya@studio.test")
 
-    for attempt in range(1, services.MAX_NOTICE_EMAIL_ATTEMPTS + 1):
-        email = services.notice_email_send(notice_email_id=email.pk)
+    for attempt in range(1, mail_services.MAX_ATTEMPTS + 1):
+        with time_machine.travel(email.next_attempt_at, tick=False):
+            email = mail_services.email_send(email_id=email.pk)
         assert email.attempts == attempt
     assert email.status == "failed"
     assert email.last_error == "ConnectionRefusedError: SMTP server down"
-    assert AuditEvent.objects.filter(action="notice_email.failed").count() == 1
+    assert AuditEvent.objects.filter(action="email.failed").count() == 1
 
 
 class BrokenBackend:
@@ -149,9 +148,13 @@ def test_calling_again_tells_no_one_twice(sent_later, django_capture_on_commit_c
     asset = _asset("Ada")
     ReferenceCopyFactory(asset=asset)
     with django_capture_on_commit_callbacks(execute=True):
-        first = services.reference_copies_notify_withdrawn(asset_ids=[asset.pk], reason=REASON)
+        first = notice_services.reference_copies_notify_withdrawn(
+            asset_ids=[asset.pk], reason=REASON
+        )
     with django_capture_on_commit_callbacks(execute=True):
-        again = services.reference_copies_notify_withdrawn(asset_ids=[asset.pk], reason=REASON)
+        again = notice_services.reference_copies_notify_withdrawn(
+            asset_ids=[asset.pk], reason=REASON
+        )
 
     assert len(first) == 1
     assert again == []
@@ -163,15 +166,19 @@ def test_a_producer_without_an_address_gets_the_notice_only(sent_later):
     asset = _asset("Ada")
     ReferenceCopyFactory(asset=asset, user=UserFactory(username="noaddress", email=""))
 
-    [notice] = services.reference_copies_notify_withdrawn(asset_ids=[asset.pk], reason=REASON)
+    [notice] = notice_services.reference_copies_notify_withdrawn(
+        asset_ids=[asset.pk], reason=REASON
+    )
 
-    assert not NoticeEmail.objects.filter(notice=notice).exists()
+    assert not OutboundEmail.objects.about(notice).exists()
 
 
 def test_assets_nobody_copied_tell_nobody(sent_later):
     asset = _asset("Ada")
 
-    assert services.reference_copies_notify_withdrawn(asset_ids=[asset.pk], reason=REASON) == []
+    assert (
+        notice_services.reference_copies_notify_withdrawn(asset_ids=[asset.pk], reason=REASON) == []
+    )
     assert not ProducerNotice.objects.exists()
 
 
@@ -224,17 +231,12 @@ def test_a_producer_cannot_acknowledge_someone_elses_notice(client: Client):
 
 # --- Legal: where a likeness went ------------------------------------------------------------
 
-LOGS = ["referencecopy", "producernotice", "noticeemail"]
+LOGS = ["referencecopy", "producernotice"]
 
 
 def _log_row(model: str) -> int:
     notice = ProducerNoticeFactory()
-    email = NoticeEmail.objects.create(notice=notice, to="a@studio.test", subject="s", body="b")
-    return {
-        "referencecopy": notice.copies.get().pk,
-        "producernotice": notice.pk,
-        "noticeemail": email.pk,
-    }[model]
+    return {"referencecopy": notice.copies.get().pk, "producernotice": notice.pk}[model]
 
 
 @pytest.mark.parametrize("model", LOGS)

@@ -22,16 +22,11 @@ from django.utils import timezone
 from assets.models import Asset, AssetGroup, Withdrawal
 from audit.models import AuditEvent
 from audit.services import audit_record
-from consent import admin_views, services
-from consent.management.commands import setup_roles
-from consent.models import (
-    ConsentRecord,
-    OutboundEmail,
-    Person,
-    UpstreamVerification,
-    VerificationSession,
-)
+from consent import services
+from consent.models import ConsentRecord, Person
+from mail.models import OutboundEmail
 from portal import admin_site, roles
+from portal.management.commands import setup_roles
 from portal.roles import LEGAL, ONBOARDING, PRODUCERS, ROLES, Role, WorkLink, WorkQueue
 from sandbox.samples import make_image
 from tests.factories import (
@@ -40,11 +35,13 @@ from tests.factories import (
     ConsentRecordFactory,
     OutboundEmailFactory,
     PersonFactory,
-    UpstreamVerificationFactory,
+    UpstreamSessionFactory,
     UsableAssetFactory,
     UserFactory,
     VerificationSessionFactory,
 )
+from verification import admin_views
+from verification.models import UpstreamSession, VerificationSession
 
 # The whole matrix of pages and actions per role: CI and bin/test --all run it.
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -92,7 +89,7 @@ class World:
     new_version: ConsentRecord  # a draft superseding ``approved``
     invitation: VerificationSession  # open
     cancelled: VerificationSession  # an earlier one, ended
-    upstream: UpstreamVerification
+    upstream: UpstreamSession
     email: OutboundEmail
     group: AssetGroup
     asset: Asset
@@ -121,8 +118,8 @@ def world() -> World:
         cancelled=VerificationSessionFactory(
             person=person, consent=approved, status=InvitationStatus.CANCELLED
         ),
-        upstream=UpstreamVerificationFactory(invitation=invitation),
-        email=OutboundEmailFactory(invitation=invitation),
+        upstream=UpstreamSessionFactory(invitation=invitation),
+        email=OutboundEmailFactory(about=invitation),
         group=group,
         # Usable by producers: active, in an active group, under a consent in force for images.
         asset=AssetFactory(
@@ -190,46 +187,47 @@ PAGES: list[tuple[str, str, Url, tuple[int, int, int, int, int]]] = [
     ("signed consent document", GET,
      lambda w: _admin("consent_consentrecord_file", w.approved.pk), (302, 403, 200, 200, 200)),
     # Invitations
-    ("invitation list", GET, lambda w: _admin("consent_verificationsession_changelist"),
+    ("invitation list", GET, lambda w: _admin("verification_verificationsession_changelist"),
      (302, 403, 200, 200, 200)),
-    ("invitation add (never by hand)", GET, lambda w: _admin("consent_verificationsession_add"),
+    ("invitation add (never by hand)", GET,
+     lambda w: _admin("verification_verificationsession_add"),
      (302, 403, 403, 403, 403)),
     ("invitation page", GET,
-     lambda w: _admin("consent_verificationsession_change", w.invitation.pk),
+     lambda w: _admin("verification_verificationsession_change", w.invitation.pk),
      (302, 403, 200, 200, 200)),
     ("invitation QR page", GET,
-     lambda w: _admin("consent_verificationsession_qr", w.invitation.pk),
+     lambda w: _admin("verification_verificationsession_qr", w.invitation.pk),
      (302, 403, 200, 403, 200)),
     ("invitation desk page", GET,
-     lambda w: _admin("consent_verificationsession_desk", w.invitation.pk),
+     lambda w: _admin("verification_verificationsession_desk", w.invitation.pk),
      (302, 403, 200, 403, 200)),
     ("invitation desk status", GET,
-     lambda w: _admin("consent_verificationsession_desk_status", w.invitation.pk),
+     lambda w: _admin("verification_verificationsession_desk_status", w.invitation.pk),
      (302, 403, 200, 200, 200)),
     # A code minted for an ended invitation is refused (409) once the permission let it through.
     ("invitation desk mint", POST,
-     lambda w: _admin("consent_verificationsession_desk_mint", w.cancelled.pk),
+     lambda w: _admin("verification_verificationsession_desk_mint", w.cancelled.pk),
      (302, 403, 409, 403, 409)),
     ("invitation resend button", POST,
-     lambda w: _admin("consent_verificationsession_resend", w.invitation.pk),
+     lambda w: _admin("verification_verificationsession_resend", w.invitation.pk),
      (302, 403, 302, 403, 302)),
     ("invitation cancel button", POST,
-     lambda w: _admin("consent_verificationsession_cancel", w.invitation.pk),
+     lambda w: _admin("verification_verificationsession_cancel", w.invitation.pk),
      (302, 403, 302, 403, 302)),
     ("invitation reissue button", POST,
-     lambda w: _admin("consent_verificationsession_reissue", w.invitation.pk),
+     lambda w: _admin("verification_verificationsession_reissue", w.invitation.pk),
      (302, 403, 302, 403, 302)),
     # Upstream sessions and emails: logs
-    ("upstream session list", GET, lambda w: _admin("consent_upstreamverification_changelist"),
+    ("upstream session list", GET, lambda w: _admin("verification_upstreamsession_changelist"),
      (302, 403, 200, 200, 200)),
     ("upstream session page", GET,
-     lambda w: _admin("consent_upstreamverification_change", w.upstream.pk),
+     lambda w: _admin("verification_upstreamsession_change", w.upstream.pk),
      (302, 403, 200, 200, 200)),
-    ("upstream session add", GET, lambda w: _admin("consent_upstreamverification_add"),
+    ("upstream session add", GET, lambda w: _admin("verification_upstreamsession_add"),
      (302, 403, 403, 403, 403)),
-    ("email list", GET, lambda w: _admin("consent_outboundemail_changelist"),
+    ("email list", GET, lambda w: _admin("mail_outboundemail_changelist"),
      (302, 403, 200, 200, 200)),
-    ("email page", GET, lambda w: _admin("consent_outboundemail_change", w.email.pk),
+    ("email page", GET, lambda w: _admin("mail_outboundemail_change", w.email.pk),
      (302, 403, 200, 200, 200)),
     # Asset groups and assets
     ("group list", GET, lambda w: _admin("assets_assetgroup_changelist"),
@@ -253,7 +251,7 @@ PAGES: list[tuple[str, str, Url, tuple[int, int, int, int, int]]] = [
      (302, 403, 403, 200, 200)),
     ("producer notice list", GET, lambda w: _admin("assets_producernotice_changelist"),
      (302, 403, 403, 200, 200)),
-    ("notice email list", GET, lambda w: _admin("assets_noticeemail_changelist"),
+    ("notice email list", GET, lambda w: _admin("mail_outboundemail_changelist"),
      (302, 403, 403, 200, 200)),
     # Withdrawals: a revocation reaching the upstream (legal's)
     ("withdrawal list", GET, lambda w: _admin("assets_withdrawal_changelist"),
@@ -322,14 +320,14 @@ ACTIONS: list[tuple[str, tuple[set[str] | None, ...]]] = [
         (None, INVITE, HOLD | EVIDENCE, INVITE | HOLD | EVIDENCE | {"delete_selected"}),
     ),
     ("consent_consentrecord_changelist", (None, SUBMIT, REVIEW, SUBMIT | REVIEW)),
-    ("consent_verificationsession_changelist", (None, INVITATIONS, NONE, INVITATIONS)),
-    ("consent_upstreamverification_changelist", (None, NONE, NONE, NONE)),
-    ("consent_outboundemail_changelist", (None, NONE, NONE, NONE)),
+    ("verification_verificationsession_changelist", (None, INVITATIONS, NONE, INVITATIONS)),
+    ("verification_upstreamsession_changelist", (None, NONE, NONE, NONE)),
+    ("mail_outboundemail_changelist", (None, NONE, NONE, NONE)),
     ("assets_assetgroup_changelist", (None, NONE, NONE, NONE)),
     ("assets_asset_changelist", (None, UPLOADS, NONE, UPLOADS)),
     ("assets_referencecopy_changelist", (None, None, NONE, NONE)),
     ("assets_producernotice_changelist", (None, None, NONE, NONE)),
-    ("assets_noticeemail_changelist", (None, None, NONE, NONE)),
+    ("mail_outboundemail_changelist", (None, None, NONE, NONE)),
     ("assets_withdrawal_changelist", (None, None, RETRY, RETRY)),
     ("audit_auditevent_changelist", (None, None, NONE, NONE)),
 ]
@@ -440,7 +438,7 @@ def test_the_person_and_invitation_pages_offer_their_buttons_to_onboarding_only(
 ):
     never_invited = PersonFactory()
     person_url = _admin("consent_person_change", never_invited.pk)
-    invitation_url = _admin("consent_verificationsession_change", world.invitation.pk)
+    invitation_url = _admin("verification_verificationsession_change", world.invitation.pk)
 
     for who, may in (("onboarding", True), ("legal", False)):
         person_page = clients[who].get(person_url).context
@@ -725,4 +723,4 @@ def test_the_verification_state_reads_each_persons_latest_invitation_once():
 
     sql = str(people.filter(verification_state="failed").values("pk").query)
 
-    assert sql.count('FROM "consent_verificationsession"') == 1
+    assert sql.count('FROM "verification_verificationsession"') == 1

@@ -11,10 +11,10 @@ import pytest
 import requests
 import time_machine
 
-from assets.upstream.ratelimit import Budget
 from sandbox import counters, faults, ratelimit
 from sandbox.models import SandboxSession
 from sandbox.testing import api_path, call
+from upstream.ratelimit import Budget
 
 # Every fault played for real over HTTP, with its timeouts: CI and bin/test --all run it.
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from assets.upstream import key_fingerprint
 from sandbox.models import GroupType, SandboxAsset, SandboxGroup, SandboxSession
 from sandbox.testing import DEFAULT_KEY, call, complete_session, fail_session
+from upstream import key_fingerprint
 
 pytestmark = pytest.mark.django_db
 

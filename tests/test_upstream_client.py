@@ -13,7 +13,8 @@ import requests
 import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from assets.upstream import (
+from tests.upstream_helpers import BASE_URL, SECRET_KEY, asset_json, body_of, url
+from upstream import (
     AmbiguousCreate,
     AmbiguousWrite,
     AnyfastClient,
@@ -37,9 +38,8 @@ from assets.upstream import (
     explain_asset_error,
     key_fingerprint,
 )
-from assets.upstream import errors as upstream_errors
-from assets.upstream.keys import redact
-from tests.upstream_helpers import BASE_URL, SECRET_KEY, asset_json, body_of, url
+from upstream import errors as upstream_errors
+from upstream.keys import redact
 
 GROUP = "group-20261124115900-kbdhw"
 ASSET = "asset-20261124120000-abcde"
@@ -1050,7 +1050,7 @@ def test_redaction_leaves_ordinary_text_alone():
 
 
 def test_upstream_values_have_names_of_their_own_beside_the_portals_choices():
-    import assets.upstream as upstream
+    import upstream as upstream
     from assets import models
 
     assert upstream.UpstreamAssetStatus.ACTIVE == "Active"

@@ -33,7 +33,7 @@ _WORKER = textwrap.dedent(
     import django
 
     django.setup()
-    from assets.upstream import AnyfastClient
+    from upstream import AnyfastClient
 
     base_url, duration = sys.argv[1], float(sys.argv[2])
     statuses, stamps = [], []

@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from assets.upstream import (
+from tests.conftest import TEST_REDIS_URL, redis_or_unavailable
+from tests.upstream_helpers import FakeClock, max_in_any_window, run_together
+from upstream import (
     LocalRateLimitExceeded,
     NullRateLimiter,
     RateLimiter,
     TransientUpstreamError,
 )
-from assets.upstream.ratelimit import (
+from upstream.ratelimit import (
     DOCUMENTED_BUDGETS,
     NETWORK_MARGIN,
     Budget,
@@ -27,8 +29,6 @@ from assets.upstream.ratelimit import (
     budgets_with,
     rate_limiter_from_settings,
 )
-from tests.conftest import TEST_REDIS_URL, redis_or_unavailable
-from tests.upstream_helpers import FakeClock, max_in_any_window, run_together
 
 REDIS_URL = TEST_REDIS_URL
 
@@ -230,7 +230,7 @@ def test_limiter_from_settings(settings, tmp_path):
 _WORKER = textwrap.dedent(
     """
     import json, sys, time
-    from assets.upstream.ratelimit import Budget, RateLimiter, RedisBackend, SQLiteBackend
+    from upstream.ratelimit import Budget, RateLimiter, RedisBackend, SQLiteBackend
 
     kind, location, prefix, budget, duration = sys.argv[1:6]
     if kind == "redis":

@@ -22,7 +22,12 @@ from django.utils import timezone
 
 from assets.models import AssetGroup
 from assets.signing import signed_file_url
-from assets.upstream import (
+from sandbox import actions, counters, faults
+from sandbox.models import SandboxAsset, SandboxGroup
+from sandbox.samples import make_image
+from tests.factories import AssetFactory, AssetGroupFactory
+from tests.upstream_helpers import SANDBOX_KEY, max_in_any_window
+from upstream import (
     AmbiguousCreate,
     AnyfastClient,
     AssetNotFound,
@@ -34,11 +39,6 @@ from assets.upstream import (
     WrongTokenGroup,
     key_fingerprint,
 )
-from sandbox import actions, counters, faults
-from sandbox.models import SandboxAsset, SandboxGroup
-from sandbox.samples import make_image
-from tests.factories import AssetFactory, AssetGroupFactory
-from tests.upstream_helpers import SANDBOX_KEY, max_in_any_window
 
 # Whole scenarios against the sandbox over HTTP: CI and bin/test --all run them.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

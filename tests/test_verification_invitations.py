@@ -13,9 +13,10 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
-from consent import services, tasks
-from consent.models import EmailStatus, OutboundEmail, VerificationSession, normalise_code
-from consent.selectors import invitation_timeline
+from consent import services
+from mail import services as mail_services
+from mail import tasks as mail_tasks
+from mail.models import EmailStatus, OutboundEmail
 from tests.factories import (
     ConsentRecordFactory,
     OutboundEmailFactory,
@@ -23,6 +24,9 @@ from tests.factories import (
     UserFactory,
     VerificationSessionFactory,
 )
+from verification.models import VerificationSession, normalise_code
+from verification.services import invitations
+from verification.timeline import invitation_timeline
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +36,7 @@ Status = VerificationSession.Status
 def _invite(person=None, **kwargs):
     person = person or PersonFactory()
     consent = kwargs.pop("consent", None) or ConsentRecordFactory(person=person, approved=True)
-    return services.invitation_create(
+    return invitations.invitation_create(
         person=person, consent=consent, created_by=kwargs.pop("by", None), **kwargs
     )
 
@@ -46,11 +50,11 @@ def test_inviting_records_an_email_and_sends_it_after_commit_with_link_and_code(
         invitation = _invite(PersonFactory(email="ada@talent.test", display_name="Ada"), by=staff)
         assert queued.calls == []  # nothing leaves before commit
 
-    (email_id,) = queued.of(tasks.send_outbound_email)
+    (email_id,) = queued.of(mail_tasks.send_email)
     email = OutboundEmail.objects.get(pk=email_id[0])
-    assert (email.to, email.template, email.status) == ("ada@talent.test", "invitation", "queued")
+    assert (email.to, email.kind, email.status) == ("ada@talent.test", "invitation", "queued")
 
-    sent = services.outbound_email_send(outbound_email_id=email.pk)
+    sent = mail_services.email_send(email_id=email.pk)
 
     assert sent.status == EmailStatus.SENT and sent.sent_at and sent.attempts == 1
     (message,) = mail.outbox
@@ -72,9 +76,9 @@ def test_inviting_records_an_email_and_sends_it_after_commit_with_link_and_code(
 )
 def test_the_invitation_email_is_in_the_persons_language(queued, language, subject, phrase):
     invitation = _invite(PersonFactory(preferred_language=language), send_email=False)
-    email = services.invitation_send_email(invitation=invitation)
+    email = invitations.invitation_send_email(invitation=invitation)
 
-    services.outbound_email_send(outbound_email_id=email.pk)
+    mail_services.email_send(email_id=email.pk)
 
     (message,) = mail.outbox
     assert message.subject == subject
@@ -84,8 +88,8 @@ def test_the_invitation_email_is_in_the_persons_language(queued, language, subje
 def test_an_email_is_sent_once_even_when_its_task_runs_twice(queued):
     email = OutboundEmailFactory()
 
-    services.outbound_email_send(outbound_email_id=email.pk)
-    services.outbound_email_send(outbound_email_id=email.pk)
+    mail_services.email_send(email_id=email.pk)
+    mail_services.email_send(email_id=email.pk)
 
     assert len(mail.outbox) == 1
 
@@ -95,13 +99,16 @@ def test_a_failing_mail_server_is_recorded_and_retried_then_the_email_fails(sett
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9  # nothing listens there
     email = OutboundEmailFactory()
 
-    first = services.outbound_email_send(outbound_email_id=email.pk)
+    first = mail_services.email_send(email_id=email.pk)
     assert (first.status, first.attempts) == (EmailStatus.QUEUED, 1)
     assert "ConnectionRefusedError" in first.last_error
-    for _ in range(services.MAX_EMAIL_ATTEMPTS - 1):
-        last = services.outbound_email_send(outbound_email_id=email.pk)
+    assert mail_services.email_send(email_id=email.pk).attempts == 1  # not due again yet
+    last = first
+    for _ in range(mail_services.MAX_ATTEMPTS - 1):
+        with time_machine.travel(last.next_attempt_at, tick=False):
+            last = mail_services.email_send(email_id=email.pk)
 
-    assert (last.status, last.attempts) == (EmailStatus.FAILED, services.MAX_EMAIL_ATTEMPTS)
+    assert (last.status, last.attempts) == (EmailStatus.FAILED, mail_services.MAX_ATTEMPTS)
 
 
 def test_a_person_without_email_is_invited_without_an_email(queued):
@@ -114,7 +121,7 @@ def test_a_person_without_email_is_invited_without_an_email(queued):
 def test_a_second_open_invitation_for_the_same_person_is_refused_clearly(queued):
     first = _invite()
 
-    with pytest.raises(services.VerificationRefused, match="already has an open invitation"):
+    with pytest.raises(invitations.VerificationRefused, match="already has an open invitation"):
         _invite(first.person)
 
 
@@ -132,13 +139,13 @@ def test_a_revoked_consent_cannot_back_an_invitation(queued, trait):
     person = PersonFactory()
     consent = ConsentRecordFactory(person=person, **{trait: True})
 
-    with pytest.raises(services.VerificationRefused, match="revoked"):
-        services.invitation_create(person=person, consent=consent, created_by=None)
+    with pytest.raises(invitations.VerificationRefused, match="revoked"):
+        invitations.invitation_create(person=person, consent=consent, created_by=None)
 
 
 def test_another_persons_consent_cannot_back_an_invitation(queued):
-    with pytest.raises(services.VerificationRefused, match="another person's"):
-        services.invitation_create(
+    with pytest.raises(invitations.VerificationRefused, match="another person's"):
+        invitations.invitation_create(
             person=PersonFactory(), consent=ConsentRecordFactory(), created_by=None
         )
 
@@ -156,37 +163,37 @@ def test_codes_use_an_unambiguous_alphabet_and_forgive_typing():
 
     assert len(invitation.code) == 8 and not set(invitation.code) & set("01OIL")
     typed = f" {invitation.code[:4].lower()}-{invitation.code[4:]} "
-    assert services.invitation_find_by_code(code=normalise_code(typed)) == invitation
+    assert invitations.invitation_find_by_code(code=normalise_code(typed)) == invitation
 
 
 def test_a_code_finds_only_an_open_invitation():
     ended = VerificationSessionFactory(status=Status.CANCELLED)
 
-    assert services.invitation_find_by_code(code=ended.code) is None
+    assert invitations.invitation_find_by_code(code=ended.code) is None
 
 
 def test_opening_marks_the_invitation_opened_once():
     invitation = VerificationSessionFactory()
 
     with time_machine.travel(timezone.now() + datetime.timedelta(minutes=5), tick=False):
-        opened = services.invitation_open(token=invitation.invitation_token)
+        opened = invitations.invitation_open(token=invitation.invitation_token)
     first_opened_at = opened.opened_at
-    again = services.invitation_open(token=invitation.invitation_token)
+    again = invitations.invitation_open(token=invitation.invitation_token)
 
     assert opened.status == again.status == Status.OPENED
     assert again.opened_at == first_opened_at
 
 
 def test_opening_an_unknown_link_is_refused():
-    with pytest.raises(services.InvitationUnavailable):
-        services.invitation_open(token="not-a-token")
+    with pytest.raises(invitations.InvitationUnavailable):
+        invitations.invitation_open(token="not-a-token")
 
 
 def test_opening_an_overdue_invitation_expires_it():
     invitation = VerificationSessionFactory()
 
     with time_machine.travel(invitation.expires_at + datetime.timedelta(seconds=1)):
-        opened = services.invitation_open(token=invitation.invitation_token)
+        opened = invitations.invitation_open(token=invitation.invitation_token)
 
     assert opened.status == Status.EXPIRED and opened.ended_at == invitation.expires_at
 
@@ -198,8 +205,8 @@ def test_the_sweep_expires_only_overdue_open_invitations():
         expires_at=timezone.now() - datetime.timedelta(seconds=1)
     )
 
-    assert services.invitation_expire_overdue() == 1
-    assert services.invitation_expire_overdue() == 0
+    assert invitations.invitation_expire_overdue() == 1
+    assert invitations.invitation_expire_overdue() == 0
     overdue.refresh_from_db()
     fresh.refresh_from_db()
     assert (overdue.status, fresh.status) == (Status.EXPIRED, Status.INVITED)
@@ -208,8 +215,8 @@ def test_the_sweep_expires_only_overdue_open_invitations():
 def test_resending_sends_the_same_link_again(queued):
     invitation = _invite(send_email=False)
 
-    services.invitation_resend(invitation=invitation, by=None)
-    services.invitation_resend(invitation=invitation, by=None)
+    invitations.invitation_resend(invitation=invitation, by=None)
+    invitations.invitation_resend(invitation=invitation, by=None)
 
     assert invitation.emails.count() == 2
 
@@ -217,60 +224,62 @@ def test_resending_sends_the_same_link_again(queued):
 def test_resending_an_ended_invitation_is_refused(queued):
     invitation = VerificationSessionFactory(status=Status.CANCELLED)
 
-    with pytest.raises(services.InvitationUnavailable, match="cancelled"):
-        services.invitation_resend(invitation=invitation, by=None)
+    with pytest.raises(invitations.InvitationUnavailable, match="cancelled"):
+        invitations.invitation_resend(invitation=invitation, by=None)
 
 
 def test_emailing_a_person_without_an_address_is_refused(queued):
     invitation = VerificationSessionFactory(person__email="")
 
-    with pytest.raises(services.VerificationRefused, match="no email address"):
-        services.invitation_send_email(invitation=invitation)
+    with pytest.raises(invitations.VerificationRefused, match="no email address"):
+        invitations.invitation_send_email(invitation=invitation)
 
 
 def test_cancelling_ends_the_invitation_and_a_second_cancel_is_refused():
     staff = UserFactory()
     invitation = VerificationSessionFactory()
 
-    cancelled = services.invitation_cancel(invitation=invitation, by=staff)
+    cancelled = invitations.invitation_cancel(invitation=invitation, by=staff)
 
     assert (cancelled.status, cancelled.ended_by) == (Status.CANCELLED, staff)
-    with pytest.raises(services.InvitationUnavailable, match="already cancelled"):
-        services.invitation_cancel(invitation=invitation, by=staff)
+    with pytest.raises(invitations.InvitationUnavailable, match="already cancelled"):
+        invitations.invitation_cancel(invitation=invitation, by=staff)
 
 
 def test_reissuing_replaces_the_invitation_with_a_new_link_and_code(queued):
     staff = UserFactory()
     old = _invite(send_email=False)
 
-    new = services.invitation_reissue(invitation=old, by=staff)
+    new = invitations.invitation_reissue(invitation=old, by=staff)
 
     old.refresh_from_db()
     assert old.status == Status.CANCELLED and old.replaced_by == new
     assert new.status == Status.INVITED and new.consent == old.consent
     assert new.invitation_token != old.invitation_token and new.code != old.code
     assert new.emails.count() == 1
-    with pytest.raises(services.VerificationRefused, match="already reissued"):
-        services.invitation_reissue(invitation=old, by=staff)
+    with pytest.raises(invitations.VerificationRefused, match="already reissued"):
+        invitations.invitation_reissue(invitation=old, by=staff)
 
 
 def test_a_verified_invitation_is_not_reissued():
-    with pytest.raises(services.VerificationRefused, match="verified"):
-        services.invitation_reissue(invitation=VerificationSessionFactory(verified=True), by=None)
+    with pytest.raises(invitations.VerificationRefused, match="verified"):
+        invitations.invitation_reissue(
+            invitation=VerificationSessionFactory(verified=True), by=None
+        )
 
 
 def test_the_timeline_tells_emails_cancellation_and_reissue_in_order(queued, settings):
     staff = UserFactory(username="maya")
     old = _invite(PersonFactory(email="ada@talent.test"), by=staff)
-    sent, failed = old.emails.get(), OutboundEmailFactory(invitation=old)
-    services.outbound_email_send(outbound_email_id=sent.pk)
+    sent, failed = old.emails.get(), OutboundEmailFactory(about=old)
+    mail_services.email_send(email_id=sent.pk)
     OutboundEmail.objects.filter(pk=failed.pk).update(
         status=EmailStatus.FAILED,
         attempts=5,
         last_error="SMTPRecipientsRefused: 550",
         updated_at=timezone.now(),
     )
-    services.invitation_reissue(invitation=old, by=staff, send_email=False)
+    invitations.invitation_reissue(invitation=old, by=staff, send_email=False)
 
     entries = invitation_timeline(VerificationSession.objects.get(pk=old.pk))
 
@@ -302,6 +311,6 @@ def test_ending_a_consent_cancels_the_invitations_that_back_it():
 def test_a_person_whose_consent_is_only_a_draft_is_not_invited():
     draft = ConsentRecordFactory()
 
-    with pytest.raises(services.VerificationRefused, match="not in force"):
-        services.invitation_create(person=draft.person, consent=draft, created_by=None)
+    with pytest.raises(invitations.VerificationRefused, match="not in force"):
+        invitations.invitation_create(person=draft.person, consent=draft, created_by=None)
     assert not VerificationSession.objects.exists()

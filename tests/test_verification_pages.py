@@ -11,13 +11,13 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from consent.models import UpstreamVerification, VerificationSession
 from tests.factories import (
-    UpstreamVerificationFactory,
+    UpstreamSessionFactory,
     UserFactory,
     VerificationSessionFactory,
 )
 from tests.verification_helpers import AIGC_KEY, use_sandbox
+from verification.models import UpstreamSession, VerificationSession
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -68,7 +68,7 @@ def test_opening_the_page_starts_no_upstream_session(client):
 
     invitation.refresh_from_db()
     assert invitation.status == Status.OPENED
-    assert not UpstreamVerification.objects.exists()
+    assert not UpstreamSession.objects.exists()
 
 
 @pytest.mark.django_db
@@ -195,7 +195,7 @@ def test_a_wrong_code_is_refused_and_guessing_is_slowed_down(client):
 # --- The callback page ------------------------------------------------------------------------
 
 
-def _callback(client: Client, verification: UpstreamVerification, code: str = "10000"):
+def _callback(client: Client, verification: UpstreamSession, code: str = "10000"):
     query = {"bytedToken": verification.byted_token, "resultCode": code, "verify_type": "real_time"}
     return client.get(f"/verify/callback/{verification.public_id}/", query)
 
@@ -204,7 +204,7 @@ def _callback(client: Client, verification: UpstreamVerification, code: str = "1
 def test_the_callback_page_thanks_the_person_in_their_language_and_queues_a_confirmation(
     client, queued, django_capture_on_commit_callbacks
 ):
-    verification = UpstreamVerificationFactory(language="zh")
+    verification = UpstreamSessionFactory(language="zh")
 
     with django_capture_on_commit_callbacks(execute=True):
         response = _callback(client, verification)
@@ -213,13 +213,13 @@ def test_the_callback_page_thanks_the_person_in_their_language_and_queues_a_conf
     assert response.status_code == 200 and "谢谢！" in page  # noqa: RUF001
     assert f"/verify/callback/{verification.public_id}/status/" in page
     verification.refresh_from_db()
-    assert verification.status == UpstreamVerification.Status.CALLBACK_RECEIVED
+    assert verification.status == UpstreamSession.Status.CALLBACK_RECEIVED
     assert len(queued.calls) == 1
 
 
 @pytest.mark.django_db
 def test_a_failure_callback_offers_to_try_again_from_the_invitation(client, queued):
-    verification = UpstreamVerificationFactory()
+    verification = UpstreamSessionFactory()
 
     page = _callback(client, verification, "10001").content.decode()
 
@@ -231,7 +231,7 @@ def test_a_failure_callback_offers_to_try_again_from_the_invitation(client, queu
 def test_a_replayed_or_unknown_callback_gets_a_neutral_page(
     client, queued, django_capture_on_commit_callbacks
 ):
-    verification = UpstreamVerificationFactory()
+    verification = UpstreamSessionFactory()
     with django_capture_on_commit_callbacks(execute=True):
         _callback(client, verification)
         replay = _callback(client, verification)
@@ -245,9 +245,9 @@ def test_a_replayed_or_unknown_callback_gets_a_neutral_page(
 
 @pytest.mark.django_db
 def test_the_status_endpoint_reports_what_the_upstream_decided(client):
-    pending = UpstreamVerificationFactory()
-    confirmed = UpstreamVerificationFactory(
-        status=UpstreamVerification.Status.CONFIRMED,
+    pending = UpstreamSessionFactory()
+    confirmed = UpstreamSessionFactory(
+        status=UpstreamSession.Status.CONFIRMED,
         group_id="group-1",
         confirmed_at=timezone.now(),
     )
@@ -277,7 +277,7 @@ def test_start_redirects_the_phone_to_a_fresh_h5_link_in_its_language(client, up
 
     response = client.post(f"/verify/{invitation.invitation_token}/start/", {"lang": "zh-hans"})
 
-    verification = UpstreamVerification.objects.get()
+    verification = UpstreamSession.objects.get()
     assert response.status_code == 302 and response["Location"] == verification.h5_link
     assert verification.h5_link.startswith(f"{upstream.url}/sandbox/h5/")
     assert verification.h5_link.endswith("lng=zh") and verification.language == "zh"
@@ -291,7 +291,7 @@ def test_start_needs_the_pages_csrf_token(upstream):
         f"/verify/{invitation.invitation_token}/start/"
     )
 
-    assert response.status_code == 403 and not UpstreamVerification.objects.exists()
+    assert response.status_code == 403 and not UpstreamSession.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -302,7 +302,7 @@ def test_start_on_an_ended_invitation_goes_back_to_the_page_that_says_so(client,
 
     assert response.status_code == 302
     assert response["Location"].startswith(f"/verify/{invitation.invitation_token}/")
-    assert not UpstreamVerification.objects.exists()
+    assert not UpstreamSession.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)

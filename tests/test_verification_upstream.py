@@ -14,22 +14,23 @@ from django.db import connection
 from django.utils import timezone
 
 from assets.models import AssetGroup
-from assets.upstream import AnyfastClient, key_fingerprint
-from consent import services, tasks
-from consent.models import UpstreamVerification, VerificationSession
-from consent.selectors import invitation_timeline
 from sandbox import counters
 from sandbox.models import SandboxSession
 from sandbox.testing import complete_session, fail_session
-from tests.factories import UpstreamVerificationFactory, VerificationSessionFactory
+from tests.factories import UpstreamSessionFactory, VerificationSessionFactory
 from tests.verification_helpers import AIGC_KEY, KEY, use_sandbox
+from upstream import AnyfastClient, key_fingerprint
+from verification import tasks as verification_tasks
+from verification.models import UpstreamSession, VerificationSession
+from verification.services import invitations, sessions
+from verification.timeline import invitation_timeline
 
 # Whole scenarios against the sandbox over HTTP: CI and bin/test --all run them.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-Status = UpstreamVerification.Status
-Phone = UpstreamVerification.Purpose.PHONE
-Desk = UpstreamVerification.Purpose.DESK
+Status = UpstreamSession.Status
+Phone = UpstreamSession.Purpose.PHONE
+Desk = UpstreamSession.Purpose.DESK
 
 
 @pytest.fixture
@@ -38,19 +39,19 @@ def upstream(settings, live_server, tmp_path):
     return live_server
 
 
-def _start(invitation=None, **kwargs) -> UpstreamVerification:
+def _start(invitation=None, **kwargs) -> UpstreamSession:
     invitation = invitation or VerificationSessionFactory()
     kwargs.setdefault("purpose", Phone)
-    return services.upstream_verification_start(invitation=invitation, **kwargs)
+    return sessions.upstream_session_start(invitation=invitation, **kwargs)
 
 
-def _confirm(verification: UpstreamVerification, **kwargs) -> UpstreamVerification:
-    return services.upstream_verification_confirm(
-        upstream_verification_id=verification.pk, force=True, **kwargs
+def _confirm(verification: UpstreamSession, **kwargs) -> UpstreamSession:
+    return sessions.upstream_session_confirm(
+        upstream_session_id=verification.pk, force=True, **kwargs
     )
 
 
-def _callback(verification: UpstreamVerification, result_code: str = "10000", **extra):
+def _callback(verification: UpstreamSession, result_code: str = "10000", **extra):
     params = {
         "bytedToken": verification.byted_token,
         "resultCode": result_code,
@@ -59,7 +60,7 @@ def _callback(verification: UpstreamVerification, result_code: str = "10000", **
         "verify_type": "real_time",
         **extra,
     }
-    return services.upstream_verification_record_callback(
+    return sessions.upstream_session_record_callback(
         public_id=verification.public_id, params=params
     )
 
@@ -92,7 +93,7 @@ def test_start_mints_a_session_whose_callback_names_it_and_whose_link_speaks_the
 
 
 def test_h5_language_is_replaced_not_repeated():
-    link = services.h5_link_with_language("https://h5.test/p?bytedToken=T&lng=zh&x=1", "en")
+    link = invitations.h5_link_with_language("https://h5.test/p?bytedToken=T&lng=zh&x=1", "en")
 
     assert parse_qs(urlsplit(link).query) == {"bytedToken": ["T"], "x": ["1"], "lng": ["en"]}
 
@@ -102,7 +103,7 @@ def test_each_start_is_a_new_session_and_earlier_ones_stay_on_record(upstream):
     second = _start(first.invitation)
 
     assert first.byted_token != second.byted_token
-    assert first.invitation.upstream_verifications.count() == 2
+    assert first.invitation.upstream_sessions.count() == 2
     assert first.invitation.counted_attempts() == 2
 
 
@@ -111,7 +112,7 @@ def test_starting_beyond_the_attempts_limit_is_refused(upstream, settings):
     first = _start()
     _start(first.invitation)
 
-    with pytest.raises(services.AttemptsExhausted):
+    with pytest.raises(invitations.AttemptsExhausted):
         _start(first.invitation)
     assert counters.snapshot()["CreateVisualValidateSession"]["calls"] == 2
 
@@ -126,14 +127,14 @@ def test_desk_sessions_count_as_attempts_only_once_their_callback_arrived(upstre
     _callback(used, "10001")
 
     assert invitation.counted_attempts() == 1
-    with pytest.raises(services.AttemptsExhausted):
+    with pytest.raises(invitations.AttemptsExhausted):
         _start(invitation)
 
 
 def test_an_ended_invitation_cannot_start_a_session(upstream):
     invitation = VerificationSessionFactory(status=VerificationSession.Status.CANCELLED)
 
-    with pytest.raises(services.InvitationUnavailable, match="cancelled"):
+    with pytest.raises(invitations.InvitationUnavailable, match="cancelled"):
         _start(invitation)
 
 
@@ -141,7 +142,7 @@ def test_a_refused_start_is_kept_with_the_guides_explanation_and_is_no_attempt(u
     settings.ANYFAST_API_KEY = AIGC_KEY
     invitation = VerificationSessionFactory()
 
-    with pytest.raises(services.UpstreamStartFailed) as refused:
+    with pytest.raises(invitations.UpstreamStartFailed) as refused:
         _start(invitation)
 
     failed = refused.value.verification
@@ -166,35 +167,35 @@ def test_a_callback_records_its_parameters_and_queues_a_confirmation_after_commi
     assert row.status == Status.CALLBACK_RECEIVED and row.callback_received_at
     assert row.callback_params["resultCode"] == "10000"
     assert "unexpected" not in row.callback_params
-    assert queued.of(tasks.confirm_upstream_verification) == [(row.pk,)]
+    assert queued.of(verification_tasks.confirm_upstream_session) == [(row.pk,)]
 
 
 def test_a_replayed_callback_changes_nothing(upstream, queued):
     verification = _start()
     _callback(verification)
-    first = UpstreamVerification.objects.get(pk=verification.pk)
+    first = UpstreamSession.objects.get(pk=verification.pk)
 
     replay = _callback(verification, "10001")
 
     assert replay.kind == "replayed"
-    again = UpstreamVerification.objects.get(pk=verification.pk)
+    again = UpstreamSession.objects.get(pk=verification.pk)
     assert again.callback_params == first.callback_params
     assert again.callback_received_at == first.callback_received_at
-    assert len(queued.of(tasks.confirm_upstream_verification)) == 1
+    assert len(queued.of(verification_tasks.confirm_upstream_session)) == 1
 
 
 def test_a_callback_with_another_sessions_token_or_an_unknown_id_is_unknown(upstream, queued):
     mine, theirs = _start(), _start()
 
-    forged = services.upstream_verification_record_callback(
+    forged = sessions.upstream_session_record_callback(
         public_id=mine.public_id, params={"bytedToken": theirs.byted_token, "resultCode": "10000"}
     )
-    unknown = services.upstream_verification_record_callback(
+    unknown = sessions.upstream_session_record_callback(
         public_id="5f0c7a51-7a0b-4b1e-9a55-000000000000", params={"resultCode": "10000"}
     )
 
     assert forged.kind == unknown.kind == "unknown"
-    assert UpstreamVerification.objects.get(pk=mine.pk).callback_received_at is None
+    assert UpstreamSession.objects.get(pk=mine.pk).callback_received_at is None
     assert queued.calls == []
 
 
@@ -215,7 +216,7 @@ def test_confirmation_stores_the_group_with_the_keys_fingerprint_and_verifies_th
     assert confirmed.status == Status.CONFIRMED and confirmed.group_id == group_id
     group = AssetGroup.objects.get(group_id=group_id)
     assert group.person == verification.invitation.person
-    assert group.upstream_verification == confirmed
+    assert group.upstream_session == confirmed
     assert group.api_key_fingerprint == key_fingerprint(KEY)
     invitation = VerificationSession.objects.get(pk=verification.invitation_id)
     assert invitation.status == VerificationSession.Status.VERIFIED and invitation.verified_at
@@ -249,15 +250,13 @@ def test_two_workers_confirming_at_once_make_one_group(upstream):
         pytest.skip("row locks and concurrent transactions need PostgreSQL")
     verification = _start()
     complete_session(verification.byted_token)
-    UpstreamVerification.objects.filter(pk=verification.pk).update(next_poll_at=timezone.now())
+    UpstreamSession.objects.filter(pk=verification.pk).update(next_poll_at=timezone.now())
     results: list[str] = []
 
     def worker() -> None:
         client = AnyfastClient()
         # Both pass the claim (no force, both due): only the conditional UPDATE can split them.
-        row = services.upstream_verification_confirm(
-            upstream_verification_id=verification.pk, client=client
-        )
+        row = sessions.upstream_session_confirm(upstream_session_id=verification.pk, client=client)
         results.append(row.status)
         connection.close()
 
@@ -269,7 +268,7 @@ def test_two_workers_confirming_at_once_make_one_group(upstream):
 
     assert results.count(Status.CONFIRMED) >= 1
     assert AssetGroup.objects.count() == 1
-    assert UpstreamVerification.objects.get(pk=verification.pk).status == Status.CONFIRMED
+    assert UpstreamSession.objects.get(pk=verification.pk).status == Status.CONFIRMED
 
 
 def test_a_forged_success_callback_verifies_nobody(upstream, queued):
@@ -314,7 +313,7 @@ def test_an_empty_group_id_after_the_configured_token_lifetime_ends_the_session(
 
 
 def test_an_unknown_token_ends_the_session_as_expired(upstream):
-    verification = UpstreamVerificationFactory(byted_token="20261124120000AAAAAAAAAAAAAAAAAAAA")
+    verification = UpstreamSessionFactory(byted_token="20261124120000AAAAAAAAAAAAAAAAAAAA")
 
     ended = _confirm(verification)
 
@@ -353,7 +352,10 @@ def test_the_confirm_task_returns_the_outcome(upstream):
     verification = _start()
     complete_session(verification.byted_token)
 
-    assert tasks.confirm_upstream_verification.apply(args=[verification.pk]).get() == "confirmed"
+    assert (
+        verification_tasks.confirm_upstream_session.apply(args=[verification.pk]).get()
+        == "confirmed"
+    )
 
 
 # --- Polling ----------------------------------------------------------------------------------
@@ -364,29 +366,29 @@ def test_polling_confirms_a_person_who_never_came_back(upstream):
     complete_session(verification.byted_token)  # and closed the phone: no callback
 
     with _later(6):
-        polled = services.upstream_verification_poll_due()
+        polled = sessions.upstream_session_poll_due()
 
     assert polled == 1
-    assert UpstreamVerification.objects.get(pk=verification.pk).status == Status.CONFIRMED
+    assert UpstreamSession.objects.get(pk=verification.pk).status == Status.CONFIRMED
 
 
 def test_polling_takes_due_sessions_oldest_first_within_its_share_of_the_budget(upstream):
     sessions = [_start() for _ in range(3)]
-    UpstreamVerification.objects.filter(pk=sessions[2].pk).update(
+    UpstreamSession.objects.filter(pk=sessions[2].pk).update(
         next_poll_at=timezone.now() + datetime.timedelta(minutes=5)
     )
-    UpstreamVerification.objects.update(created_at=timezone.now() - datetime.timedelta(hours=1))
-    UpstreamVerification.objects.filter(pk=sessions[1].pk).update(
+    UpstreamSession.objects.update(created_at=timezone.now() - datetime.timedelta(hours=1))
+    UpstreamSession.objects.filter(pk=sessions[1].pk).update(
         created_at=timezone.now() - datetime.timedelta(hours=2)
     )
 
     with _later(6):
-        due = list(UpstreamVerification.objects.due_for_poll().values_list("pk", flat=True))
-        polled = services.upstream_verification_poll_due(max_sessions=1)
+        due = list(UpstreamSession.objects.due_for_poll().values_list("pk", flat=True))
+        polled = sessions.upstream_session_poll_due(max_sessions=1)
 
     assert due == [sessions[1].pk, sessions[0].pk]
     assert polled == 1
-    attempts = dict(UpstreamVerification.objects.values_list("pk", "attempts"))
+    attempts = dict(UpstreamSession.objects.values_list("pk", "attempts"))
     assert attempts == {sessions[0].pk: 0, sessions[1].pk: 1, sessions[2].pk: 0}
 
 
@@ -396,7 +398,7 @@ def test_the_default_sweep_stays_within_two_thirds_of_the_result_budget(upstream
         _start()
 
     with _later(6):
-        polled = services.upstream_verification_poll_due()
+        polled = sessions.upstream_session_poll_due()
 
     assert polled == 4  # 3 per s, for 2 s, two thirds of it
     assert counters.snapshot()["GetVisualValidateResult"]["rate_limited"] == 0
@@ -404,15 +406,15 @@ def test_the_default_sweep_stays_within_two_thirds_of_the_result_budget(upstream
 
 def test_poll_cadence_is_fast_while_a_person_can_complete_then_backs_off():
     now = timezone.now()
-    fresh = UpstreamVerification(
+    fresh = UpstreamSession(
         created_at=now, h5_link_expires_at=now + datetime.timedelta(seconds=120)
     )
 
-    assert services.poll_interval(fresh, now) == 5
-    assert services.poll_interval(fresh, now + datetime.timedelta(minutes=4)) == 30
-    assert services.poll_interval(fresh, now + datetime.timedelta(minutes=11)) == 120
+    assert sessions.poll_interval(fresh, now) == 5
+    assert sessions.poll_interval(fresh, now + datetime.timedelta(minutes=4)) == 30
+    assert sessions.poll_interval(fresh, now + datetime.timedelta(minutes=11)) == 120
     fresh.callback_received_at = now
     fresh.callback_params = {"resultCode": "10000"}
-    assert services.poll_interval(fresh, now + datetime.timedelta(seconds=10)) == 2
+    assert sessions.poll_interval(fresh, now + datetime.timedelta(seconds=10)) == 2
     fresh.callback_params = {"resultCode": "10001"}
-    assert services.poll_interval(fresh, now + datetime.timedelta(seconds=10)) == 60
+    assert sessions.poll_interval(fresh, now + datetime.timedelta(seconds=10)) == 60

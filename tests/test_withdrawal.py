@@ -21,22 +21,24 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from assets import services, tasks
+from assets import tasks
 from assets.admin import asset_reference
 from assets.models import (
     Asset,
     AssetGroup,
-    NoticeEmail,
     ProducerNotice,
     Withdrawal,
     WithdrawalItem,
     WithdrawalOutcome,
     WithdrawalReason,
 )
-from assets.upstream import AnyfastClient, AssetNotFound
+from assets.services import pipeline as asset_pipeline
+from assets.services import withdrawals
 from audit.models import AuditEvent
-from consent import services as consent_services
+from consent import services
 from consent.models import ConsentRecord
+from mail import tasks as mail_tasks
+from mail.models import OutboundEmail
 from sandbox import actions
 from sandbox.models import SandboxAsset, SandboxGroup
 from sandbox.samples import make_audio, make_image
@@ -48,6 +50,7 @@ from tests.factories import (
 )
 from tests.test_asset_pipeline import calls, quick_client, submit, upload, verified_group
 from tests.upstream_helpers import HeldCreates
+from upstream import AnyfastClient, AssetNotFound
 
 # Whole scenarios against the sandbox over HTTP: CI and bin/test --all run them.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -76,7 +79,7 @@ def sent(monkeypatch) -> dict[str, list[Any]]:
     monkeypatch.setattr(tasks.submit_asset, "apply_async", recorder("submit"))
     monkeypatch.setattr(tasks.withdraw_item, "apply_async", recorder("withdraw"))
     monkeypatch.setattr(tasks.notify_producers_of_withdrawal, "apply_async", recorder("notify"))
-    monkeypatch.setattr(tasks.send_notice_email, "apply_async", recorder("notice_email"))
+    monkeypatch.setattr(mail_tasks.send_email, "apply_async", recorder("notice_email"))
     return messages
 
 
@@ -97,14 +100,14 @@ def legal(db):
 def active_asset(group: AssetGroup, name: str = "face.png", content: bytes | None = None) -> Asset:
     """An asset of ``group`` taken through the pipeline to Active upstream."""
     asset = submit(upload(group, content, name=name))
-    services.assets_poll(client=quick_client())
+    asset_pipeline.assets_poll(client=quick_client())
     asset.refresh_from_db()
     assert asset.status == Asset.Status.ACTIVE
     return asset
 
 
 def revoke(consent: ConsentRecord, actor: Any) -> Withdrawal:
-    consent_services.consent_revoke(
+    services.consent_revoke(
         record=consent, actor=actor, channel="email", reason="Changed their mind."
     )
     return Withdrawal.objects.get(consent=consent)
@@ -119,7 +122,7 @@ def work(withdrawal: Withdrawal, client: AnyfastClient | None = None, *, rounds:
         for item_id in pending.order_by(F("asset").asc(nulls_last=True), "pk").values_list(
             "pk", flat=True
         ):
-            services.withdrawal_item_process(item_id=item_id, client=client or quick_client())
+            withdrawals.withdrawal_item_process(item_id=item_id, client=client or quick_client())
 
 
 def wait_until(condition: Any, seconds: float = 30) -> None:
@@ -142,8 +145,8 @@ def gone_upstream(upstream_id: str) -> bool:
 
 
 def test_a_revocation_removes_the_likeness_upstream_with_a_complete_record(pipeline, sent, legal):
-    group = verified_group(upstream_verification__invitation__consent__covers_audio=True)
-    consent = group.upstream_verification.invitation.consent
+    group = verified_group(upstream_session__invitation__consent__covers_audio=True)
+    consent = group.upstream_session.invitation.consent
     portrait = active_asset(group)
     voice = active_asset(group, "voice.wav", make_audio(seconds=2.5))
     assert set(Asset.objects.usable_by_producers()) == {portrait, voice}
@@ -208,13 +211,13 @@ def test_a_revocation_removes_the_likeness_upstream_with_a_complete_record(pipel
 
 def test_the_revocation_and_its_withdrawal_are_one_transaction(pipeline, legal, monkeypatch):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     active_asset(group)
 
     def broken(**kwargs: Any) -> None:
         raise RuntimeError("the withdrawal could not be recorded")
 
-    monkeypatch.setattr(consent_services, "withdrawal_start", broken)
+    monkeypatch.setattr(services, "withdrawal_start", broken)
     with pytest.raises(RuntimeError):
         revoke(consent, legal)
 
@@ -225,11 +228,11 @@ def test_the_revocation_and_its_withdrawal_are_one_transaction(pipeline, legal, 
 
 def test_a_queued_upload_never_reaches_the_upstream_after_revocation(pipeline, sent, legal):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     queued = upload(group)
 
     withdrawal = revoke(consent, legal)
-    services.asset_submit(asset_id=queued.pk, client=quick_client())  # its task arrives late
+    asset_pipeline.asset_submit(asset_id=queued.pk, client=quick_client())  # its task arrives late
     work(withdrawal)
 
     queued.refresh_from_db()
@@ -246,12 +249,12 @@ def test_an_upload_in_flight_when_consent_is_revoked_is_deleted_once_it_lands(
     held = HeldCreates()
     monkeypatch.setitem(actions.ACTIONS, "CreateAsset", held.wrap(actions.ACTIONS["CreateAsset"]))
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = upload(group)
 
     def worker() -> None:  # the upload's worker: its CreateAsset left before the revocation
         try:
-            services.asset_submit(asset_id=asset.pk, client=quick_client())
+            asset_pipeline.asset_submit(asset_id=asset.pk, client=quick_client())
         finally:
             connection.close()
 
@@ -284,7 +287,7 @@ def test_a_create_whose_answer_was_lost_is_found_by_its_name_when_it_lands_late(
     held = HeldCreates()
     monkeypatch.setitem(actions.ACTIONS, "CreateAsset", held.wrap(actions.ACTIONS["CreateAsset"]))
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = submit(upload(group), quick_client(create_read_timeout=0.5))
     assert (asset.status, asset.upstream_id) == (Asset.Status.QUEUED, None)  # outcome unknown
 
@@ -309,7 +312,7 @@ def test_a_lost_create_that_never_lands_is_confirmed_absent_after_the_settle_win
     held = HeldCreates()  # never released: the create never lands
     monkeypatch.setitem(actions.ACTIONS, "CreateAsset", held.wrap(actions.ACTIONS["CreateAsset"]))
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = submit(upload(group), quick_client(create_read_timeout=0.5))
 
     withdrawal = revoke(consent, legal)
@@ -334,7 +337,7 @@ def test_server_errors_rate_limits_and_timeouts_only_delay_the_withdrawal(
     pipeline, sent, legal, settings
 ):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     assets = [
         active_asset(group, f"face-{n}.png", make_image(width=400, height=600, fmt="PNG",
                                                         face="ada", label=str(n)))
@@ -366,7 +369,7 @@ def test_a_429_sets_the_next_attempt_after_retry_after_and_sends_the_task_for_th
     pipeline, sent, legal, settings
 ):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = active_asset(group)
     withdrawal = revoke(consent, legal)
     settings.SANDBOX_FAULT_RATE_429 = 1.0
@@ -385,7 +388,7 @@ def test_an_item_whose_worker_died_is_resumed_by_the_sweeper_after_its_lease(
     pipeline, sent, legal, settings
 ):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = active_asset(group)
     withdrawal = revoke(consent, legal)
     item = withdrawal.items.get(asset=asset)
@@ -394,12 +397,12 @@ def test_an_item_whose_worker_died_is_resumed_by_the_sweeper_after_its_lease(
     Item.objects.filter(pk=item.pk).update(attempts=1, next_attempt_at=lease_end)
     sent["withdraw"].clear()
 
-    services.withdrawal_item_process(item_id=item.pk, client=quick_client())  # still held
-    assert services.withdrawals_sweep() == 0
+    withdrawals.withdrawal_item_process(item_id=item.pk, client=quick_client())  # still held
+    assert withdrawals.withdrawals_sweep() == 0
     assert Item.objects.get(pk=item.pk).status == Item.Status.PENDING
 
     after_lease = lease_end + datetime.timedelta(seconds=30)
-    assert services.withdrawals_sweep(now=after_lease) == 1
+    assert withdrawals.withdrawals_sweep(now=after_lease) == 1
     assert sent["withdraw"] == [(item.pk, None)]
     Item.objects.filter(pk=item.pk).update(next_attempt_at=timezone.now())
     tasks.withdraw_item(item.pk)
@@ -411,7 +414,7 @@ def test_an_item_whose_worker_died_is_resumed_by_the_sweeper_after_its_lease(
 
 def test_an_asset_already_deleted_upstream_counts_as_confirmed_and_says_so(pipeline, sent, legal):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = active_asset(group)
     quick_client().delete_asset(asset.upstream_id)  # gone before the withdrawal asks
 
@@ -425,7 +428,7 @@ def test_an_asset_already_deleted_upstream_counts_as_confirmed_and_says_so(pipel
 
 def test_another_keys_group_fails_the_item_instead_of_trusting_its_not_found(pipeline, sent, legal):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = active_asset(group)
     AssetGroup.objects.filter(pk=group.pk).update(api_key_fingerprint="another-key-fp")
 
@@ -441,7 +444,7 @@ def test_another_keys_group_fails_the_item_instead_of_trusting_its_not_found(pip
     # The key is fixed; staff retry the failed items (the asset's and its group's).
     AssetGroup.objects.filter(pk=group.pk).update(api_key_fingerprint="")
     for failed in withdrawal.items.filter(status=Item.Status.FAILED):
-        services.withdrawal_item_retry(item=failed, actor=legal)
+        withdrawals.withdrawal_item_retry(item=failed, actor=legal)
     work(withdrawal, rounds=2)
     assert Withdrawal.objects.get(pk=withdrawal.pk).confirmed_at is not None
     assert gone_upstream(asset.upstream_id)
@@ -453,8 +456,8 @@ def test_another_keys_group_fails_the_item_instead_of_trusting_its_not_found(pip
 def test_the_group_is_kept_while_another_consent_is_in_force_and_deleted_with_the_last(
     pipeline, sent, legal
 ):
-    group = verified_group(upstream_verification__invitation__consent__covers_video=False)
-    images = group.upstream_verification.invitation.consent
+    group = verified_group(upstream_session__invitation__consent__covers_video=False)
+    images = group.upstream_session.invitation.consent
     audio = ConsentRecordFactory(
         person=group.person, approved=True, covers_images=False, covers_video=False,
         covers_audio=True,
@@ -478,8 +481,8 @@ def test_the_group_is_kept_while_another_consent_is_in_force_and_deleted_with_th
 
 
 def test_a_new_version_keeps_the_assets_it_covers_and_withdraws_the_others(pipeline, sent, legal):
-    group = verified_group(upstream_verification__invitation__consent__covers_audio=True)
-    old = group.upstream_verification.invitation.consent
+    group = verified_group(upstream_session__invitation__consent__covers_audio=True)
+    old = group.upstream_session.invitation.consent
     portrait = active_asset(group)
     voice = active_asset(group, "voice.wav", make_audio(seconds=2.5))
     version = ConsentRecordFactory(
@@ -487,7 +490,7 @@ def test_a_new_version_keeps_the_assets_it_covers_and_withdraws_the_others(pipel
         status=ConsentRecord.Status.PENDING_REVIEW,
     )  # fmt: skip
 
-    consent_services.consent_approve(record=version, actor=legal)
+    services.consent_approve(record=version, actor=legal)
 
     portrait.refresh_from_db()
     assert portrait.consent == version  # still usable, under the version that covers it
@@ -502,14 +505,14 @@ def test_a_new_version_keeps_the_assets_it_covers_and_withdraws_the_others(pipel
 
 def test_a_version_covering_everything_records_no_withdrawal(pipeline, sent, legal):
     group = verified_group()
-    old = group.upstream_verification.invitation.consent
+    old = group.upstream_session.invitation.consent
     active_asset(group)
     version = ConsentRecordFactory(
         person=group.person, supersedes=old, complete=True,
         status=ConsentRecord.Status.PENDING_REVIEW,
     )  # fmt: skip
 
-    consent_services.consent_approve(record=version, actor=legal)
+    services.consent_approve(record=version, actor=legal)
 
     assert not Withdrawal.objects.exists()
     assert Asset.objects.usable_by_producers().count() == 1
@@ -531,16 +534,16 @@ def test_producers_who_copied_the_references_are_told_once_with_the_list(sent, l
     assert notice.reason == f"The person revoked their consent on {timezone.localdate():%Y-%m-%d}."
     assert [line["reference"] for line in notice.lines()] == [asset.asset_uri]
     assert Withdrawal.objects.get(pk=withdrawal.pk).producers_notified_at is not None
-    email = NoticeEmail.objects.get(notice=notice)
+    email = OutboundEmail.objects.get(notice=notice)
     assert email.to == "maya@studio.test" and sent["notice_email"] == [(email.pk, None)]
 
 
 def test_starting_twice_returns_the_one_withdrawal_of_a_consent(pipeline, sent, legal):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     withdrawal = revoke(consent, legal)
 
-    again = services.withdrawal_start(
+    again = withdrawals.withdrawal_start(
         consent_id=consent.pk, reason=WithdrawalReason.REVOKED, requested_by=legal
     )
 
@@ -554,7 +557,7 @@ def test_the_withdrawal_pages_show_every_asset_with_its_confirmation(
     pipeline, sent, legal, superuser_client
 ):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = active_asset(group)
     withdrawal = revoke(consent, legal)
 
@@ -581,7 +584,7 @@ def test_the_withdrawal_pages_show_every_asset_with_its_confirmation(
 
 def test_staff_retry_failed_items_from_the_withdrawal_list(pipeline, sent, legal, superuser_client):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = active_asset(group)
     AssetGroup.objects.filter(pk=group.pk).update(api_key_fingerprint="another-key-fp")
     withdrawal = revoke(consent, legal)
@@ -601,7 +604,7 @@ def test_staff_retry_failed_items_from_the_withdrawal_list(pipeline, sent, legal
 
 def test_the_active_and_usable_rules_agree_row_by_row(pipeline, sent, legal):
     group = verified_group()
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = active_asset(group)
     other = active_asset(group, "b.png", make_image(width=400, height=600, fmt="PNG", face="ada",
                                                     label="b"))  # fmt: skip

@@ -11,8 +11,11 @@ from django.utils import timezone
 
 from assets.models import Asset, Withdrawal, WithdrawalReason
 from audit.models import AuditEvent
-from consent import services, tasks
-from consent.models import ConsentRecord, Language, OutboundEmail
+from consent import tasks
+from consent.models import ConsentRecord, Language
+from mail import services as mail_services
+from mail import tasks as mail_tasks
+from mail.models import OutboundEmail
 from tests.factories import AssetFactory, AssetGroupFactory, ConsentRecordFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -87,13 +90,13 @@ def test_the_person_and_the_staff_are_warned_once_the_configured_days_before_the
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.warn_expiring_consents() == [ending.pk]
 
-    emails = OutboundEmail.objects.filter(consent=ending).order_by("pk")
-    assert [(e.to, e.template, e.language) for e in emails] == [
+    emails = OutboundEmail.objects.about(ending).order_by("pk")
+    assert [(e.to, e.kind, e.language) for e in emails] == [
         ("talent@example.test", "consent_expiry_warning", Language.CHINESE_SIMPLIFIED),
         ("onboarding@studio.test", "consent_expiry_warning_staff", Language.ENGLISH),
         ("legal@studio.test", "consent_expiry_warning_staff", Language.ENGLISH),
     ]
-    assert queued.of(tasks.send_outbound_email) == [(email.pk,) for email in emails]
+    assert queued.of(mail_tasks.send_email) == [(email.pk,) for email in emails]
     ending.refresh_from_db()
     assert ending.expiry_warning_sent_at is not None  # writable on an approved record
     event = AuditEvent.objects.get(action="consent.expiry_warning_sent")
@@ -102,7 +105,7 @@ def test_the_person_and_the_staff_are_warned_once_the_configured_days_before_the
     # Every later run (hourly, daily) sends nothing more.
     time_machine.move_to(at(LAST_DAY - datetime.timedelta(days=29)))
     assert tasks.warn_expiring_consents() == []
-    assert OutboundEmail.objects.filter(consent=ending).count() == 3
+    assert OutboundEmail.objects.about(ending).count() == 3
 
 
 def test_the_warning_period_is_configurable(ending, time_machine, queued, settings):
@@ -130,8 +133,8 @@ def test_the_warning_reaches_the_person_in_their_language_and_staff_with_the_rec
     time_machine.move_to(at(LAST_DAY - datetime.timedelta(days=10)))
     tasks.warn_expiring_consents()
 
-    for email in OutboundEmail.objects.filter(consent=ending).order_by("pk"):
-        sent = services.outbound_email_send(outbound_email_id=email.pk)
+    for email in OutboundEmail.objects.about(ending).order_by("pk"):
+        sent = mail_services.email_send(email_id=email.pk)
         assert sent.status == OutboundEmail.Status.SENT
 
     to_person, *to_staff = mailoutbox
@@ -204,7 +207,7 @@ def test_each_person_is_warned_in_their_own_language(
     )
     tasks.warn_expiring_consents()
 
-    services.outbound_email_send(outbound_email_id=OutboundEmail.objects.get(consent=consent).pk)
+    mail_services.email_send(email_id=OutboundEmail.objects.about(consent).get().pk)
 
     assert (mailoutbox[0].subject, mailoutbox[0].to) == (subject, [consent.person.email])
     assert sentence in mailoutbox[0].body

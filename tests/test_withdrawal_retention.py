@@ -18,7 +18,7 @@ from django.urls import reverse
 from assets import tasks
 from assets.models import Asset, Withdrawal, WithdrawalItem, WithdrawalOutcome
 from audit.models import AuditEvent
-from consent import services as consent_services
+from consent import services
 from consent.models import Person
 from tests.factories import AssetFactory, AssetGroupFactory, ConsentRecordFactory, UserFactory
 from tests.test_settings import _run_settings
@@ -33,7 +33,7 @@ def ended_consent_with_asset(time_machine, *, legal_hold: bool = False) -> Asset
     location-stripped copy) is still stored, its withdrawal not yet confirmed."""
     time_machine.move_to(REVOKED_ON - datetime.timedelta(days=60))
     group = AssetGroupFactory(verified=True, person__legal_hold=legal_hold)
-    consent = group.upstream_verification.invitation.consent
+    consent = group.upstream_session.invitation.consent
     asset = AssetFactory(
         group=group,
         consent=consent,
@@ -42,7 +42,7 @@ def ended_consent_with_asset(time_machine, *, legal_hold: bool = False) -> Asset
         upstream_copy=ContentFile(b"stripped bytes", name="stripped.png"),
     )
     time_machine.move_to(REVOKED_ON)
-    consent_services.consent_revoke(
+    services.consent_revoke(
         record=consent, actor=None, channel="in_writing", reason="No longer wishes to appear."
     )
     return asset
@@ -150,7 +150,7 @@ def test_a_legal_hold_keeps_the_files_until_it_is_lifted(time_machine, private_f
     assert stored(asset, private_files) == [True, True]
 
     legal = UserFactory(username="legal")
-    consent_services.person_set_legal_hold(
+    services.person_set_legal_hold(
         person=asset.group.person, hold=False, actor=legal, note="Matter 2026-17 settled."
     )
     assert tasks.apply_retention() == 1  # the daily beat task
@@ -165,7 +165,7 @@ def test_assets_of_a_consent_in_force_are_never_considered(time_machine, private
     time_machine.move_to(REVOKED_ON)
     group = AssetGroupFactory(verified=True)
     asset = AssetFactory(
-        group=group, consent=group.upstream_verification.invitation.consent, active=True
+        group=group, consent=group.upstream_session.invitation.consent, active=True
     )
     time_machine.move_to(REVOKED_ON + datetime.timedelta(days=100))
 
@@ -176,11 +176,11 @@ def test_assets_of_a_consent_in_force_are_never_considered(time_machine, private
 def test_a_legal_hold_needs_a_reason_and_changes_something():
     person = Person.objects.create(legal_name="Ada Example")
     with pytest.raises(ValidationError, match="Say why"):
-        consent_services.person_set_legal_hold(person=person, hold=True, actor=None, note=" ")
+        services.person_set_legal_hold(person=person, hold=True, actor=None, note=" ")
     with pytest.raises(ValidationError, match="not under a legal hold"):
-        consent_services.person_set_legal_hold(person=person, hold=False, actor=None, note="x")
+        services.person_set_legal_hold(person=person, hold=False, actor=None, note="x")
 
-    consent_services.person_set_legal_hold(person=person, hold=True, actor=None, note="Subpoena.")
+    services.person_set_legal_hold(person=person, hold=True, actor=None, note="Subpoena.")
 
     person.refresh_from_db()
     assert person.legal_hold and person.legal_hold_note == "Subpoena."
@@ -244,7 +244,7 @@ def test_the_consent_record_keeps_its_evidence_when_its_media_is_destroyed(
     assert consent.signed_document.name  # not biometric media: retention never touches it
     group = AssetGroupFactory(person=consent.person, verified=True)
     asset = AssetFactory(group=group, consent=consent, active=True)
-    consent_services.consent_revoke(record=consent, actor=None, channel="email", reason="None.")
+    services.consent_revoke(record=consent, actor=None, channel="email", reason="None.")
     confirm_upstream(asset)
     time_machine.move_to(REVOKED_ON + datetime.timedelta(days=100))
 

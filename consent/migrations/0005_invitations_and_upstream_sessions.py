@@ -9,6 +9,7 @@ development data; they are carried over so that ``migrate`` keeps working on a d
 import datetime
 
 import consent.models
+import verification.models
 import django.db.models.deletion
 import uuid
 from django.conf import settings
@@ -27,7 +28,7 @@ def split_invitations_from_upstream_sessions(apps, schema_editor):
         status = STATUS_MAP.get(invitation.status, invitation.status)
         ended_at = (invitation.completed_at or invitation.updated_at) if status in FINAL_STATUSES else None
         group = AssetGroup.objects.filter(verification_session=invitation).first()
-        invitation.code = consent.models.new_invitation_code()
+        invitation.code = verification.models.new_invitation_code()
         invitation.expires_at = invitation.created_at + INVITATION_TTL
         invitation.status = status
         invitation.verified_at = ended_at if status == "verified" else None
@@ -137,7 +138,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='verificationsession',
             name='code',
-            field=models.CharField(default=consent.models.new_invitation_code, editable=False, help_text='Short code the person can type at /verify/ when they cannot scan or click.', max_length=8),
+            field=models.CharField(default=verification.models.new_invitation_code, editable=False, help_text='Short code the person can type at /verify/ when they cannot scan or click.', max_length=8),
         ),
         migrations.AddField(
             model_name='verificationsession',
@@ -152,7 +153,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='verificationsession',
             name='expires_at',
-            field=models.DateTimeField(default=consent.models.invitation_expiry),
+            field=models.DateTimeField(default=verification.models.invitation_expiry),
         ),
         migrations.AddField(
             model_name='verificationsession',

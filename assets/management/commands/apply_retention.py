@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from assets import services
+from assets.services import retention
 
 
 class Command(BaseCommand):
@@ -31,7 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run: bool = options["dry_run"]
-        decisions = services.retention_apply(dry_run=dry_run)
+        decisions = retention.retention_apply(dry_run=dry_run)
         days = settings.BIOMETRIC_RETENTION_DAYS
         title = f"Retention: biometric media destroyed {days} days after a consent ends"
         self.stdout.write(title + (" (dry run, nothing removed)" if dry_run else ""))

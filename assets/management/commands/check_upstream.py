@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from assets.upstream import (
+from upstream import (
     AnyfastClient,
     AuthenticationFailed,
     EndpointNotFound,

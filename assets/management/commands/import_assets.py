@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from assets import services
+from assets.services import pipeline
 from consent.models import ConsentRecord, Person
 
 
@@ -91,7 +91,7 @@ class Command(BaseCommand):
     def _import(self, path: Path, *, person: Person, consent: ConsentRecord | None) -> Verdict:
         with path.open("rb") as handle:
             try:
-                asset = services.asset_create(
+                asset = pipeline.asset_create(
                     person=person,
                     consent=consent,
                     uploaded_file=File(handle, name=path.name),

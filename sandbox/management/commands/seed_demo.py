@@ -30,19 +30,13 @@ from PIL import Image
 
 from assets.media import validate_media
 from assets.models import Asset, AssetGroup
-from assets.upstream import key_fingerprint
-from consent.models import (
-    ConsentRecord,
-    ConsentUse,
-    Language,
-    Person,
-    UpstreamVerification,
-    VerificationSession,
-)
+from consent.models import ConsentRecord, ConsentUse, Language, Person
 from consent.services import consent_approve, consent_revoke, consent_submit
 from portal.roles import LEGAL, ONBOARDING, PRODUCERS, Role, roles_apply
 from sandbox.demo import demo_asset_create, demo_group_create
 from sandbox.samples import make_image
+from upstream import key_fingerprint
+from verification.models import UpstreamSession, VerificationSession
 
 USERNAME = "admin"
 PASSWORD = "admin"  # noqa: S105 - a demo account, refused without DEBUG
@@ -200,10 +194,10 @@ class Command(BaseCommand):
             created_by=admin,
         )
         upstream_group = demo_group_create(api_key=settings.ANYFAST_API_KEY, identity=face)
-        session = UpstreamVerification.objects.create(
+        session = UpstreamSession.objects.create(
             invitation=invitation,
-            purpose=UpstreamVerification.Purpose.PHONE,
-            status=UpstreamVerification.Status.CONFIRMED,
+            purpose=UpstreamSession.Purpose.PHONE,
+            status=UpstreamSession.Status.CONFIRMED,
             language=person.preferred_language,
             api_key_fingerprint=key_fingerprint(settings.ANYFAST_API_KEY),
             group_id=upstream_group.group_id,
@@ -213,7 +207,7 @@ class Command(BaseCommand):
         group = AssetGroup.objects.create(
             group_id=upstream_group.group_id,
             person=person,
-            upstream_verification=session,
+            upstream_session=session,
             api_key_fingerprint=session.api_key_fingerprint,
         )
         for number, (width, height) in enumerate([(1200, 1600), (1080, 1080)], start=1):
