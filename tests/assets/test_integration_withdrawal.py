@@ -25,9 +25,9 @@ from sandbox import actions, counters
 from sandbox.demo import demo_group_create
 from sandbox.models import SandboxAsset, SandboxGroup
 from sandbox.samples import make_image
+from tests.assets.test_asset_pipeline import quick_client, upload
 from tests.celery_helpers import celery_worker, purge_queue, require_worker_services
 from tests.factories import AssetGroupFactory, UserFactory
-from tests.test_asset_pipeline import quick_client, upload
 from tests.upstream_helpers import SANDBOX_KEY, HeldCreates
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -9,7 +9,8 @@ from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
 CONTRACT = ROOT / "docs" / "upstream.md"
-SOURCE_FOLDERS = ["portal", "consent", "assets", "sandbox", "tests", "benchmarks"]
+SOURCE_FOLDERS = ["portal", "consent", "verification", "assets", "mail", "audit", "upstream",
+                  "sandbox", "tests", "benchmarks"]  # fmt: skip
 
 
 def project_texts() -> list[Path]:

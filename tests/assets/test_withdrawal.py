@@ -42,13 +42,13 @@ from mail.models import OutboundEmail
 from sandbox import actions
 from sandbox.models import SandboxAsset, SandboxGroup
 from sandbox.samples import make_audio, make_image
+from tests.assets.test_asset_pipeline import calls, quick_client, submit, upload, verified_group
 from tests.factories import (
     ConsentRecordFactory,
     ReferenceCopyFactory,
     UsableAssetFactory,
     UserFactory,
 )
-from tests.test_asset_pipeline import calls, quick_client, submit, upload, verified_group
 from tests.upstream_helpers import HeldCreates
 from upstream import AnyfastClient, AssetNotFound
 

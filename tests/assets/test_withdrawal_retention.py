@@ -21,7 +21,7 @@ from audit.models import AuditEvent
 from consent import services
 from consent.models import Person
 from tests.factories import AssetFactory, AssetGroupFactory, ConsentRecordFactory, UserFactory
-from tests.test_settings import _run_settings
+from tests.portal.test_settings import _run_settings
 
 pytestmark = pytest.mark.django_db
 

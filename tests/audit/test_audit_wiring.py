@@ -34,6 +34,7 @@ from mail import services as mail_services
 from mail.models import EmailStatus
 from sandbox.samples import make_image
 from sandbox.testing import complete_session, fail_session
+from tests.assets.test_asset_pipeline import quick_client, submit, upload, verified_group
 from tests.factories import (
     AssetFactory,
     AssetGroupFactory,
@@ -42,7 +43,6 @@ from tests.factories import (
     UserFactory,
     VerificationSessionFactory,
 )
-from tests.test_asset_pipeline import quick_client, submit, upload, verified_group
 from tests.upstream_helpers import SANDBOX_KEY
 from tests.verification_helpers import AIGC_KEY, KEY, use_sandbox
 from verification.models import UpstreamSession

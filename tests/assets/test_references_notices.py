@@ -123,7 +123,7 @@ def test_emails_are_sent_by_the_task_with_the_list(sent_later, django_capture_on
 
 
 def test_a_failing_email_is_retried_then_given_up(settings, sent_later):
-    settings.EMAIL_BACKEND = "tests.test_references_notices.BrokenBackend"
+    settings.EMAIL_BACKEND = "tests.assets.test_references_notices.BrokenBackend"
     notice = ProducerNoticeFactory(user=UserFactory(username="maya"))
     email = OutboundEmailFactory(about=notice, person_id=None, to="maya@studio.test")
 

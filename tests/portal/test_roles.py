@@ -251,8 +251,6 @@ PAGES: list[tuple[str, str, Url, tuple[int, int, int, int, int]]] = [
      (302, 403, 403, 200, 200)),
     ("producer notice list", GET, lambda w: _admin("assets_producernotice_changelist"),
      (302, 403, 403, 200, 200)),
-    ("notice email list", GET, lambda w: _admin("mail_outboundemail_changelist"),
-     (302, 403, 403, 200, 200)),
     # Withdrawals: a revocation reaching the upstream (legal's)
     ("withdrawal list", GET, lambda w: _admin("assets_withdrawal_changelist"),
      (302, 403, 403, 200, 200)),
@@ -327,7 +325,6 @@ ACTIONS: list[tuple[str, tuple[set[str] | None, ...]]] = [
     ("assets_asset_changelist", (None, UPLOADS, NONE, UPLOADS)),
     ("assets_referencecopy_changelist", (None, None, NONE, NONE)),
     ("assets_producernotice_changelist", (None, None, NONE, NONE)),
-    ("mail_outboundemail_changelist", (None, None, NONE, NONE)),
     ("assets_withdrawal_changelist", (None, None, RETRY, RETRY)),
     ("audit_auditevent_changelist", (None, None, NONE, NONE)),
 ]
@@ -599,7 +596,7 @@ def test_every_view_and_custom_permission_of_the_portal_belongs_to_a_role():
             needed.add(f"{label}.view_{opts.model_name}")
             needed.update(f"{label}.{codename}" for codename, _ in opts.permissions)
 
-    assert {"consent", "assets", "audit"} <= set(_portal_apps())
+    assert {"consent", "verification", "assets", "mail", "audit", "portal"} <= set(_portal_apps())
     # A new model or permission: decide which role needs it, in portal/roles.py.
     assert sorted(needed - granted) == []
 

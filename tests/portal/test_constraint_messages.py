@@ -14,12 +14,12 @@ from django.urls import reverse
 from consent.models import ConsentRecord
 from portal.constraints import FieldCheckConstraint
 from tests.factories import PersonFactory, VerificationSessionFactory
-from tests.test_models import CHECKS
+from tests.portal.test_models import CHECKS
 from verification.models import VerificationSession
 
 pytestmark = pytest.mark.django_db
 
-# The field each check constraint of tests.test_models.CHECKS is reported on.
+# The field each check constraint of tests.portal.test_models.CHECKS is reported on.
 FIELD = {
     "person_language_valid": "preferred_language",
     "consent_status_valid": "status",
@@ -48,7 +48,7 @@ FIELD = {
 def portal_constraints() -> list[tuple[str, BaseConstraint]]:
     return [
         (f"{model._meta.label}.{constraint.name}", constraint)
-        for app in ("consent", "assets")
+        for app in ("consent", "verification", "assets", "mail", "audit")
         for model in apps.get_app_config(app).get_models()
         for constraint in model._meta.constraints
     ]
