@@ -8,6 +8,7 @@ from base64 import b32decode
 
 import pytest
 import time_machine
+from axes.models import AccessAttempt
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import Group
 from django.test import Client
@@ -173,6 +174,9 @@ def test_five_wrong_codes_lock_the_user_out_like_wrong_passwords(client: Client)
     right = _code(client, _now_code(device.bin_key))
 
     assert statuses == [200, 200, 200, 200, 429]
+    attempt = AccessAttempt.objects.get(username=user.username)
+    assert attempt.failures_since_start == 5
+    assert "000003" not in attempt.post_data
     assert right.status_code == 429
     assert "after 5 wrong passwords or codes" in _page(right)
     assert SESSION_KEY not in client.session
@@ -181,6 +185,17 @@ def test_five_wrong_codes_lock_the_user_out_like_wrong_passwords(client: Client)
     failures = AuditEvent.objects.filter(action="two_factor.failed", object_id=str(user.pk))
     assert failures.count() == 5
     assert all("000" not in str(event.detail) for event in failures)
+
+
+def test_four_wrong_codes_do_not_lock_and_the_sign_in_forgets_them(client: Client):
+    user = _legal()
+    _, codes = _enrolled(user)
+    _password(client, user.username)
+    for n in range(4):
+        _code(client, f"{n:06d}")
+
+    assert _code(client, codes[0])["Location"] == "/admin/"
+    assert not AccessAttempt.objects.filter(username=user.username).exists()
 
 
 def test_a_user_outside_superusers_and_legal_signs_in_with_the_password(client: Client):
