@@ -249,3 +249,25 @@ def test_the_code_step_goes_only_to_pages_of_the_portal(client: Client):
     response = client.post("/admin/login/code/?next=https://evil.example/", {"otp_token": codes[0]})
 
     assert response["Location"] == "/admin/"
+
+
+def test_the_device_admin_lets_a_superuser_remove_devices_without_showing_secrets(
+    superuser_client: Client,
+):
+    user = _legal()
+    device, codes = _enrolled(user)
+    recovery = user.staticdevice_set.get()
+
+    index = _page(superuser_client.get("/admin/"))
+    totp_page = superuser_client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/")
+    static_page = superuser_client.get(f"/admin/otp_static/staticdevice/{recovery.pk}/change/")
+
+    assert "Otp_Totp" in index and "Otp_Static" in index
+    assert totp_page.status_code == static_page.status_code == 200
+    assert device.key not in totp_page.content.decode()
+    assert not any(code in static_page.content.decode() for code in codes)
+    deleted = superuser_client.post(
+        f"/admin/otp_totp/totpdevice/{device.pk}/delete/", {"post": "yes"}
+    )
+    assert deleted.status_code == 302
+    assert not TOTPDevice.objects.filter(user=user).exists()
