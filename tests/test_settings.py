@@ -230,15 +230,17 @@ def test_development_accepts_plain_http_addresses(tmp_path: Path):
     }
 
 
-def test_production_refuses_two_factor_exemptions_and_has_none_by_default(tmp_path: Path):
+def test_only_development_exempts_the_demo_users_from_the_second_sign_in_step(tmp_path: Path):
     refused = _run_settings(
         tmp_path / "set", "DEBUG", **PRODUCTION_SECRETS, TWO_FACTOR_EXEMPT_USERS="legal"
     )
-    default = _settings_with(tmp_path / "unset", "TWO_FACTOR_EXEMPT_USERS", **PRODUCTION_SECRETS)
+    production = _settings_with(tmp_path / "prod", "TWO_FACTOR_EXEMPT_USERS", **PRODUCTION_SECRETS)
+    development = _settings_with(tmp_path / "dev", "TWO_FACTOR_EXEMPT_USERS", DEBUG="true")
 
     assert refused.returncode != 0
     assert "TWO_FACTOR_EXEMPT_USERS is refused with DEBUG=false" in refused.stderr
-    assert default == {"TWO_FACTOR_EXEMPT_USERS": []}
+    assert production == {"TWO_FACTOR_EXEMPT_USERS": []}
+    assert development == {"TWO_FACTOR_EXEMPT_USERS": ["admin", "onboarding", "legal", "producer"]}
 
 
 def test_env_example_documents_every_variable_the_settings_read():
