@@ -1,4 +1,5 @@
-"""The portal's admin site: Django's, with each role's work first on the admin home.
+"""The portal's admin site: Django's, with each role's work first on the admin home, and a second
+sign-in factor for superusers and Legal (``portal.two_factor_views``).
 
 Installed through ``portal.apps.PortalAdminConfig`` in place of ``django.contrib.admin``, so
 ``admin.site`` and ``@admin.register`` are this site.
@@ -7,16 +8,20 @@ Installed through ``portal.apps.PortalAdminConfig`` in place of ``django.contrib
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, URLPattern, URLResolver, path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 
+from portal import two_factor_views
 from portal.roles import ROLES, WorkLink, WorkQueue
 
 
@@ -39,6 +44,36 @@ class PortalAdminSite(admin.AdminSite):
     site_header = "Talent Consent Portal"
     site_title = "Talent Consent Portal"
     index_title = "People, consent, verification and likeness assets"
+
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        """Django's admin login (same page, form and context), whose view hands users who need a
+        second factor on to it: ``AdminSite.login`` with ``TwoFactorLoginView``."""
+        if request.method == "GET" and self.has_permission(request):
+            return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
+        context = {
+            **self.each_context(request),
+            "title": _("Log in"),
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "username": request.user.get_username(),
+        }
+        if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+            context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=self.name)
+        context.update(extra_context or {})
+        request.current_app = self.name
+        view = two_factor_views.TwoFactorLoginView.as_view(
+            extra_context=context,
+            authentication_form=self.login_form or AdminAuthenticationForm,
+            template_name=self.login_template or "admin/login.html",
+        )
+        return cast(HttpResponse, view(request))
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        steps: list[URLResolver | URLPattern] = [
+            path("login/code/", two_factor_views.code_view, name="two_factor"),
+            path("login/enrol/", two_factor_views.enrol_view, name="two_factor_enrol"),
+        ]
+        return steps + super().get_urls()
 
     def index(self, request: HttpRequest, extra_context: Any = None) -> TemplateResponse:
         """The admin home, the user's work queues first (``work_for``)."""

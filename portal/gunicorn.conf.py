@@ -1,7 +1,8 @@
 """gunicorn's configuration for the portal: ``gunicorn -c portal/gunicorn.conf.py portal.wsgi``.
 
 The Procfile's web process passes the rest (address, workers, threads, timeout, access log) on
-its command line.
+its command line. gunicorn's control socket (``gunicornc``) lives in the portal's var folder:
+its default, one path for every gunicorn of the user, let one server take another's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 from portal.logredact import mask_file_tokens
+from portal.settings import VAR_DIR
 
 
 class RedactingLogger(Logger):
@@ -28,3 +30,6 @@ class RedactingLogger(Logger):
 
 
 logger_class = RedactingLogger
+# At most 107 bytes for a Unix socket: with a longer PORTAL_VAR_DIR gunicorn runs without one
+# (and logs a warning).
+control_socket = str(VAR_DIR / "gunicorn.ctl")

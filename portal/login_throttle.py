@@ -40,6 +40,10 @@ def lockout_response(
         "title": "Sign-in paused",
         "username": get_client_username(request, credentials) or "",
         "failure_limit": settings.AXES_FAILURE_LIMIT,
+        # At the second sign-in step (portal.two_factor_views) wrong codes count as well.
+        "failures": "wrong passwords or codes"
+        if getattr(request, "two_factor_step", False)
+        else "wrong passwords",
         "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
     }
     return render(request, "registration/locked_out.html", context, status=429)

@@ -75,6 +75,11 @@ if not DEBUG and "*" in ALLOWED_HOSTS:
         "e.g. ALLOWED_HOSTS=portal.example.com (with '*' any Host header is believed)"
     )
 PORTAL_PUBLIC_URL = env.str("PORTAL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+if not DEBUG and not PORTAL_PUBLIC_URL.lower().startswith("https://"):
+    raise ImproperlyConfigured(
+        "PORTAL_PUBLIC_URL must be an https:// address with DEBUG=false: the upstream downloads "
+        "asset files through signed links on it and people's phones return to it"
+    )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PORTAL_PUBLIC_URL])
 
 # --- Applications -----------------------------------------------------------------------------
@@ -90,6 +95,11 @@ INSTALLED_APPS = [
     "django_celery_results",
     "axes",
     "csp",
+    # Second sign-in factor of superusers and Legal (portal.two_factor): authenticator apps
+    # (TOTP) and one-time recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal",
     "consent",
     "verification",
@@ -354,6 +364,11 @@ ANYFAST_BASE_URL = env.str(
     "ANYFAST_BASE_URL",
     default=f"{PORTAL_PUBLIC_URL}/sandbox" if SANDBOX_ENABLED else "https://www.anyfast.ai",
 ).rstrip("/")
+if not DEBUG and not ANYFAST_BASE_URL.lower().startswith("https://"):
+    raise ImproperlyConfigured(
+        "ANYFAST_BASE_URL must be an https:// address with DEBUG=false: every call carries the "
+        "API key and people's verification links"
+    )
 # Only the sandbox gets a default key; it accepts any. Production requires a real one (above).
 ANYFAST_API_KEY = env.str(
     "ANYFAST_API_KEY", default="sk-sandbox-development-key" if SANDBOX_ENABLED else ""
@@ -515,9 +530,36 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "portal.login_throttle.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "portal.login_throttle.client_ip"
+# Wrong second-factor codes count as failed logins too (portal.two_factor_views), under the
+# same limits; the codes typed are not kept with the attempts.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]
 # How many reverse proxies in front of gunicorn append to X-Forwarded-For (0: none, so the
 # client's address is REMOTE_ADDR). Behind one nginx, 1.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Two-factor sign-in (portal.two_factor): superusers and members of the Legal group give a code
+# from an authenticator app (or a one-time recovery code) after their password, and enrol one at
+# their first sign-in. django-otp's own back-off is off: django-axes counts wrong codes above.
+OTP_TOTP_ISSUER = "Talent Consent Portal"
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+# django-otp's device admin never shows a secret key or a recovery code.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# User names that skip the second step: the demo's users (seed_demo) on a laptop. Honoured only
+# with DEBUG=true; refused in production.
+TWO_FACTOR_EXEMPT_USERS = [
+    name.strip()
+    for name in env.list(
+        "TWO_FACTOR_EXEMPT_USERS",
+        default=["admin", "onboarding", "legal", "producer"] if DEBUG else [],
+    )
+    if name.strip()
+]
+if not DEBUG and TWO_FACTOR_EXEMPT_USERS:
+    raise ImproperlyConfigured(
+        "TWO_FACTOR_EXEMPT_USERS is refused with DEBUG=false: in production every superuser "
+        "and every member of Legal signs in with a second factor. Unset TWO_FACTOR_EXEMPT_USERS."
+    )
 
 # --- Logging ----------------------------------------------------------------------------------
 # A signed file link is a credential while it lasts: its token is masked in every record the

@@ -27,6 +27,7 @@ from django.utils.safestring import SafeString
 
 from consent.models import ConsentRecord, Person
 from portal.admin_helpers import badge
+from portal.qr import qr_svg
 from upstream import UpstreamError
 from verification.models import (
     OPEN_VERIFICATION_STATUSES,
@@ -36,7 +37,6 @@ from verification.models import (
     VerificationSession,
     VerificationStatus,
 )
-from verification.qr import qr_svg
 from verification.services import invitations, sessions
 from verification.timeline import invitation_timeline
 

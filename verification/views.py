@@ -27,6 +27,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from consent.models import django_language, upstream_language
+from portal.qr import qr_svg
 from verification.models import (
     UpstreamSession,
     UpstreamStatus,
@@ -34,7 +35,6 @@ from verification.models import (
     VerificationStatus,
     normalise_code,
 )
-from verification.qr import qr_svg
 from verification.services import invitations, sessions
 
 PAGE_LANGUAGES = [code for code, _name in settings.LANGUAGES]

@@ -1,13 +1,14 @@
 """The Procfile's web process (gunicorn with portal/gunicorn.conf.py), as it runs.
 
-It masks the token of signed file links in its access log, and answers an oversized upload
-with 413 before the body arrives.
+It masks the token of signed file links in its access log, answers an oversized upload with 413
+before the body arrives, and keeps its control socket in the portal's var folder.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +52,12 @@ def _procfile_web_command(port: int) -> list[str]:
     return [sys.executable, "-m", "gunicorn", *command[1:]]
 
 
+def _runtime_dir(tmp_path: Path) -> Path:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(exist_ok=True)
+    return runtime
+
+
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[WebProcess]:
     port = free_port()
@@ -59,6 +66,8 @@ def web(tmp_path: Path) -> Iterator[WebProcess]:
         "DEBUG": "true",
         "PORTAL_VAR_DIR": str(tmp_path),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        # gunicorn's own default place for its control socket, shared by all of a user's servers.
+        "XDG_RUNTIME_DIR": str(_runtime_dir(tmp_path)),
     }
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and the Procfile's command
         _procfile_web_command(port),
@@ -118,3 +127,55 @@ def test_an_oversized_anonymous_upload_is_refused_before_its_body_is_sent(web: W
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert f"The request body is {length} bytes; at most 1048576 are".encode() in answer
     assert elapsed < 5
+
+
+def test_the_control_socket_is_in_the_portals_var_folder(web: WebProcess, tmp_path: Path):
+    own = tmp_path / "gunicorn.ctl"
+    control = subprocess.run(  # noqa: S603 - gunicorn's own client beside this interpreter
+        [str(Path(sys.executable).with_name("gunicornc")), "-s", str(own), "-c", "show workers"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert control.returncode == 0, control.stderr + control.stdout
+    assert "PID" in control.stdout.upper()
+    assert list(_runtime_dir(tmp_path).iterdir()) == []  # the shared default stays free
+
+
+def test_the_procfile_serves_on_the_port_honcho_gives_it(tmp_path: Path):
+    """``bin/dev`` runs ``honcho start --port $PORT``: the web process binds that port."""
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    environment = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "DEBUG": "true",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+    }
+    process = subprocess.Popen(  # noqa: S603 - honcho beside this interpreter, our Procfile
+        [str(bin_dir / "honcho"), "start", "--procfile", "Procfile", "--port", str(port), "web"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("the Procfile's web process did not listen on $PORT")
+                time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=15)
+
+    assert "database" in answer.json()  # the portal answered (its database is not migrated)

@@ -198,6 +198,51 @@ def test_production_with_all_secrets_passes_the_deployment_checklist(tmp_path: P
     assert "System check identified no issues" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("PORTAL_PUBLIC_URL", "http://portal.example.com"),
+        ("ANYFAST_BASE_URL", "http://www.anyfast.ai"),
+        ("ANYFAST_BASE_URL", "ftp://www.anyfast.ai"),
+    ],
+)
+def test_production_refuses_an_address_without_https_and_names_it(
+    tmp_path: Path, name: str, url: str
+):
+    result = _run_settings(tmp_path, "DEBUG", **{**PRODUCTION_SECRETS, name: url})
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name} must be an https:// address" in result.stderr
+
+
+def test_development_accepts_plain_http_addresses(tmp_path: Path):
+    values = _settings_with(
+        tmp_path,
+        "PORTAL_PUBLIC_URL",
+        "ANYFAST_BASE_URL",
+        DEBUG="true",
+        PORTAL_PUBLIC_URL="http://127.0.0.1:8123",
+    )
+
+    assert values == {
+        "PORTAL_PUBLIC_URL": "http://127.0.0.1:8123",
+        "ANYFAST_BASE_URL": "http://127.0.0.1:8123/sandbox",
+    }
+
+
+def test_only_development_exempts_the_demo_users_from_the_second_sign_in_step(tmp_path: Path):
+    refused = _run_settings(
+        tmp_path / "set", "DEBUG", **PRODUCTION_SECRETS, TWO_FACTOR_EXEMPT_USERS="legal"
+    )
+    production = _settings_with(tmp_path / "prod", "TWO_FACTOR_EXEMPT_USERS", **PRODUCTION_SECRETS)
+    development = _settings_with(tmp_path / "dev", "TWO_FACTOR_EXEMPT_USERS", DEBUG="true")
+
+    assert refused.returncode != 0
+    assert "TWO_FACTOR_EXEMPT_USERS is refused with DEBUG=false" in refused.stderr
+    assert production == {"TWO_FACTOR_EXEMPT_USERS": []}
+    assert development == {"TWO_FACTOR_EXEMPT_USERS": ["admin", "onboarding", "legal", "producer"]}
+
+
 def test_env_example_documents_every_variable_the_settings_read():
     source = (settings.BASE_DIR / "portal" / "settings.py").read_text()
     read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))

@@ -43,6 +43,7 @@ def staff(browser: Browser, live_server, settings, tmp_path, queued) -> Iterator
     page = context.new_page()
     page.set_default_timeout(15_000)
     UserFactory(username="desk", superuser=True, first_name="Maya", last_name="Lind")
+    settings.TWO_FACTOR_EXEMPT_USERS = ["desk"]  # its own tests: test_browser_two_factor
     page.goto("/admin/login/")
     page.fill("#id_username", "desk")
     page.fill("#id_password", PASSWORD)

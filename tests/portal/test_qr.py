@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 import qrcode
 
-from verification.qr import qr_svg
+from portal.qr import qr_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 
