@@ -46,7 +46,7 @@ from assets.media.limits import (
     check_limits,
 )
 from assets.media.location import LocationNotRemovable, strip_location
-from assets.media.probing import probe_media, validate_media
+from assets.media.probing import probe_media, sniff_kind, validate_media
 
 # AssetsConfig.ready() registers the HEIC opener as well; doing it here keeps this package usable
 # without Django (scripts, the sandbox's sample generator). Registering twice is harmless.
@@ -67,6 +67,7 @@ __all__ = [
     "face_precheck",
     "header_exif",
     "probe_media",
+    "sniff_kind",
     "strip_location",
     "validate_media",
 ]

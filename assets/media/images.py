@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 import pillow_heif
-from PIL import ExifTags, Image, ImageSequence
+from PIL import ExifTags, Image, ImageFile, ImageSequence
 
+from assets.media.budget import GifFrame, gif_layout
 from assets.media.limits import (
     _CHUNK_BYTES,
     FORMATS,
@@ -79,14 +80,49 @@ def _decode_image(fileobj: BinaryIO, info: MediaInfo) -> None:
         heif = pillow_heif.open_heif(fileobj, convert_hdr_to_8bit=True)
         heif[heif.primary_index].load()
         return
+    if info.format == "gif":
+        _decode_gif(fileobj)
+        return
     with Image.open(fileobj, formats=[FORMATS[info.format].pillow]) as image:
         if info.format == "jpeg":
             # libjpeg reads every coefficient but builds a picture 64 times smaller.
             image.draft(None, (math.ceil(image.width / 8), math.ceil(image.height / 8)))
             image.load()
         else:
-            for frame in ImageSequence.Iterator(image):  # every frame of a GIF or WebP
+            for frame in ImageSequence.Iterator(image):  # every frame of a WebP
                 frame.load()
+
+
+def _decode_gif(fileobj: BinaryIO) -> None:
+    """Decode each frame of a GIF at its own size, never onto the canvas.
+
+    Whether the file is whole is in each frame's LZW data; painting the frames onto the canvas
+    (as Pillow's loader does, converting the canvas to RGB on every frame) costs the canvas per
+    frame and adds nothing. Memory: one frame's pixels; time: the frames' pixels.
+    """
+    for frame in gif_layout(fileobj).frames:
+        if frame.width and frame.height:
+            _GifFrame(fileobj, frame).load()
+
+
+class _GifFrame(ImageFile.ImageFile):
+    """One frame of a GIF as a picture of its own size, for Pillow's LZW decoder."""
+
+    format = "GIF"
+
+    def __init__(self, fileobj: BinaryIO, frame: GifFrame) -> None:
+        self._frame = frame
+        super().__init__(fileobj)
+
+    def _open(self) -> None:
+        frame = self._frame
+        assert self.fp is not None
+        self.fp.seek(frame.data_offset)
+        (bits,) = self.fp.read(1) or b"\0"
+        self._mode, self._size = "L", (frame.width, frame.height)
+        extent = (0, 0, frame.width, frame.height)
+        args = (bits, frame.interlaced, -1)  # -1: no transparent colour
+        self.tile = [ImageFile._Tile("gif", extent, frame.data_offset + 1, args)]
 
 
 def _too_many_pixels(limit: int, info: MediaInfo | None = None) -> LimitViolation:

@@ -8,6 +8,7 @@ import logging
 from typing import BinaryIO
 
 from assets.media import audio_video, images
+from assets.media.budget import check_budget
 from assets.media.formats import _sniff, _unrecognised
 from assets.media.limits import (
     _CHUNK_BYTES,
@@ -44,6 +45,15 @@ def probe_media(fileobj: BinaryIO, *, filename: str) -> MediaInfo:
         fileobj.seek(0)
 
 
+def sniff_kind(fileobj: BinaryIO) -> str | None:
+    """The kind (an ``AssetKind`` value) the file's first bytes say it is, None when they name no
+    accepted format. Reads 256 bytes and decodes nothing: for checks that must come first."""
+    try:
+        return _KIND_OF_FORMAT.get(_sniff(fileobj) or "")
+    finally:
+        fileobj.seek(0)
+
+
 def validate_media(fileobj: BinaryIO, *, filename: str) -> MediaInfo:
     """Probe the file and check it; raises ``MediaRejected`` listing every violation."""
     info = probe_media(fileobj, filename=filename)
@@ -71,6 +81,7 @@ def _probe(fileobj: BinaryIO, filename: str) -> MediaInfo:
         sha256=_sha256(fileobj),
     )
     try:
+        info = check_budget(fileobj, info, filename=filename)  # before any decoder runs
         probe = images.probe_image if kind == "image" else audio_video.probe_av
         info = probe(fileobj, info)
     except MediaRejected:
