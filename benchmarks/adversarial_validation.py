@@ -6,8 +6,8 @@ they make a decoder do): a GIF with a 6000x6000 canvas and 300 one-pixel frames 
 6,939 bytes), the same with 30 MB of such frames, an APNG and an animated WebP with a 6000x6000
 canvas and many one-pixel frames, an H.264 MP4 of 6000x6000 and one of 4096x2304 (both over
 the video pixel limit). The legal ones are the largest the limits allow: 6000x6000 JPEG, PNG,
-WebP, GIF and HEIC, a 640x640 60 fps 15 s MP4 with one key frame (its last group of pictures
-is all of it), and a 15 MB WAV.
+WebP, GIF and HEIC, 640x640 and 1080x1920 60 fps 15 s MP4s with one key frame (their last group
+of pictures is all of them), and a 15 s 192 kHz stereo WAV.
 
 Every file must be judged within 2 s and 200 MB of resident memory above the process's size
 before it (``TIME_MS``, ``RSS_MB``). A validation still running after ``TIMEOUT_S`` is stopped
@@ -69,14 +69,14 @@ def h264(path: Path, *, width: int, height: int, frames: int, fps: int, gop: int
 # --- The largest legal files ------------------------------------------------------------------
 
 
-def _photo(side: int = CANVAS):  # type: ignore[no-untyped-def]
+def _photo(side: int = CANVAS, noise: float = 0.15):  # type: ignore[no-untyped-def]
     from PIL import Image
 
     from sandbox.samples import make_image
 
-    noise = Image.effect_noise((side, side), 24).convert("RGB")
+    noise_picture = Image.effect_noise((side, side), 24).convert("RGB")
     base = Image.open(io.BytesIO(make_image(width=side, height=side))).convert("RGB")
-    return Image.blend(base, noise, 0.15)
+    return Image.blend(base, noise_picture, noise)
 
 
 def _save(fmt: str, **options: object) -> Callable[[Path], None]:
@@ -87,17 +87,21 @@ def _save(fmt: str, **options: object) -> Callable[[Path], None]:
 
 
 def _gif_still(path: Path) -> None:
-    _photo().convert("P", palette=1, colors=256).save(path, "GIF")  # 1 = ADAPTIVE
+    _photo(noise=0.05).convert("P", palette=1, colors=256).save(path, "GIF")  # 1 = ADAPTIVE
 
 
-def _wav_15mb(path: Path) -> None:
+def _png_grey(path: Path) -> None:
+    _photo().convert("L").save(path, "PNG", compress_level=1)
+
+
+def _wav_15s(path: Path) -> None:
     import wave
 
-    frames = 15 * 44100
+    frames = 15 * 192000
     with wave.open(str(path), "wb") as out:
         out.setnchannels(2)
         out.setsampwidth(2)
-        out.setframerate(44100)
+        out.setframerate(192000)
         out.writeframes(bytes(frames * 4))
 
 
@@ -146,7 +150,7 @@ CASES = (
         "small.mp4",
     ),
     Case("JPEG 6000x6000 (legal)", "photo.jpg", _save("JPEG", quality=95), "small.jpg"),
-    Case("PNG 6000x6000 (legal)", "photo.png", _save("PNG", compress_level=1), "small.jpg"),
+    Case("PNG 6000x6000 grey (legal)", "photo.png", _png_grey, "small.jpg"),
     Case("WebP 6000x6000 (legal)", "photo.webp", _save("WEBP", quality=90), "small.jpg"),
     Case("GIF 6000x6000 (legal)", "photo.gif", _gif_still, "small.jpg"),
     Case("HEIC 6000x6000 (legal)", "photo.heic", _save("HEIF", quality=90), "small.jpg"),
@@ -156,7 +160,13 @@ CASES = (
         lambda p: h264(p, width=640, height=640, frames=900, fps=60, gop=900),
         "small.mp4",
     ),
-    Case("WAV 15 s, 15 MB (legal)", "voice.wav", _wav_15mb, "small.mp3"),
+    Case(
+        "MP4 1080x1920 60 fps 15 s, one key frame (legal)",
+        "tall.mp4",
+        lambda p: h264(p, width=1080, height=1920, frames=900, fps=60, gop=900),
+        "small.mp4",
+    ),
+    Case("WAV 15 s 192 kHz stereo (legal)", "voice.wav", _wav_15s, "small.mp3"),
 )
 
 

@@ -162,3 +162,25 @@ def test_a_video_of_more_frames_than_15_s_at_60_fps_is_refused_before_ffmpeg_ope
         )
     ]
     assert decoders == []
+
+
+def test_an_animated_webp_within_the_budget_is_decoded_and_a_damaged_one_refused(
+    decoders: list[str],
+) -> None:
+    frames = [Image.new("RGB", (600, 800), (shade, 40, 90)) for shade in (0, 80, 160, 240)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=100)
+    data = buffer.getvalue()
+
+    # The last frame's VP8 start code zeroed: the file's structure is whole, that frame is not.
+    start = data.rindex(b"\x9d\x01\x2a")
+    damaged = data[:start] + bytes(3) + data[start + 3 :]
+
+    info = validate_media(io.BytesIO(data), filename="loop.webp")
+    reasons = refusal(damaged, "damaged.webp")
+
+    assert (info.format, info.width, info.height) == ("webp", 600, 800)
+    assert reasons == [
+        ("unreadable", "“damaged.webp” cannot be read as WebP: the file is damaged or incomplete.")
+    ]
+    assert decoders[0] == "image webp"  # the whole one, frame by frame
