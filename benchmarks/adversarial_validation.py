@@ -153,9 +153,9 @@ CASES = (
     Case("PNG 6000x6000 grey (legal)", "photo.png", _png_grey, "small.jpg"),
     Case("WebP 6000x6000 (legal)", "photo.webp", _save("WEBP", quality=90), "small.jpg"),
     Case("GIF 6000x6000 (legal)", "photo.gif", _gif_still, "small.jpg"),
-    # One HEVC picture holds at most 35,651,584 pixels (level 6.2): libde265 cannot decode a
-    # 6000x6000 single-picture HEIC (phones write grids of tiles instead).
-    Case("HEIC 5960x5960 (legal)", "photo.heic", _save("HEIF", 5960, quality=90), "small.jpg"),
+    # Refused as unreadable: this machine's libheif cannot decode a single-picture HEIC this
+    # large (5120 a side decodes, 5960 does not); phones write grids of tiles. Not fixed here.
+    Case("HEIC 6000x6000 (legal)", "photo.heic", _save("HEIF", quality=90), "small.jpg"),
     Case(
         "MP4 640x640 60 fps 15 s, one key frame (legal)",
         "long.mp4",
