@@ -18,10 +18,9 @@ from django.utils import timezone
 
 from assets.media import (
     LocationNotRemovable,
-    MediaInfo,
     MediaRejected,
     face_precheck,
-    probe_media,
+    sniff_kind,
     strip_location,
     validate_media,
 )
@@ -96,29 +95,29 @@ def asset_create(
     The file must meet the upstream's limits (``assets.media``) and its name must not contradict
     its measured type; ``person`` must have a group made by a completed verification (``group``,
     or their newest one) and an approved consent in force today covering the file's kind
-    (``consent``, or their newest such one). Otherwise
-    ``ValidationError`` lists every reason and nothing is stored. The upload task is enqueued
-    when the transaction commits.
+    (``consent``, or their newest such one). These are checked first, from the file's signature
+    alone: a file is decoded only for a person who may upload it. Otherwise ``ValidationError``
+    lists every reason of the first check that fails and nothing is stored. The upload task is
+    enqueued when the transaction commits.
     """
     filename = os.path.basename(uploaded_file.name or "upload")
-    reasons: list[str] = []
-    info: MediaInfo | None = None
     fileobj = cast(BinaryIO, uploaded_file)
-    try:
-        info = validate_media(fileobj, filename=filename)
-        kind: str | None = info.kind
-    except MediaRejected as rejected:
-        reasons += [violation.message for violation in rejected.violations]
-        kind = _kind_of(fileobj, filename=filename)
-    if info is not None and (mismatch := name_mismatch(filename, info.content_type)):
-        reasons.append(mismatch)
+    # The gate first, from the file's signature alone: the file of a person who may not upload
+    # is never decoded (decoding a hostile file can cost seconds; issue 13).
+    kind = sniff_kind(fileobj)
     group = group if group is not None else upload_group_for(person)
-    reasons += group_refusals(person=person, group=group)
     if consent is None and kind is not None:
         consent = consent_for_upload(person, kind=kind)
+    reasons = group_refusals(person=person, group=group)
     reasons += consent_refusals(person=person, consent=consent, kind=kind)
-    if reasons or info is None or group is None:
+    if reasons or group is None:
         raise ValidationError(reasons)
+    try:
+        info = validate_media(fileobj, filename=filename)
+    except MediaRejected as rejected:
+        raise ValidationError([violation.message for violation in rejected.violations]) from None
+    if mismatch := name_mismatch(filename, info.content_type):
+        raise ValidationError([mismatch])
     try:
         location_free = strip_location(fileobj, info)
     except LocationNotRemovable as error:
@@ -173,15 +172,6 @@ def asset_create(
         if location_free is not None:
             location_free.close()
     return asset
-
-
-def _kind_of(fileobj: BinaryIO, *, filename: str) -> str | None:
-    """The kind of a file the limits refused, if it can be read at all: its consent is checked
-    too, so that every reason is given at once."""
-    try:
-        return probe_media(fileobj, filename=filename).kind
-    except MediaRejected:
-        return None
 
 
 def _enqueue_submit(asset_id: int, *, countdown: float | None = None) -> None:

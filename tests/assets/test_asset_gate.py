@@ -19,6 +19,7 @@ from PIL import ExifTags, Image
 from assets.models import Asset, AssetGroup
 from assets.services import gate, pipeline
 from consent.models import ConsentRecord
+from sandbox.hostile import gif_of_pixels
 from sandbox.samples import make_audio, make_image
 from tests import media_corpus
 from tests.factories import (
@@ -152,16 +153,45 @@ def test_another_persons_consent_or_group_is_refused(verified):
     assert f"Consent record #{strangers_consent.pk} is another person's." in reasons
 
 
-def test_every_reason_is_given_at_once():
+def test_the_gate_comes_first_and_a_refused_persons_file_is_never_decoded(monkeypatch):
     person = PersonFactory()
+    # Issue 13: 7 KB that took 19 s and 240 MB to decode; only its signature may be read here.
+    hostile = SimpleUploadedFile("animation.gif", gif_of_pixels(300))
+    decoded: list[str] = []
+    monkeypatch.setattr(
+        pipeline, "validate_media", lambda fileobj, filename: decoded.append(filename)
+    )
+
+    reasons = refusals(person=person, uploaded_file=hostile)
+
+    assert reasons == [
+        f"{person} has no verified real-person group. Such a (LivenessFace) group comes only "
+        "from a completed verification: invite them to verify first.",
+        f"{person} has no approved consent in force today that covers images: record one and "
+        "have it approved first.",
+    ]
+    assert decoded == []
+
+
+def test_a_file_past_the_gate_is_refused_with_every_limit_it_breaks(verified):
     tiny = SimpleUploadedFile("tiny.png", make_image(width=200, height=600, fmt="PNG"))
 
-    reasons = refusals(person=person, uploaded_file=tiny)
+    reasons = refusals(person=verified.person, uploaded_file=tiny)
 
-    assert len(reasons) == 4  # two limits, no verified group, no consent
-    assert any("each side must be between 300 and 6000 px" in reason for reason in reasons)
-    assert any("has no verified real-person group" in reason for reason in reasons)
-    assert any("has no approved consent in force" in reason for reason in reasons)
+    assert len(reasons) == 2  # the side and the aspect ratio
+    assert "each side must be between 300 and 6000 px" in reasons[0]
+    assert "width/height ratio of 0.333" in reasons[1]
+
+
+def test_a_hostile_animation_past_the_gate_is_refused_for_its_decoding_cost(verified):
+    hostile = SimpleUploadedFile("animation.gif", gif_of_pixels(300))
+
+    reasons = refusals(person=verified.person, uploaded_file=hostile)
+
+    assert reasons == [
+        "“animation.gif” has 300 frames of 6000×6000: 10,800,000,000 pixels to decode, "  # noqa: RUF001
+        "over the limit of 250,000,000 pixels to decode."
+    ]
 
 
 def test_the_newest_consent_in_force_that_covers_the_kind_is_chosen(verified):

@@ -113,3 +113,57 @@ def test_wrong_arguments_are_refused_before_anything_is_read(args, message):
 
     with pytest.raises(CommandError, match=message):
         call_command("import_assets", *[arg.format(person=person.pk) for arg in args])
+
+
+def test_symbolic_links_are_refused_and_never_followed_and_the_rest_is_imported(tmp_path: Path):
+    group = AssetGroupFactory(verified=True)
+    elsewhere = tmp_path / "someone-else"
+    elsewhere.mkdir()
+    private = elsewhere / "their-portrait.jpg"  # another person's file, outside the folder
+    private.write_bytes(media_corpus.face_picture(1, width=900, height=1200))
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    (shoot / "front.jpg").write_bytes(media_corpus.face_picture(1, width=900, height=1200))
+    (shoot / "borrowed.jpg").symlink_to(private)
+    (shoot / "again.jpg").symlink_to(shoot / "front.jpg")  # inside the folder, still a link
+    (shoot / "up").symlink_to(elsewhere)  # a folder outside, through a link
+    (shoot / "sub").mkdir()
+
+    output, error = run("--person", str(group.person.pk), str(shoot))
+
+    assert error is not None and str(error) == "4 of 5 files were refused."
+    rows = summary_rows(output)
+    link = "refused A symbolic link: refused, not followed (import the file itself, from its own"
+    assert rows["borrowed.jpg"].startswith(link)
+    assert rows["again.jpg"].startswith(link)
+    assert rows["up"].startswith(link)
+    assert rows["sub"] == "refused Not a regular file: skipped."
+    assert rows["front.jpg"] == "queued —"
+    assert list(Asset.objects.values_list("original_filename", flat=True)) == ["front.jpg"]
+
+
+def test_a_path_that_leaves_the_folder_is_not_a_file_of_it(tmp_path: Path):
+    group = AssetGroupFactory(verified=True)
+    (tmp_path / "outside.jpg").write_bytes(make_image(width=1200, height=1600, fmt="JPEG"))
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    (shoot / "front.jpg").write_bytes(media_corpus.face_picture(1, width=900, height=1200))
+
+    output, error = run("--person", str(group.person.pk), str(shoot))
+
+    # Only the folder's own entries: "..", "../outside.jpg" and the parent are never listed.
+    assert error is None
+    assert set(summary_rows(output)) == {"front.jpg"}
+    assert list(Asset.objects.values_list("original_filename", flat=True)) == ["front.jpg"]
+
+
+def test_file_names_are_printed_with_control_characters_escaped(tmp_path: Path):
+    group = AssetGroupFactory(verified=True)
+    evil = "\x1b[2J\x1b[31mred\x07.jpg"
+    (tmp_path / evil).write_bytes(b"not a picture")
+
+    output, error = run("--person", str(group.person.pk), str(tmp_path))
+
+    assert error is not None
+    assert "\x1b" not in output and "\x07" not in output
+    assert "\\x1b[2J\\x1b[31mred\\x07.jpg" in output

@@ -1,13 +1,19 @@
 """``python manage.py import_assets --person <id> <folder>``: a shoot day's files, in one go.
 
-Every file directly in the folder goes through the same checks as an upload in the admin
-(``assets.services.asset_create``): the good ones are stored and queued for upload, the others
-are refused with every reason. A progress bar runs while files are checked, then a table gives
-each file's verdict. Exits non-zero when any file was refused.
+Every regular file directly in the folder goes through the same checks as an upload in the
+admin (``pipeline.asset_create``): the good ones are stored and queued for upload, the
+others are refused with every reason. A symbolic link is refused and never followed (it could
+name another person's file), nor is anything outside the folder read. A progress bar runs while
+files are checked, then a table gives each file's verdict, names printed with any control
+character escaped. Exits non-zero when any file was refused.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -22,6 +28,20 @@ from rich.text import Text
 
 from assets.services import pipeline
 from consent.models import ConsentRecord, Person
+
+_SYMLINK = "A symbolic link: refused, not followed (import the file itself, from its own folder)."
+
+
+def printable(name: str) -> str:
+    """``name`` safe to print on a terminal: control and format characters (ANSI escapes,
+    carriage returns, bidirectional overrides) and undecodable bytes shown escaped, e.g. ``\\x1b``.
+    """
+    return "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs")
+        else char
+        for char in name
+    )
 
 
 @dataclass(frozen=True)
@@ -50,7 +70,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         folder: Path = options["folder"]
         if not folder.is_dir():
-            raise CommandError(f"{folder} is not a folder.")
+            raise CommandError(f"{printable(str(folder))} is not a folder.")
         try:
             person = Person.objects.get(pk=options["person"])
         except Person.DoesNotExist:
@@ -63,9 +83,12 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"There is no consent record with id {options['consent']}."
                 ) from None
-        paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        if not paths:
-            raise CommandError(f"{folder} has no files.")
+        entries = sorted(
+            (entry for entry in os.scandir(folder) if not entry.name.startswith(".")),
+            key=lambda entry: entry.name,
+        )
+        if not entries:
+            raise CommandError(f"{printable(str(folder))} has no files.")
 
         console = self._console()
         verdicts = []
@@ -76,9 +99,9 @@ class Command(BaseCommand):
             TimeElapsedColumn(),
             console=console,
         ) as progress:
-            task = progress.add_task(f"Checking files of {person}", total=len(paths))
-            for path in paths:
-                verdicts.append(self._import(path, person=person, consent=consent))
+            task = progress.add_task(f"Checking files of {person}", total=len(entries))
+            for entry in entries:
+                verdicts.append(self._import(folder, entry, person=person, consent=consent))
                 progress.advance(task)
 
         console.print(self._table(verdicts))
@@ -88,19 +111,41 @@ class Command(BaseCommand):
         if refused:
             raise CommandError(f"{refused} of {len(verdicts)} files were refused.")
 
-    def _import(self, path: Path, *, person: Person, consent: ConsentRecord | None) -> Verdict:
-        with path.open("rb") as handle:
+    def _import(
+        self,
+        folder: Path,
+        entry: os.DirEntry[str],
+        *,
+        person: Person,
+        consent: ConsentRecord | None,
+    ) -> Verdict:
+        name = entry.name
+        if entry.is_symlink():
+            return Verdict(name, queued=False, reasons=(_SYMLINK,))
+        if not entry.is_file(follow_symlinks=False):
+            return Verdict(name, queued=False, reasons=("Not a regular file: skipped.",))
+        try:
+            # O_NOFOLLOW: a link swapped in since the listing is not followed either.
+            descriptor = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as error:
+            reason = (
+                _SYMLINK if error.errno == errno.ELOOP else f"Cannot be read: {error.strerror}."
+            )
+            return Verdict(name, queued=False, reasons=(reason,))
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return Verdict(name, queued=False, reasons=("Not a regular file: skipped.",))
             try:
                 asset = pipeline.asset_create(
                     person=person,
                     consent=consent,
-                    uploaded_file=File(handle, name=path.name),
+                    uploaded_file=File(handle, name=name),
                     uploaded_by=None,
                 )
             except ValidationError as refused:
-                return Verdict(path.name, queued=False, reasons=tuple(refused.messages))
+                return Verdict(name, queued=False, reasons=tuple(refused.messages))
         warnings = tuple(f"warning: {warning}" for warning in asset.precheck_warnings)
-        return Verdict(path.name, queued=True, reasons=warnings)
+        return Verdict(name, queued=True, reasons=warnings)
 
     def _console(self) -> Console:
         # Rich writes to the command's own stream (OutputWrapper would add a newline per write).
@@ -117,8 +162,8 @@ class Command(BaseCommand):
         for verdict in verdicts:
             # File names and reasons as plain Text: a "[" in them is not Rich markup.
             table.add_row(
-                Text(verdict.name),
+                Text(printable(verdict.name)),
                 Text("queued", style="green") if verdict.queued else Text("refused", style="red"),
-                Text("\n".join(verdict.reasons) or "—"),
+                Text("\n".join(printable(reason) for reason in verdict.reasons) or "—"),
             )
         return table
