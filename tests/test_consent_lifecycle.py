@@ -207,7 +207,7 @@ def test_a_new_version_copies_the_terms_and_replaces_the_old_once_approved(legal
     version.expires_on = original.expires_on + datetime.timedelta(days=30)
     version.signed_document = ConsentRecordFactory.build(with_document=True).signed_document
     version.save()
-    services.consent_submit(record=version, actor=legal)
+    services.consent_submit(record=version, actor=UserFactory(username="onboarding"))
     services.consent_approve(record=version, actor=legal)
     original.refresh_from_db()
     assert original.status == S.SUPERSEDED and original.ended_at is not None
