@@ -1143,6 +1143,9 @@ def consent_four_eyes_problem(*, record: ConsentRecord, actor: User) -> str:
 
 
 def _refuse_own_submission(record: ConsentRecord, actor: User, action: str) -> None:
+    """In the transition's transaction: the row lock holds off a submission by the same user (in
+    another tab) until the conditional UPDATE has found the record still a draft."""
+    list(ConsentRecord.objects.select_for_update().filter(pk=record.pk).values_list("pk"))
     problem = consent_four_eyes_problem(record=record, actor=actor)
     if problem:
         raise ConsentFourEyes(f"{record} cannot be {_PAST[action]}: {problem}.")
@@ -1162,12 +1165,12 @@ def consent_approve(*, record: ConsentRecord, actor: User, note: str = "") -> Co
     """Approve a record under review; an earlier approved version it supersedes ends now.
 
     Not by whoever submitted it (four eyes, ``consent_four_eyes_problem``)."""
-    _refuse_own_submission(record, actor, "approve")
     problems = consent_problems(record)
     if problems:
         raise ConsentIncomplete(record, problems)
     now = timezone.now()
     with transaction.atomic():
+        _refuse_own_submission(record, actor, "approve")
         approved = _transition(
             record,
             "approve",
@@ -1194,17 +1197,18 @@ def consent_approve(*, record: ConsentRecord, actor: User, note: str = "") -> Co
 def consent_reject(*, record: ConsentRecord, actor: User, reason: str) -> ConsentRecord:
     """Refuse a record under review, saying why (the reason is required); not by whoever
     submitted it (four eyes)."""
-    _refuse_own_submission(record, actor, "reject")
     if not reason.strip():
         raise ConsentTransitionError("Say why the consent record is rejected.")
-    return _transition(
-        record,
-        "reject",
-        actor=actor,
-        reviewed_by=_user(actor),
-        reviewed_at=timezone.now(),
-        review_note=reason.strip(),
-    )
+    with transaction.atomic():
+        _refuse_own_submission(record, actor, "reject")
+        return _transition(
+            record,
+            "reject",
+            actor=actor,
+            reviewed_by=_user(actor),
+            reviewed_at=timezone.now(),
+            review_note=reason.strip(),
+        )
 
 
 def consent_revoke(
