@@ -90,9 +90,11 @@ def verified_person(identity: str = "ada") -> Person:
         intended_uses="Benchmark uploads.",
         starts_on=timezone.localdate(),
         capture_method=ConsentRecord.CaptureMethod.E_SIGNATURE,
-        status=ConsentRecord.Status.APPROVED,
-        reviewed_at=timezone.now(),
     )
+    # Created a draft and moved one transition at a time, as the database demands.
+    records = ConsentRecord.objects.filter(pk=consent.pk)
+    records.update(status=ConsentRecord.Status.PENDING_REVIEW)
+    records.update(status=ConsentRecord.Status.APPROVED, reviewed_at=timezone.now())
     invitation = VerificationSession.objects.create(
         person=person,
         consent=consent,

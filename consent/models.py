@@ -168,21 +168,25 @@ class ConsentRecord(models.Model):
 
     Status = ConsentStatus
     # Written by the lifecycle's services, never by hand: shown read-only, never copied into a
-    # new version (which starts its own review, revocation and warnings).
-    LIFECYCLE_FIELDS = (
-        "submitted_by",
-        "submitted_at",
-        "reviewed_by",
-        "reviewed_at",
-        "review_note",
-        "revoked_at",
-        "revoked_by",
-        "revocation_channel",
-        "revocation_requested_at",
-        "revocation_reason",
-        "ended_at",
-        "expiry_warning_sent_at",
-    )
+    # new version (which starts its own review, revocation and warnings). Each is written by the
+    # transitions named (actions of ``consent.services.CONSENT_TRANSITIONS``) and by nothing else,
+    # so once; ``expiry_warning_sent_at`` by none: it is set once, from empty, while approved.
+    # The database enforces this for every client (migration ``consent_lifecycle_in_database``).
+    LIFECYCLE_WRITTEN_BY: dict[str, tuple[str, ...]] = {
+        "submitted_by": ("submit",),
+        "submitted_at": ("submit",),
+        "reviewed_by": ("approve", "reject"),
+        "reviewed_at": ("approve", "reject"),
+        "review_note": ("approve", "reject"),
+        "revoked_at": ("revoke",),
+        "revoked_by": ("revoke",),
+        "revocation_channel": ("revoke",),
+        "revocation_requested_at": ("revoke",),
+        "revocation_reason": ("revoke",),
+        "ended_at": ("revoke", "expire", "supersede"),
+        "expiry_warning_sent_at": (),
+    }
+    LIFECYCLE_FIELDS = tuple(LIFECYCLE_WRITTEN_BY)
     CaptureMethod = CaptureMethod
     Representation = Representation
     RevocationChannel = RevocationChannel
@@ -279,7 +283,7 @@ class ConsentRecord(models.Model):
     ended_at = models.DateTimeField(
         null=True, blank=True, help_text="When the record stopped being in force (any reason)."
     )
-    # Not a term: the database's lock on submitted records leaves it writable (migration 0003).
+    # Not a term: written once, from empty, while approved (see ``LIFECYCLE_WRITTEN_BY``).
     expiry_warning_sent_at = models.DateTimeField(
         null=True,
         blank=True,

@@ -158,6 +158,38 @@ def consent_red_flags(record: ConsentRecord) -> list[str]:
     return flags
 
 
+class ConsentFourEyes(ConsentTransitionError):
+    """The reviewer submitted the record themselves (``CONSENT_FOUR_EYES``)."""
+
+
+def consent_four_eyes_problem(*, record: ConsentRecord, actor: User) -> str:
+    """Why ``actor`` may not approve or reject ``record``, or "" when they may: under four eyes
+    (``CONSENT_FOUR_EYES``) whoever submitted a record for review never decides on it, however
+    many permissions they hold (superusers included). The database never lets ``submitted_by``
+    change after submission, so reading it before the transition is enough."""
+    reviewer = acting_user(actor)
+    if not settings.CONSENT_FOUR_EYES or reviewer is None:
+        return ""
+    submitted = ConsentRecord.objects.filter(pk=record.pk, submitted_by=reviewer)
+    submitted_at = submitted.values_list("submitted_at", flat=True).first()
+    if submitted_at is None:
+        return ""
+    when = timezone.localtime(submitted_at).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"{reviewer.get_username()} submitted it for review on {when}: another reviewer must "
+        f"approve or reject it (four eyes)"
+    )
+
+
+def _refuse_own_submission(record: ConsentRecord, actor: User, action: str) -> None:
+    """In the transition's transaction: the row lock holds off a submission by the same user (in
+    another tab) until the conditional UPDATE has found the record still a draft."""
+    list(ConsentRecord.objects.select_for_update().filter(pk=record.pk).values_list("pk"))
+    problem = consent_four_eyes_problem(record=record, actor=actor)
+    if problem:
+        raise ConsentFourEyes(f"{record} cannot be {_PAST[action]}: {problem}.")
+
+
 def consent_submit(*, record: ConsentRecord, actor: User) -> ConsentRecord:
     """Send a complete draft to legal's review queue."""
     problems = consent_problems(record)
@@ -169,12 +201,15 @@ def consent_submit(*, record: ConsentRecord, actor: User) -> ConsentRecord:
 
 
 def consent_approve(*, record: ConsentRecord, actor: User, note: str = "") -> ConsentRecord:
-    """Approve a record under review; an earlier approved version it supersedes ends now."""
+    """Approve a record under review; an earlier approved version it supersedes ends now.
+
+    Not by whoever submitted it (four eyes, ``consent_four_eyes_problem``)."""
     problems = consent_problems(record)
     if problems:
         raise ConsentIncomplete(record, problems)
     now = timezone.now()
     with transaction.atomic():
+        _refuse_own_submission(record, actor, "approve")
         approved = _transition(
             record,
             "approve",
@@ -199,17 +234,20 @@ def consent_approve(*, record: ConsentRecord, actor: User, note: str = "") -> Co
 
 
 def consent_reject(*, record: ConsentRecord, actor: User, reason: str) -> ConsentRecord:
-    """Refuse a record under review, saying why (the reason is required)."""
+    """Refuse a record under review, saying why (the reason is required); not by whoever
+    submitted it (four eyes)."""
     if not reason.strip():
         raise ConsentTransitionError("Say why the consent record is rejected.")
-    return _transition(
-        record,
-        "reject",
-        actor=actor,
-        reviewed_by=acting_user(actor),
-        reviewed_at=timezone.now(),
-        review_note=reason.strip(),
-    )
+    with transaction.atomic():
+        _refuse_own_submission(record, actor, "reject")
+        return _transition(
+            record,
+            "reject",
+            actor=actor,
+            reviewed_by=acting_user(actor),
+            reviewed_at=timezone.now(),
+            review_note=reason.strip(),
+        )
 
 
 def consent_revoke(

@@ -418,6 +418,11 @@ ASSET_POLL_MAX_SECONDS = env.float("ASSET_POLL_MAX_SECONDS", default=60.0)
 # (reference G8, G9: do not poll a 404 for minutes).
 ASSET_NOT_FOUND_GRACE_SECONDS = env.float("ASSET_NOT_FOUND_GRACE_SECONDS", default=20.0)
 
+# --- Consent review ---------------------------------------------------------------------------
+# Four eyes: the user who submitted a consent record for review cannot approve or reject it
+# (superusers neither); another reviewer decides.
+CONSENT_FOUR_EYES = env.bool("CONSENT_FOUR_EYES", default=True)
+
 # --- Consent ends: warnings, withdrawals, retention -------------------------------------------
 # The person and the staff who recorded and reviewed a consent are emailed this many days
 # before it ends (once per consent).

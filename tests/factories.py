@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from assets.models import Asset, AssetGroup, ProducerNotice, ReferenceCopy
 from consent.models import ConsentRecord, ConsentUse, Person
+from consent.services import CONSENT_TRANSITIONS
 from mail.models import OutboundEmail
 from verification.models import UpstreamSession, VerificationSession
 
@@ -83,14 +84,25 @@ class ConsentRecordFactory(factory.django.DjangoModelFactory):
         )
 
     # A submitted record and its uses never change (ConsentRecord.save and the database refuse):
-    # the record is made as a draft, given its uses, then moved to its status by an UPDATE.
-    _LIFECYCLE_FIELDS = ("status", "reviewed_at", "revoked_at", "revocation_reason")
-
+    # the record is made as a draft, given its uses, then moved to its status by UPDATEs, one
+    # transition at a time, each writing the lifecycle fields that transition writes (the
+    # database refuses any other move). Other fields are part of the INSERT.
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        lifecycle = {name: kwargs.pop(name) for name in cls._LIFECYCLE_FIELDS if name in kwargs}
+        path = lifecycle_path(kwargs.pop("status", ConsentRecord.Status.DRAFT))
+        steps = [
+            (
+                status,
+                {
+                    name: kwargs.pop(name)
+                    for name, written_by in ConsentRecord.LIFECYCLE_WRITTEN_BY.items()
+                    if action in written_by and name in kwargs
+                },
+            )
+            for action, status in path
+        ]
         record = super()._create(model_class, *args, **kwargs)
-        record._factory_lifecycle = lifecycle
+        record._factory_steps = steps
         return record
 
     @factory.post_generation
@@ -107,9 +119,26 @@ class ConsentRecordFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def lifecycle(record, create, extracted, **kwargs):
-        if create and record._factory_lifecycle:
-            ConsentRecord.objects.filter(pk=record.pk).update(**record._factory_lifecycle)
+        if create and record._factory_steps:
+            for status, fields in record._factory_steps:
+                ConsentRecord.objects.filter(pk=record.pk).update(status=status, **fields)
             record.refresh_from_db()
+
+
+def lifecycle_path(status: str) -> list[tuple[str, str]]:
+    """The transitions (action, status reached) that take a draft to ``status``."""
+    paths: dict[str, list[tuple[str, str]]] = {ConsentRecord.Status.DRAFT: []}
+    while status not in paths:
+        reached = {
+            target: [*paths[start], (action, target)]
+            for action, (starts, target) in CONSENT_TRANSITIONS.items()
+            for start in starts
+            if start in paths and target not in paths
+        }
+        if not reached:
+            raise ValueError(f"no transition leads to {status!r}")
+        paths.update(reached)
+    return paths[status]
 
 
 class ConsentUseFactory(factory.django.DjangoModelFactory):

@@ -272,6 +272,7 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
     ) -> HttpResponse:
         record = self.get_object(request, unquote(object_id))
         buttons = []
+        four_eyes = ""
         if record is not None:
             buttons = [
                 (action.name, action.title)
@@ -279,7 +280,13 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
                 if record.status in CONSENT_TRANSITIONS[transition][0]
                 and self._may(request, action)
             ]
-        context = {**(extra_context or {}), "lifecycle_buttons": buttons}
+            # The submitter gets no approve or reject button, but the reason instead.
+            decide = {_LIFECYCLE_ACTIONS["approve"].name, _LIFECYCLE_ACTIONS["reject"].name}
+            if decide & {name for name, _ in buttons}:
+                four_eyes = services.consent_four_eyes_problem(record=record, actor=request.user)
+            if four_eyes:
+                buttons = [button for button in buttons if button[0] not in decide]
+        context = {**(extra_context or {}), "lifecycle_buttons": buttons, "four_eyes": four_eyes}
         return super().change_view(request, object_id, form_url, context)
 
     # --- Lifecycle actions ---------------------------------------------------------------------
@@ -317,6 +324,14 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
         allowed_from = CONSENT_TRANSITIONS[transition][0]
         records = list(queryset.select_related("person").prefetch_related("uses"))
         entries = [self._entry(record, transition, allowed_from) for record in records]
+        if transition in ("approve", "reject"):  # never by whoever submitted it
+            for entry in entries:
+                if entry["record"].status in allowed_from and (
+                    problem := services.consent_four_eyes_problem(
+                        record=entry["record"], actor=request.user
+                    )
+                ):
+                    entry["problems"].insert(0, problem)
         ready = [entry["record"] for entry in entries if not entry["problems"]]
         posted = "confirm" in request.POST
         form = action.form(request.POST if posted else None) if action.form else None

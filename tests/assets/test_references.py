@@ -76,10 +76,6 @@ def _set_status(record: ConsentRecord, **fields: Any) -> None:
 # --- What the page lists -------------------------------------------------------------------
 
 
-def _pending_consent(asset: Asset) -> None:
-    _set_status(asset.consent, status=ConsentRecord.Status.PENDING_REVIEW)
-
-
 def _revoked_consent(asset: Asset) -> None:
     _set_status(asset.consent, status=ConsentRecord.Status.REVOKED, revoked_at=timezone.now())
 
@@ -106,13 +102,17 @@ def _days(n: int) -> datetime.date:
 # withdrawal) change it after the page was loaded; the others are made so (consent terms never
 # change once submitted).
 BECOMES_UNUSABLE: dict[str, Callable[[Asset], None]] = {
-    "consent pending review": _pending_consent,
     "consent revoked": _revoked_consent,
     "asset still processing": _processing,
     "asset withdrawn": _withdrawn,
     "group withdrawn": _group_withdrawn,
 }
 MADE_UNUSABLE: dict[str, dict[str, Any]] = {
+    # A status never goes back to review: the consent is made so.
+    "consent pending review": {
+        "consent__approved": False,
+        "consent__status": ConsentRecord.Status.PENDING_REVIEW,
+    },
     "consent ended yesterday": {"consent__starts_on": _days(-30), "consent__expires_on": _days(-1)},
     "consent starts tomorrow": {"consent__starts_on": _days(1)},
     "consent does not cover the kind": {"kind": Asset.Kind.AUDIO},  # audio is not covered

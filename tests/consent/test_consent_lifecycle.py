@@ -183,8 +183,12 @@ def test_the_database_refuses_sql_that_rewrites_an_approved_record():
             connection.cursor() as cursor,
         ):
             cursor.execute(statement, params)
-    # The lifecycle's own columns stay writable (services move them by conditional UPDATE).
-    with connection.cursor() as cursor:
+    # Nor its review: written once, by the approval.
+    with (
+        pytest.raises(DatabaseError, match="written once"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(
             "UPDATE consent_consentrecord SET review_note = 'ok' WHERE id = %s", [record.pk]
         )
@@ -203,7 +207,7 @@ def test_a_new_version_copies_the_terms_and_replaces_the_old_once_approved(legal
     version.expires_on = original.expires_on + datetime.timedelta(days=30)
     version.signed_document = ConsentRecordFactory.build(with_document=True).signed_document
     version.save()
-    services.consent_submit(record=version, actor=legal)
+    services.consent_submit(record=version, actor=UserFactory(username="onboarding"))
     services.consent_approve(record=version, actor=legal)
     original.refresh_from_db()
     assert original.status == S.SUPERSEDED and original.ended_at is not None
@@ -378,11 +382,7 @@ def test_the_reject_page_shows_the_red_flags_and_the_revoke_page_claims_nothing(
 
 
 def test_a_new_version_starts_its_own_review_and_expiry_warning(legal):
-    original = _approved()
-    ConsentRecord.objects.filter(pk=original.pk).update(
-        expiry_warning_sent_at=timezone.now(), review_note="Checked."
-    )
-    original.refresh_from_db()
+    original = _approved(expiry_warning_sent_at=timezone.now(), review_note="Checked.")
 
     version = services.consent_new_version(record=original, actor=legal)
 

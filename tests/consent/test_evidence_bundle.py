@@ -75,6 +75,7 @@ def person(settings, queued) -> dict[str, Any]:
     settings.ANYFAST_API_KEY = SECRET_KEY
     settings.PORTAL_PUBLIC_URL = "https://portal.example"
     reviewer = UserFactory(username="legal-reviewer")
+    submitter = UserFactory(username="onboarding-clerk")  # four eyes: another user decides
     person = PersonFactory(legal_name="Ada Lovelace")
     approved = ConsentRecordFactory(
         person=person, complete=True, signed_document=ContentFile(DOCUMENT_A, name="a.pdf")
@@ -84,7 +85,7 @@ def person(settings, queued) -> dict[str, Any]:
     )
     ConsentUseFactory(consent=revoked, project="Autumn campaign 2027")
     for record in (approved, revoked):
-        consent_submit(record=record, actor=reviewer)
+        consent_submit(record=record, actor=submitter)
         consent_approve(record=record, actor=reviewer, note="Complete and specific.")
     group = AssetGroupFactory(person=person, verified=True)
     withdrawn = AssetFactory(group=group, consent=revoked, active=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,12 @@ from verification.models import VerificationSession
 pytestmark = pytest.mark.django_db
 
 YESTERDAY = datetime.date(2026, 11, 23)
+NOW = datetime.datetime(2026, 11, 24, 12, tzinfo=datetime.UTC)
+
+
+def _consent_in(status: str, **fields: Any) -> Callable[[], models.Model]:
+    return functools.partial(ConsentRecordFactory, status=status, **fields)
+
 
 # (constraint, factory of a valid row, the update that breaks exactly that constraint)
 CHECKS: list[tuple[str, Callable[[], models.Model], dict[str, Any]]] = [
@@ -46,9 +53,10 @@ CHECKS: list[tuple[str, Callable[[], models.Model], dict[str, Any]]] = [
         ConsentRecordFactory,
         {"covers_images": False, "covers_video": False, "covers_audio": False},
     ),
-    ("consent_revoked_has_time", ConsentRecordFactory, {"status": "revoked"}),
-    ("consent_reviewed_has_time", ConsentRecordFactory, {"status": "approved"}),
-    ("consent_reviewed_has_time", ConsentRecordFactory, {"status": "rejected"}),
+    # From the status each may be reached from (the database refuses any other move).
+    ("consent_revoked_has_time", _consent_in("approved", reviewed_at=NOW), {"status": "revoked"}),
+    ("consent_reviewed_has_time", _consent_in("pending_review"), {"status": "approved"}),
+    ("consent_reviewed_has_time", _consent_in("pending_review"), {"status": "rejected"}),
     ("verification_status_valid", VerificationSessionFactory, {"status": "completed"}),
     ("verification_verified_has_time", VerificationSessionFactory, {"status": "verified"}),
     ("upstream_status_valid", UpstreamSessionFactory, {"status": "done"}),

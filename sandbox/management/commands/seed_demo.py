@@ -131,7 +131,8 @@ class Command(BaseCommand):
 
     def _consent(self, admin: Any, person: Person, status: str) -> ConsentRecord:
         """A complete record (terms, one specific use, a signed PDF) moved to ``status`` by the
-        portal's own services, as staff and legal would (audit events included)."""
+        portal's own services, as staff and legal would (audit events included): the onboarding
+        user submits it, the legal user approves or revokes it."""
         today = timezone.localdate()
         page = io.BytesIO()
         Image.new("RGB", (595, 842), "white").save(page, "PDF")  # a real, if blank, signed form
@@ -165,14 +166,17 @@ class Command(BaseCommand):
             languages="English",
             description="The person walking through a spring market, holding the product.",
         )
+        # Four eyes (CONSENT_FOUR_EYES): onboarding submits, legal decides.
+        users = get_user_model().objects
+        onboarding, legal = users.get(username="onboarding"), users.get(username="legal")
         if status != Status.DRAFT:
-            consent_submit(record=record, actor=admin)
+            consent_submit(record=record, actor=onboarding)
         if status in (Status.APPROVED, Status.REVOKED):
-            consent_approve(record=record, actor=admin, note="Demo review.")
+            consent_approve(record=record, actor=legal, note="Demo review.")
         if status == Status.REVOKED:
             consent_revoke(
                 record=record,
-                actor=admin,
+                actor=legal,
                 channel=ConsentRecord.RevocationChannel.EMAIL,
                 reason="The person withdrew consent by email.",
             )
