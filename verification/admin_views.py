@@ -16,7 +16,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
-from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, TextChoices, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextChoices,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, Now
 from django.http import HttpRequest, JsonResponse
 from django.template.response import TemplateResponse
@@ -36,6 +46,7 @@ from verification.models import (
     UpstreamStatus,
     VerificationSession,
     VerificationStatus,
+    past_expiry,
 )
 from verification.services import invitations, sessions
 from verification.timeline import invitation_timeline
@@ -346,11 +357,9 @@ def with_verification_state(people: QuerySet[Person]) -> QuerySet[Person]:
     open_statuses = OPEN_VERIFICATION_STATUSES
     state = Case(
         When(
-            status__in=open_statuses,
-            expires_at__gt=Now(),
-            then=Value(VerificationState.WAITING),
+            Q(status__in=open_statuses) & past_expiry(Now()), then=Value(VerificationState.EXPIRED)
         ),
-        When(status__in=open_statuses, then=Value(VerificationState.EXPIRED)),
+        When(status__in=open_statuses, then=Value(VerificationState.WAITING)),
         When(status=VerificationStatus.VERIFIED, then=Value(VerificationState.VERIFIED)),
         When(status=VerificationStatus.FAILED, then=Value(VerificationState.FAILED)),
         When(status=VerificationStatus.EXPIRED, then=Value(VerificationState.EXPIRED)),

@@ -20,15 +20,24 @@ from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from consent.models import ConsentRecord, Language, Person
 from portal.constraints import FieldCheckConstraint
 
+# An invitation's expiry, decided here only: when one made now stops working, and the rule that
+# it has stopped (the same rule in SQL, ``past_expiry``, and on a row, ``is_past_expiry``).
+
 
 def invitation_expiry() -> datetime.datetime:
     """When an invitation made now stops working (``VERIFICATION_INVITATION_TTL_DAYS``)."""
     return timezone.now() + datetime.timedelta(days=settings.VERIFICATION_INVITATION_TTL_DAYS)
+
+
+def past_expiry(now: datetime.datetime | Now) -> Q:
+    """Invitations whose lifetime has passed at ``now`` (a time, or the database's ``Now()``)."""
+    return Q(expires_at__lte=now)
 
 
 def new_invitation_token() -> str:
@@ -74,7 +83,7 @@ class VerificationSessionQuerySet(models.QuerySet["VerificationSession"]):
 
     def overdue(self, now: datetime.datetime) -> VerificationSessionQuerySet:
         """Open invitations whose lifetime has passed (``invitation_expire_overdue`` ends them)."""
-        return self.open().filter(expires_at__lte=now)
+        return self.open().filter(past_expiry(now))
 
 
 class VerificationSession(models.Model):
@@ -185,6 +194,10 @@ class VerificationSession(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_VERIFICATION_STATUSES
+
+    def is_past_expiry(self, now: datetime.datetime) -> bool:
+        """Whether its lifetime has passed at ``now`` (``past_expiry`` on one row)."""
+        return self.expires_at <= now
 
     @property
     def display_code(self) -> str:

@@ -1,4 +1,9 @@
-"""TODO gate"""
+"""The consent gate: who may have assets uploaded, into which group, under which consent.
+
+An upload needs a group made by a completed verification and an approved consent in force that
+covers the file's kind. ``asset_group_record_liveness`` stores the group a verification made.
+This module reads the consent models only (never ``consent.services``).
+"""
 
 from __future__ import annotations
 

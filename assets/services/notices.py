@@ -1,4 +1,8 @@
-"""TODO notices"""
+"""Producers told when references they copied are withdrawn: a notice each, and an email.
+
+``reference_copies_notify_withdrawn`` makes one ``ProducerNotice`` per producer not told yet
+(shown on their pages until acknowledged) and queues its email through the outbox.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,22 @@
-"""TODO pipeline"""
+"""Likeness assets through their upstream life: upload, submit, follow, retry, sweep.
+
+Every external effect is a row (``Asset``): its status, attempts, last error and when its next
+step is due (``next_attempt_at``). Tasks only name a row; the functions here claim it with a
+conditional UPDATE, call the upstream, and record the outcome with another conditional UPDATE,
+so any of them may run twice, or late, without harm::
+
+    asset_create ─► queued ─(asset_submit claims)─► uploading ─CreateAsset─► processing
+                      ▲ │  transient error (429, 5xx, timeout): queued again, retried later
+                      │ └─ permanent error, or the consent gate closed meanwhile: failed
+                      └── lease expired, the worker died: assets_sweep queues it again
+    processing ─(assets_poll: the group's listing, GetAsset)─► active | failed
+
+No twins: the upstream refuses a second asset with the same Name in a group (reference G6), and
+every row has a Name of its own (``upstream_name``); the client's ``create_asset_reconciled``
+settles a create whose answer was lost, and every attempt after the first looks the Name up
+before it creates anything. Each status change writes its ``asset.<what>`` audit event in the
+same transaction (``common.settle``).
+"""
 
 from __future__ import annotations
 

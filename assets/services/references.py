@@ -1,4 +1,8 @@
-"""TODO references"""
+"""References for producers: every copy of an ``asset://`` reference is a ledger row first.
+
+``reference_copy_create`` checks each asset is still usable for the project, writes a
+``ReferenceCopy`` and its audit event, and only then returns the text to copy.
+"""
 
 from __future__ import annotations
 

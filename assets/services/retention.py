@@ -1,4 +1,8 @@
-"""TODO retention"""
+"""Retention: biometric media destroyed once the purpose ended (BIPA), legal holds respected.
+
+``retention_decisions`` says, per asset, whether its file may go and why; ``retention_apply``
+(beat, daily; ``apply_retention`` with a dry run) destroys those files, with an audit event each.
+"""
 
 from __future__ import annotations
 

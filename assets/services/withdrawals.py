@@ -1,4 +1,11 @@
-"""TODO withdrawals"""
+"""Withdrawals: a likeness leaves the upstream when its consent ends (or staff withdraw one asset).
+
+``withdrawal_start`` runs in the transaction that ends the consent: queued uploads fail, and one
+``WithdrawalItem`` per asset and group to delete is made. ``withdrawal_item_process`` deletes
+each upstream and confirms it only with the upstream's proof; ``withdrawals_sweep`` finds items
+whose task was lost or whose worker died. Producers who copied the references are told
+(``notices``).
+"""
 
 from __future__ import annotations
 

@@ -128,7 +128,7 @@ def h5_link_with_language(link: str, language: str) -> str:
 
 def _expire_if_overdue(invitation: VerificationSession, now: datetime.datetime) -> bool:
     """Ends ``invitation`` when its lifetime has passed (and refreshes it); whether it did."""
-    if not (invitation.is_open and invitation.expires_at <= now):
+    if not (invitation.is_open and invitation.is_past_expiry(now)):
         return False
     expired = audited_update(
         VerificationSession.objects.filter(pk=invitation.pk, status__in=OPEN_VERIFICATION_STATUSES),
