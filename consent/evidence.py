@@ -42,7 +42,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from assets.models import Asset, AssetGroup, ReferenceCopy, Withdrawal
-from audit.admin import action_label, detail_summary
+from audit.labels import action_label, detail_summary
 from audit.models import AuditEvent
 from audit.services import audit_record, snapshot
 from consent.models import ConsentRecord, Person
