@@ -10,9 +10,10 @@ smallest size, under 300 ms at the largest (from 10,000 people), the same number
 
 Options: ``--sizes 100,10000`` (default 100,10000,50000); ``--reuse`` measures a database kept
 by an earlier ``--keep`` run instead of building it again; ``--keep`` keeps the databases
-(otherwise dropped at the end); ``--roles legal,producer`` measures as these roles only.
-``BENCH_SCALE_SERVER`` is the PostgreSQL server (``postgres://postgres@127.0.0.1:5432``). Exits 1
-when a row is flagged.
+(otherwise dropped at the end); ``--roles legal,producer`` measures as these roles only;
+``--save DIR`` writes each size's measures there, and ``--table DIR`` prints the table of those
+saved there, measuring nothing. ``BENCH_SCALE_SERVER`` is the PostgreSQL server
+(``postgres://postgres@127.0.0.1:5432``). Exits 1 when a row is flagged.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -52,6 +54,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--reuse", action="store_true", help="measure kept databases as they are")
     parser.add_argument("--keep", action="store_true", help="keep the databases at the end")
     parser.add_argument("--roles", default=",".join(ROLES), help="measure as these roles only")
+    parser.add_argument(
+        "--save", type=Path, help="also write each size's measures to this folder (JSON)"
+    )
+    parser.add_argument(
+        "--table", type=Path, help="measure nothing: print the table of the measures saved here"
+    )
     args = parser.parse_args(argv)
     if unknown := set(args.roles.split(",")) - set(ROLES):
         parser.error(f"unknown roles {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
@@ -59,6 +67,11 @@ def main(argv: list[str]) -> int:
     server = os.environ.get("BENCH_SCALE_SERVER", DEFAULT_SERVER).rstrip("/")
 
     measured: dict[int, dict[str, Any]] = {}
+    if args.table:
+        for path in sorted(args.table.glob("scale-*.json")):
+            result = json.loads(path.read_text())
+            measured[result["size"]] = result
+        sizes = []
     try:
         for size in sizes:
             url = f"{server}/{PREFIX}{size}"
@@ -68,6 +81,9 @@ def main(argv: list[str]) -> int:
                 print(f"==> {size} people ({url})", flush=True)
                 subprocess.run(command, check=True)  # noqa: S603 (this interpreter)
                 measured[size] = json.loads(Path(out.name).read_text())
+            if args.save:
+                args.save.mkdir(parents=True, exist_ok=True)
+                (args.save / f"scale-{size}.json").write_text(json.dumps(measured[size]))
     finally:
         if not args.keep:
             for size in sizes:
@@ -100,10 +116,10 @@ def table(measured: dict[int, dict[str, Any]]) -> tuple[list[str], int]:
         cells = [page, role]
         found = [values.get((page, role, size)) for size in sizes]
         for row in found:
-            cells += [str(row["queries"]), f"{row['ms']:.0f}"] if row else ["-", "-"]
+            cells += [str(row["queries"] or "-"), _number(row["ms"])] if row else ["-", "-"]
         flags = []
         for size, row in zip(sizes[1:], found[1:], strict=True):
-            ratio = row["ms"] / max(found[0]["ms"], 1) if row and found[0] else None
+            ratio = row["ms"] / (found[0]["ms"] or 1e-9) if row and found[0] else None
             cells.append(f"{ratio:.1f}" if ratio is not None else "-")
             if ratio is not None and ratio > TARGET_RATIO:
                 flags.append(f">{TARGET_RATIO:.0f}x at {size:,}")
@@ -122,6 +138,10 @@ def table(measured: dict[int, dict[str, Any]]) -> tuple[list[str], int]:
         built = measured[size].get("built_seconds")
         lines.append(f"{size:,} people: " + (f"built in {built:.0f} s" if built else "reused"))
     return lines, flagged
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
 
 def _admin_url(database_url: str) -> tuple[str, str]:
@@ -239,6 +259,7 @@ def measure_all(size: int, roles: list[str]) -> list[dict[str, Any]]:
     export = dict(pages(size))["consent CSV export (all)"]
     role = "legal" if "legal" in clients else roles[0]
     rows.append(first_bytes(clients[role], export, role))
+    rows.append(export_memory(clients[role], export, role))
     rows.append(verify_audit_wall())
     return rows
 
@@ -286,6 +307,19 @@ def first_bytes(client: Any, url: str, role: str) -> dict[str, Any]:
         response.close()
     ms = statistics.median(durations)
     return {"page": "consent CSV export: first bytes", "role": role, "queries": None, "ms": ms}
+
+
+def export_memory(client: Any, url: str, role: str) -> dict[str, Any]:
+    """The Python memory the export peaks at while read to its end (tracemalloc), in MB: the
+    row's "ms" column holds it, so that its ratio shows whether it grows with the size."""
+    tracemalloc.start()
+    try:
+        _get(client, url)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    page = "consent CSV export: peak MB (in ms column)"
+    return {"page": page, "role": role, "queries": None, "ms": peak / 2**20}
 
 
 def verify_audit_wall() -> dict[str, Any]:
