@@ -1,7 +1,9 @@
 """``python -m benchmarks [name ...]``: run the benchmarks (all, or those named), print the table.
 
 Names: ``ratelimit``, ``media``, ``validation``, ``admin``, ``pipeline``. Exits 1 when a target
-is missed, 2 when a benchmark could not run. ``BENCH_DATABASE_URL`` (default
+is missed, 2 when a benchmark could not run. ``scale`` (``benchmarks.scale``, its own options)
+runs alone and is not among "all": it builds databases of up to 50,000 people.
+``BENCH_DATABASE_URL`` (default
 ``postgres://postgres@127.0.0.1:5432/portal_bench``, dropped and created again) and
 ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/14``) say where the services are.
 """
@@ -26,6 +28,10 @@ NAMES = ("ratelimit", "media", "validation", "admin", "pipeline")
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["scale"]:
+        from benchmarks import scale
+
+        return scale.main(sys.argv[2:])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="name", help=f"any of {', '.join(NAMES)}")
     names = parser.parse_args().names or list(NAMES)

@@ -1,5 +1,7 @@
-"""Exports of consent data for legal: the consent list as CSV.
+"""Exports of consent data for legal: the consent list as CSV, streamed.
 
+The CSV is produced lazily, a chunk of records at a time (``iterator(chunk_size)``, the uses
+prefetched per chunk), so an export of any size starts at once and holds one chunk in memory.
 Spreadsheet programs run a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, so
 such cells are written with a leading apostrophe (OWASP's CSV injection advice).
 """
@@ -7,8 +9,9 @@ such cells are written with a leading apostrophe (OWASP's CSV injection advice).
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Iterable
+from collections.abc import Iterator
+
+from django.db.models import QuerySet
 
 from consent.models import ConsentRecord
 
@@ -41,14 +44,36 @@ CONSENT_CSV_COLUMNS = (
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def consent_records_csv(records: Iterable[ConsentRecord]) -> str:
-    """One CSV row per record (``records`` should prefetch ``uses`` and select the people)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CONSENT_CSV_COLUMNS)
-    for record in records:
-        writer.writerow([_cell(value) for value in _row(record)])
-    return buffer.getvalue()
+# Records read (and their uses prefetched) per query, and so the rows of text sent at once.
+CHUNK_SIZE = 1000
+
+
+class _Line:
+    """A file-like object whose ``write`` returns what it was given: csv.writer makes lines."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def consent_records_csv(
+    records: QuerySet[ConsentRecord], *, chunk_size: int = CHUNK_SIZE
+) -> Iterator[str]:
+    """The CSV, lazily: the header line, then the lines of each chunk of ``chunk_size`` records.
+
+    Nothing is read until the first line past the header is asked for. The people and the
+    reviewers are selected and the uses prefetched here (one query per chunk).
+    """
+    writer = csv.writer(_Line())
+    yield writer.writerow(CONSENT_CSV_COLUMNS)
+    rows = records.select_related("person", "reviewed_by").prefetch_related("uses")
+    lines: list[str] = []
+    for record in rows.iterator(chunk_size=chunk_size):
+        lines.append(writer.writerow([_cell(value) for value in _row(record)]))
+        if len(lines) == chunk_size:
+            yield "".join(lines)
+            lines = []
+    if lines:
+        yield "".join(lines)
 
 
 def _row(record: ConsentRecord) -> list[object]:

@@ -19,6 +19,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -243,21 +244,20 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
             *super().get_urls(),
         ]
 
-    def export_csv_view(self, request: HttpRequest) -> HttpResponse:
+    def export_csv_view(self, request: HttpRequest) -> StreamingHttpResponse:
         """The changelist as filtered (same query string), as a CSV file; the export is audited."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
-        records = changelist.get_queryset(request).select_related("person", "reviewed_by")
-        records = records.prefetch_related("uses")
-        body = consent_records_csv(records)
+        records = self.get_changelist_instance(request).get_queryset(request)
         audit_record(
             action="consent.exported_csv",
             obj=None,
             actor=request.user,
-            detail={"filters": request.GET.urlencode(), "records": len(records)},
+            detail={"filters": request.GET.urlencode(), "records": records.count()},
         )
-        response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            consent_records_csv(records), content_type="text/csv; charset=utf-8"
+        )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response["Content-Disposition"] = f'attachment; filename="consent-records-{stamp}.csv"'
         response["Cache-Control"] = "private, no-store"

@@ -1,4 +1,4 @@
-"""Legal's CSV export of the consent list, as filtered."""
+"""Legal's CSV export of the consent list, as filtered, streamed."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import csv
 import io
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from consent.exports import CONSENT_CSV_COLUMNS
+from consent.exports import CONSENT_CSV_COLUMNS, consent_records_csv
+from consent.models import ConsentRecord
 from tests.factories import ConsentRecordFactory, PersonFactory
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +20,9 @@ URL = "/admin/consent/consentrecord/export.csv"
 
 
 def _rows(response) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert response.streaming
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(body)))
 
 
 def test_the_export_follows_the_changelist_filters(superuser_client: Client):
@@ -52,3 +57,34 @@ def test_staff_without_view_permission_cannot_export(staff_client: Client):
     ConsentRecordFactory()
     assert staff_client.get(URL).status_code == 403
     assert not AuditEvent.objects.exists()
+
+
+def test_the_export_streams_every_record_once_in_the_changelist_order(superuser_client):
+    records = [ConsentRecordFactory(complete=True, approved=True) for _ in range(5)]
+    response = superuser_client.get(URL)
+    assert response.streaming and not hasattr(response, "content")
+    rows = _rows(response)
+    assert [row["record id"] for row in rows] == [str(r.pk) for r in reversed(records)]
+    assert all(row["uses"].startswith("Spring campaign 2027") for row in rows)
+    assert AuditEvent.objects.get(action="consent.exported_csv").detail["records"] == 5
+
+
+def test_the_csv_is_read_lazily_a_chunk_at_a_time():
+    for _ in range(5):
+        ConsentRecordFactory(complete=True, approved=True)
+    with CaptureQueriesContext(connection) as queries:
+        lines = consent_records_csv(ConsentRecord.objects.all(), chunk_size=2)
+        header = next(lines)
+    assert header.rstrip("\r\n").split(",")[:3] == ["record id", "person id", "person"]
+    assert len(queries) == 0  # the header is sent before any record is read
+
+    with CaptureQueriesContext(connection) as queries:
+        first_chunk = next(lines)
+    assert len(list(csv.reader(io.StringIO(first_chunk)))) == 2
+    uses_queries = [q for q in queries if "consent_consentuse" in q["sql"]]
+    assert len(uses_queries) == 1  # only the first chunk's uses were read
+
+    with CaptureQueriesContext(connection) as queries:
+        rest = list(lines)
+    assert sum(len(list(csv.reader(io.StringIO(chunk)))) for chunk in rest) == 3
+    assert len([q for q in queries if "consent_consentuse" in q["sql"]]) == 2

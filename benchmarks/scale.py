@@ -1,0 +1,354 @@
+"""``bin/bench scale``: every page and export at 100, 10,000 and 50,000 people (issue 16).
+
+For each size, a PostgreSQL database of its own (``bench_scale_<size>``) is built with complete
+data (``benchmarks.scale_data``, COPY: minutes at 50,000) and the pages are opened through
+Django's test client as each role that may open them (superuser, onboarding, legal, producer):
+a warm-up request, one counting queries, then the median of 5 more. Each size runs in a process
+of its own (the settings read the database once). The table gives queries and milliseconds per
+size, the ratio to the smallest size, and flags a row that breaks the target: within 2x of the
+smallest size, under 300 ms at the largest (from 10,000 people), the same number of queries.
+
+Options: ``--sizes 100,10000`` (default 100,10000,50000); ``--reuse`` measures a database kept
+by an earlier ``--keep`` run instead of building it again; ``--keep`` keeps the databases
+(otherwise dropped at the end); ``--roles legal,producer`` measures as these roles only;
+``--save DIR`` writes each size's measures there, and ``--table DIR`` prints the table of those
+saved there, measuring nothing. ``BENCH_SCALE_SERVER`` is the PostgreSQL server
+(``postgres://postgres@127.0.0.1:5432``). Exits 1 when a row is flagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from benchmarks import environment
+
+DEFAULT_SIZES = (100, 10_000, 50_000)
+DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
+PREFIX = "bench_scale_"
+REPEATS = 5
+TARGET_RATIO = 2.0
+TARGET_MS = 300.0
+ROLES = ("superuser", "onboarding", "legal", "producer")
+
+
+# --- The parent: one process per size, then the table -----------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bin/bench scale", description=__doc__)
+    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)))
+    parser.add_argument("--reuse", action="store_true", help="measure kept databases as they are")
+    parser.add_argument("--keep", action="store_true", help="keep the databases at the end")
+    parser.add_argument("--roles", default=",".join(ROLES), help="measure as these roles only")
+    parser.add_argument(
+        "--save", type=Path, help="also write each size's measures to this folder (JSON)"
+    )
+    parser.add_argument(
+        "--table", type=Path, help="measure nothing: print the table of the measures saved here"
+    )
+    args = parser.parse_args(argv)
+    if unknown := set(args.roles.split(",")) - set(ROLES):
+        parser.error(f"unknown roles {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
+    sizes = sorted({int(size.replace("_", "")) for size in args.sizes.split(",")})
+    server = os.environ.get("BENCH_SCALE_SERVER", DEFAULT_SERVER).rstrip("/")
+
+    measured: dict[int, dict[str, Any]] = {}
+    if args.table:
+        for path in sorted(args.table.glob("scale-*.json")):
+            result = json.loads(path.read_text())
+            measured[result["size"]] = result
+        sizes = []
+    try:
+        for size in sizes:
+            url = f"{server}/{PREFIX}{size}"
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                command = [sys.executable, "-m", "benchmarks.scale", "--one", str(size), url]
+                command += [out.name, "--roles", args.roles, *(["--reuse"] if args.reuse else [])]
+                print(f"==> {size} people ({url})", flush=True)
+                subprocess.run(command, check=True)  # noqa: S603 (this interpreter)
+                measured[size] = json.loads(Path(out.name).read_text())
+            if args.save:
+                args.save.mkdir(parents=True, exist_ok=True)
+                (args.save / f"scale-{size}.json").write_text(json.dumps(measured[size]))
+    finally:
+        if not args.keep:
+            for size in sizes:
+                _drop(f"{server}/{PREFIX}{size}")
+    lines, flagged = table(measured)
+    print("\n" + "\n".join(lines))
+    print(f"\n{flagged} rows flagged" if flagged else "\nno row flagged")
+    return 1 if flagged else 0
+
+
+def table(measured: dict[int, dict[str, Any]]) -> tuple[list[str], int]:
+    """The table's lines (one row per page and role, columns per size) and the flagged rows."""
+    sizes = sorted(measured)
+    base, largest = sizes[0], sizes[-1]
+    keys: list[tuple[str, str]] = []
+    values: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for size in sizes:
+        for row in measured[size]["rows"]:
+            key = (row["page"], row["role"])
+            if key not in keys:
+                keys.append(key)
+            values[(*key, size)] = row
+    header = ["page", "role"]
+    for size in sizes:
+        header += [f"q@{size:,}", f"ms@{size:,}"]
+    header += [f"x {size:,}/{base:,}" for size in sizes[1:]] + ["flag"]
+    rows = [header]
+    flagged = 0
+    for page, role in keys:
+        cells = [page, role]
+        found = [values.get((page, role, size)) for size in sizes]
+        for row in found:
+            cells += [str(row["queries"] or "-"), _number(row["ms"])] if row else ["-", "-"]
+        flags = []
+        for size, row in zip(sizes[1:], found[1:], strict=True):
+            ratio = row["ms"] / (found[0]["ms"] or 1e-9) if row and found[0] else None
+            cells.append(f"{ratio:.1f}" if ratio is not None else "-")
+            if ratio is not None and ratio > TARGET_RATIO:
+                flags.append(f">{TARGET_RATIO:.0f}x at {size:,}")
+        last = found[-1]
+        if last and largest >= 10_000 and last["ms"] >= TARGET_MS:
+            flags.append(f">={TARGET_MS:.0f} ms")
+        if len({row["queries"] for row in found if row and row["queries"] is not None}) > 1:
+            flags.append("queries grow")
+        flagged += bool(flags)
+        rows.append([*cells, ", ".join(flags)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]  # fmt: skip
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for size in sizes:
+        built = measured[size].get("built_seconds")
+        lines.append(f"{size:,} people: " + (f"built in {built:.0f} s" if built else "reused"))
+    return lines, flagged
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _admin_url(database_url: str) -> tuple[str, str]:
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if parts.scheme not in ("postgres", "postgresql") or not name.startswith(PREFIX):
+        raise SystemExit(f"bench scale: {database_url!r} is not a PostgreSQL {PREFIX}* database")
+    return urlunsplit(("postgresql", parts.netloc, "/postgres", "", "")), name
+
+
+def _drop(database_url: str) -> None:
+    admin_url, name = _admin_url(database_url)
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _built_size(database_url: str) -> int | None:
+    """The size a kept database was completely built with, or None."""
+    admin_url, name = _admin_url(database_url)
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return None
+    url = urlunsplit(("postgresql", *urlsplit(database_url)[1:]))
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        if not conn.execute("SELECT to_regclass('bench_scale_built')").fetchone()[0]:  # type: ignore[index]
+            return None
+        row = conn.execute("SELECT size FROM bench_scale_built").fetchone()
+        return row[0] if row else None
+
+
+# --- One size, in its own process ------------------------------------------------------------
+
+
+def one(size: int, database_url: str, out: Path, *, reuse: bool, roles: list[str]) -> None:
+    with tempfile.TemporaryDirectory(prefix="portal-bench-scale-") as tmp:
+        from sandbox.servers import free_port
+
+        environment.prepare(Path(tmp), database_url=database_url, port=free_port())
+        built = reuse and _built_size(database_url) == size
+        if not built:
+            admin_url, name = _admin_url(database_url)
+            with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
+
+        import django
+
+        django.setup()
+        # Not a traceback for every page a role may not open.
+        logging.getLogger("django.request").setLevel(logging.ERROR)
+        from django.core.management import call_command
+        from django.db import connection
+
+        result: dict[str, Any] = {"size": size, "built_seconds": None}
+        if not built:
+            from benchmarks import scale_data
+
+            call_command("migrate", verbosity=0)
+            started = time.perf_counter()
+            scale_data.build(size)
+            result["built_seconds"] = time.perf_counter() - started
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE TABLE bench_scale_built (size integer)")
+                cursor.execute("INSERT INTO bench_scale_built VALUES (%s)", [size])
+            print(f"  built in {result['built_seconds']:.0f} s", flush=True)
+        result["rows"] = measure_all(size, roles)
+        out.write_text(json.dumps(result))
+        connection.close()
+
+
+def pages(size: int) -> list[tuple[str, str]]:
+    """The pages measured: (name, URL). The person opened is one with a withdrawal (from 10,000
+    people) and an open invitation."""
+    from django.urls import reverse
+
+    person = max(100, size // 2 // 100 * 100) if size >= 100 else 25
+    return [
+        ("ReferenceCopy changelist", reverse("admin:assets_referencecopy_changelist")),
+        ("/references/ page 1", reverse("references:list")),
+        ("/references/ project filter", reverse("references:list") + "?project=Project+07"),
+        ("consent CSV export (all)", reverse("admin:consent_consentrecord_export_csv")),
+        ("AuditEvent changelist", reverse("admin:audit_auditevent_changelist")),
+        ("/admin/ home", reverse("admin:index")),
+        ("People changelist", reverse("admin:consent_person_changelist")),
+        ("People 'waiting'", reverse("admin:consent_person_changelist") + "?verification=waiting"),
+        ("Asset changelist", reverse("admin:assets_asset_changelist")),
+        ("ConsentRecord changelist", reverse("admin:consent_consentrecord_changelist")),
+        ("Withdrawal changelist", reverse("admin:assets_withdrawal_changelist")),
+        ("invitation changelist", reverse("admin:consent_verificationsession_changelist")),
+        ("person page (timelines)", reverse("admin:consent_person_change", args=[person])),
+        ("consent page (timeline)", reverse("admin:consent_consentrecord_change", args=[person])),
+        (
+            "invitation page (timeline)",
+            reverse("admin:consent_verificationsession_change", args=[person]),
+        ),
+    ]
+
+
+def measure_all(size: int, roles: list[str]) -> list[dict[str, Any]]:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    clients = {}
+    for role in roles:
+        client = Client(SERVER_NAME="127.0.0.1")
+        client.force_login(get_user_model().objects.get(username=f"bench-{role}"))
+        clients[role] = client
+    rows = []
+    for page, url in pages(size):
+        for role, client in clients.items():
+            measured = measure(client, url)
+            if measured is not None:
+                rows.append({"page": page, "role": role, **measured})
+                print(f"  {page} as {role}: {measured['ms']:.0f} ms", flush=True)
+    name = "consent CSV export (all)"
+    exporters = [row["role"] for row in rows if row["page"] == name]
+    if exporters:  # as legal, when legal is measured and may export
+        role = "legal" if "legal" in exporters else exporters[0]
+        rows.append(first_bytes(clients[role], dict(pages(size))[name], role))
+        rows.append(export_memory(clients[role], dict(pages(size))[name], role))
+    rows.append(verify_audit_wall())
+    return rows
+
+
+def measure(client: Any, url: str) -> dict[str, Any] | None:
+    """Queries of one warm request and the median of ``REPEATS`` after it; None when refused.
+
+    A first request warms the caches (content types, permissions), so that the queries counted
+    do not depend on which role opened the page first.
+    """
+    from django.db import connection
+
+    if _get(client, url)[0] != 200:
+        return None
+    executed: list[str] = []
+
+    def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        executed.append(sql)
+        return execute(sql, params, many, context)
+
+    # A wrapper, not CaptureQueriesContext: each request clears DEBUG's query log as it starts.
+    with connection.execute_wrapper(count):
+        _get(client, url)
+    durations = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        _get(client, url)
+        durations.append((time.perf_counter() - started) * 1000)
+    return {"queries": len(executed), "ms": statistics.median(durations), "max_ms": max(durations)}
+
+
+def _get(client: Any, url: str) -> tuple[int, int]:
+    """GET ``url`` and read all of it (a streamed body too): the status and the body's size."""
+    response = client.get(url)
+    if getattr(response, "streaming", False):
+        return response.status_code, sum(len(chunk) for chunk in response.streaming_content)
+    return response.status_code, len(response.content)
+
+
+def first_bytes(client: Any, url: str, role: str) -> dict[str, Any]:
+    """The export's time to its first bytes (median of ``REPEATS``)."""
+    durations = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        response = client.get(url)
+        content: Any = getattr(response, "streaming_content", None) or [response.content]
+        next(iter(content))
+        durations.append((time.perf_counter() - started) * 1000)
+        response.close()
+    ms = statistics.median(durations)
+    return {"page": "consent CSV export: first bytes", "role": role, "queries": None, "ms": ms}
+
+
+def export_memory(client: Any, url: str, role: str) -> dict[str, Any]:
+    """The Python memory the export peaks at while read to its end (tracemalloc), in MB: the
+    row's "ms" column holds it, so that its ratio shows whether it grows with the size."""
+    tracemalloc.start()
+    try:
+        _get(client, url)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    page = "consent CSV export: peak MB (in ms column)"
+    return {"page": page, "role": role, "queries": None, "ms": peak / 2**20}
+
+
+def verify_audit_wall() -> dict[str, Any]:
+    """``manage.py verify_audit``'s work, timed once (wall clock)."""
+    from audit.verification import verify_chain
+
+    started = time.perf_counter()
+    report = verify_chain()
+    ms = (time.perf_counter() - started) * 1000
+    if not report.intact:
+        raise SystemExit(f"bench scale: the audit chain does not verify: {report.problems[:3]}")
+    return {"page": "verify_audit (wall)", "role": "-", "queries": None, "ms": ms}
+
+
+def _child(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale")
+    parser.add_argument("--one", nargs=3, metavar=("SIZE", "DATABASE_URL", "OUT"), required=True)
+    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--roles", default=",".join(ROLES))
+    args = parser.parse_args(argv)
+    size, url, out = args.one
+    one(int(size), url, Path(out), reuse=args.reuse, roles=args.roles.split(","))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])
