@@ -2,7 +2,13 @@
 
 - Nothing of the portal imports ``sandbox``: it is a stand-in, and every flow must work against
   the real upstream with the sandbox switched off (only settings and URLs name it, as strings).
-- ``assets`` never imports ``consent`` services (``consent`` may call ``assets`` services).
+- ``consent`` may call ``verification`` and ``assets`` services; ``assets`` and ``verification``
+  never import ``consent`` services, and ``assets`` never imports ``verification`` services.
+- The outbox (``mail``), ``upstream``, ``audit`` and ``portal``'s helpers serve everyone and
+  import none of the workflow apps' services.
+- Services never import tasks (they send them by name through ``portal.queue``); tasks import
+  services.
+- Nothing but admin modules imports an admin module (evidence and pages build from services).
 - Only ``upstream/`` speaks HTTP (to the upstream).
 - The sandbox's templates are its own app's, not the portal's.
 """
@@ -82,10 +88,46 @@ def test_nothing_of_the_portal_imports_the_sandbox():
     assert offending_imports(portal_modules(), {"sandbox"}) == []
 
 
-def test_assets_never_imports_consent_services():
-    assets = sorted((ROOT / "assets").rglob("*.py"))
+def app_modules(app: str) -> list[Path]:
+    return sorted((ROOT / app).rglob("*.py"))
 
-    assert offending_imports(assets, {"consent.services"}) == []
+
+@pytest.mark.parametrize(
+    ("app", "forbidden"),
+    [
+        ("assets", {"consent.services", "verification.services"}),
+        ("verification", {"consent.services"}),
+        ("mail", {"consent.services", "verification.services", "assets.services"}),
+        ("upstream", {"consent", "verification", "assets", "mail", "audit"}),
+        ("audit", {"consent.services", "verification.services", "assets.services"}),
+    ],
+)
+def test_imports_run_one_way_between_apps(app, forbidden):
+    modules = [path for path in app_modules(app) if "migrations" not in path.parts]
+
+    assert offending_imports(modules, forbidden) == []
+
+
+def is_services(path: Path) -> bool:
+    return path.stem == "services" or "services" in path.parts
+
+
+def test_services_never_import_tasks():
+    services = [path for path in portal_modules() if is_services(path)]
+    tasks = {f"{app}.tasks" for app in ("consent", "verification", "assets", "mail", "portal")}
+
+    assert services and offending_imports(services, tasks) == []
+
+
+def is_admin(path: Path) -> bool:
+    return path.stem.startswith("admin") or "admin" in path.parts
+
+
+def test_only_admin_modules_import_admin_modules():
+    others = [path for path in portal_modules() if not is_admin(path)]
+    admins = {f"{app}.admin" for app in ("consent", "verification", "assets", "mail", "audit")}
+
+    assert offending_imports(others, admins | {"portal.admin_helpers"}) == []
 
 
 def test_only_the_upstream_client_speaks_http():
