@@ -1,49 +1,266 @@
-"""Checking the audit trail's hash chain."""
+"""Checking the audit trail's keyed hash chain, against the chain key and the anchors.
+
+Each event's hash is an HMAC of its content and the previous event's hash (``audit.chain``), so
+without the key nobody can change, insert or remove an event and leave a chain that verifies;
+removing the newest events is revealed by the anchors (``audit.anchors``). The walk streams
+plain tuples in id order (``values_list(...).iterator()``: a server-side cursor on PostgreSQL,
+no model instances), so its pace is set by the database read and one HMAC per event.
+
+By default the walk starts at the newest anchor whose event still has the anchored hash (an
+incremental check); older anchors are checked by a lookup each. ``full=True`` walks from the
+first event.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime
+import hmac
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from django.conf import settings
+from django.db.models import Count, Q
+
+from audit.anchors import Anchor
+from audit.chain import CONTENT_FIELDS, UnknownChainKey, content_of, keyed_hash
 from audit.models import GENESIS_HASH, AuditEvent
+
+CHANGED = "changed"
+REMOVED = "removed"
+INSERTED = "inserted"
+KEY_UNKNOWN = "key unknown"
+# Past this many problems only the count goes on (a chain re-hashed from event k fails at every
+# event after it: the first problems say where).
+MAX_PROBLEMS = 100
+_CHUNK = 5000
+_COLUMNS = ("pk", "hash", *CONTENT_FIELDS)
 
 
 @dataclass(frozen=True)
-class ChainReport:
-    """The outcome of walking the chain from the first event to the last."""
+class Problem:
+    """What broke the chain, and at which event (``event_id`` as the database numbers it)."""
 
-    events: int
-    head: str
-    problems: list[str]
+    kind: str
+    event_id: int
+    occurred_at: datetime.datetime | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class ChainReport:
+    """The outcome of a check: how many events were walked, from which anchor, what broke."""
+
+    events: int = 0
+    head: str = GENESIS_HASH
+    head_id: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    more_problems: int = 0
     anchor_found: bool | None = None
+    anchors_checked: int = 0
+    started_after: Anchor | None = None
 
     @property
     def intact(self) -> bool:
         return not self.problems and self.anchor_found is not False
 
+    def add(self, problem: Problem) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+        else:
+            self.more_problems += 1
 
-def verify_chain(*, anchor: str = "") -> ChainReport:
-    """Recompute every event's hash in order and check that each links to the one before.
 
-    A changed event no longer matches its hash; a removed one breaks its successor's link. The
-    removal of the newest events leaves a shorter, valid chain: legal keeps the reported ``head``
-    (an anchor) and passes it next time, and the check fails when that event is gone.
+def _at(moment: datetime.datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "time unknown"
+
+
+def verify_chain(
+    *, anchor: str = "", anchors: Sequence[Anchor] = (), full: bool = True
+) -> ChainReport:
+    """Check the chain's keyed hashes and links, and that every anchor still holds.
+
+    ``anchor``: a head hash reported earlier; that event must still be in the chain. ``anchors``:
+    heads recorded outside the database (``read_anchors``). ``full=False`` walks only the events
+    after the newest anchor that still holds.
     """
-    problems: list[str] = []
-    expected_previous = GENESIS_HASH
-    count = 0
-    anchor_found = False if anchor else None
-    for event in AuditEvent.objects.order_by("pk").iterator(chunk_size=2000):
-        count += 1
-        if event.previous_hash != expected_previous:
-            problems.append(
-                f"Event #{event.pk} does not follow the event before it: "
-                "an event was removed or reordered before it."
+    report = ChainReport()
+    if anchor:
+        report.anchor_found = AuditEvent.objects.filter(hash=anchor).exists()
+    ordered = sorted(anchors, key=lambda a: a.last_id)
+    start = _newest_holding_anchor(ordered) if not full else None
+    earlier = [a for a in ordered if start is not None and a.last_id <= start.last_id]
+    _check_by_lookup(earlier, report)
+    report.started_after = start
+    _walk(
+        [a for a in ordered if a not in earlier],
+        start,
+        report,
+        keys=settings.AUDIT_CHAIN_KEYS,
+    )
+    return report
+
+
+def _newest_holding_anchor(anchors: Sequence[Anchor]) -> Anchor | None:
+    """The newest anchor whose event still has the anchored hash and verifies under the key."""
+    for candidate in reversed(anchors):
+        row = AuditEvent.objects.filter(pk=candidate.last_id).values_list(*_COLUMNS).first()
+        if row is None or row[1] != candidate.hash:
+            continue
+        try:
+            if keyed_hash(content_of(row[2:])) == candidate.hash:
+                return candidate
+        except UnknownChainKey:
+            continue
+    return None
+
+
+def _check_by_lookup(anchors: Sequence[Anchor], report: ChainReport) -> None:
+    """Anchors before the walk's start: their event has its hash, the count before it holds."""
+    if not anchors:
+        return
+    stored = dict(
+        AuditEvent.objects.filter(pk__in=[a.last_id for a in anchors]).values_list("pk", "hash")
+    )
+    counts = AuditEvent.objects.aggregate(
+        **{f"a{i}": Count("pk", filter=Q(pk__lte=a.last_id)) for i, a in enumerate(anchors)}
+    )
+    for i, a in enumerate(anchors):
+        _check_anchor(a, stored.get(a.last_id), counts[f"a{i}"], None, report)
+
+
+def _check_anchor(
+    anchor: Anchor,
+    stored_hash: str | None,
+    count: int,
+    occurred_at: datetime.datetime | None,
+    report: ChainReport,
+) -> None:
+    report.anchors_checked += 1
+    if stored_hash is None:
+        report.add(
+            Problem(
+                REMOVED,
+                anchor.last_id,
+                None,
+                f"Event #{anchor.last_id} was removed: the anchor of {anchor.at} names it as "
+                f"the head (event {anchor.count}), and it is no longer in the trail.",
             )
-        if event.compute_hash() != event.hash:
-            problems.append(f"Event #{event.pk} ({event.action}) was changed after it was written.")
-        if anchor and event.hash == anchor:
-            anchor_found = True
-        expected_previous = event.hash
-    return ChainReport(
-        events=count, head=expected_previous, problems=problems, anchor_found=anchor_found
+        )
+    elif stored_hash != anchor.hash:
+        report.add(
+            Problem(
+                CHANGED,
+                anchor.last_id,
+                occurred_at,
+                f"Event #{anchor.last_id} ({_at(occurred_at)}) was changed: its hash is not the "
+                f"one the anchor of {anchor.at} recorded.",
+            )
+        )
+    elif count != anchor.count:
+        kind = REMOVED if count < anchor.count else INSERTED
+        report.add(
+            Problem(
+                kind,
+                anchor.last_id,
+                occurred_at,
+                f"Up to event #{anchor.last_id} the trail holds {count} events, the anchor of "
+                f"{anchor.at} counted {anchor.count}: events were {kind} before it.",
+            )
+        )
+
+
+def _walk(
+    anchors: Sequence[Anchor],
+    start: Anchor | None,
+    report: ChainReport,
+    *,
+    keys: dict[str, bytes],
+) -> None:
+    """Stream the events after ``start`` (all without it), checking each hash, link and anchor.
+
+    A link to the event before the previous one means the previous one was slipped in
+    (inserted); a link to anything else, that events between the two were removed.
+    """
+    rows: Iterable[tuple[Any, ...]] = (
+        AuditEvent.objects.filter(pk__gt=start.last_id if start else 0)
+        .order_by("pk")
+        .values_list(*_COLUMNS)
+        .iterator(chunk_size=_CHUNK)
+    )
+    expected = start.hash if start else GENESIS_HASH
+    count = start.count if start else 0
+    pending = list(anchors)
+    prev: tuple[int, datetime.datetime, str] | None = None  # id, time, the hash it followed
+    prev_problem: Problem | None = None
+    for row in rows:
+        pk, stored, occurred_at = row[0], row[1], row[2]
+        content = content_of(row[2:])
+        count += 1
+        problem = _own_problem(pk, occurred_at, content, stored, keys)
+        if content["previous_hash"] != expected:
+            if prev is not None and content["previous_hash"] == prev[2]:
+                prev_problem = Problem(
+                    INSERTED,
+                    prev[0],
+                    prev[1],
+                    f"Event #{prev[0]} ({_at(prev[1])}) was inserted: the event after it "
+                    f"(#{pk}) follows the one before it.",
+                )
+            else:
+                after = f"#{prev[0]}" if prev else "the start of the trail"
+                report.add(
+                    Problem(
+                        REMOVED,
+                        pk,
+                        occurred_at,
+                        f"Event #{pk} ({_at(occurred_at)}) does not follow the event before it "
+                        f"({after}): events between them were removed or reordered.",
+                    )
+                )
+        if prev_problem is not None:
+            report.add(prev_problem)
+        while pending and pending[0].last_id < pk:
+            _check_anchor(pending.pop(0), None, 0, None, report)
+        if pending and pending[0].last_id == pk:
+            _check_anchor(pending.pop(0), stored, count, occurred_at, report)
+        prev, prev_problem, expected = (pk, occurred_at, expected), problem, stored
+        report.head_id = pk
+    if prev_problem is not None:
+        report.add(prev_problem)
+    for anchor in pending:
+        _check_anchor(anchor, None, 0, None, report)
+    report.events = count - (start.count if start else 0)
+    report.head = expected
+
+
+def _own_problem(
+    pk: int,
+    occurred_at: datetime.datetime,
+    content: dict[str, object],
+    stored: str,
+    keys: dict[str, bytes],
+) -> Problem | None:
+    try:
+        computed = keyed_hash(content, keys=keys)
+    except UnknownChainKey:
+        return Problem(
+            KEY_UNKNOWN,
+            pk,
+            occurred_at,
+            f"Event #{pk} ({_at(occurred_at)}) names the chain key '{content['key_id']}', which "
+            "this portal does not hold (AUDIT_CHAIN_KEY, AUDIT_CHAIN_RETIRED_KEYS): it cannot "
+            "be checked.",
+        )
+    if hmac.compare_digest(computed, stored):
+        return None
+    return Problem(
+        CHANGED,
+        pk,
+        occurred_at,
+        f"Event #{pk} ({_at(occurred_at)}, {content['action']}) was changed after it was "
+        "written (or written without the chain key): its hash is not its content's.",
     )
