@@ -51,20 +51,19 @@ def grant_portal_role(role: str) -> list[str]:
     return statements
 
 
-def audit_table_powers(alias: str = "default") -> list[str]:
-    """What the role connected as ``alias`` could do to rewrite the audit trail (PostgreSQL)."""
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT r.rolsuper, pg_has_role(current_user, c.relowner, 'USAGE'),
-                   has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE'),
-                   has_table_privilege(c.oid, 'TRUNCATE'), has_table_privilege(c.oid, 'TRIGGER')
-            FROM pg_class c JOIN pg_roles r ON r.rolname = current_user
-            WHERE c.oid = to_regclass(%s)
-            """,
-            [AuditEvent._meta.db_table],
-        )
-        row = cursor.fetchone()
+def audit_table_powers(cursor: Any) -> list[str]:
+    """What the role of ``cursor``'s connection could do to rewrite the audit trail."""
+    cursor.execute(
+        """
+        SELECT r.rolsuper, pg_has_role(current_user, c.relowner, 'USAGE'),
+               has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE'),
+               has_table_privilege(c.oid, 'TRUNCATE'), has_table_privilege(c.oid, 'TRIGGER')
+        FROM pg_class c JOIN pg_roles r ON r.rolname = current_user
+        WHERE c.oid = to_regclass(%s)
+        """,
+        [AuditEvent._meta.db_table],
+    )
+    row = cursor.fetchone()
     if row is None:
         return []
     names = ("is a superuser", "owns the table", "UPDATE", "DELETE", "TRUNCATE", "TRIGGER")
@@ -78,7 +77,9 @@ def check_portal_role(databases: Any = None, **kwargs: Any) -> list[CheckMessage
     for alias in databases or ():
         if connections[alias].vendor != "postgresql":
             continue
-        if powers := audit_table_powers(alias):
+        with connections[alias].cursor() as cursor:
+            powers = audit_table_powers(cursor)
+        if powers:
             errors.append(
                 Error(
                     f"The database role of '{alias}' could rewrite the audit trail "
