@@ -47,9 +47,11 @@ def current_key_id() -> str:
 
 def content_of(values: Sequence[Any]) -> dict[str, Any]:
     """The hashed content of an event given the values of ``CONTENT_FIELDS`` in that order
-    (``occurred_at`` a datetime, the JSON fields as read back from the database)."""
+    (``occurred_at`` a datetime or its ``isoformat()``, the JSON fields as read back from the
+    database)."""
     content = dict(zip(CONTENT_FIELDS, values, strict=True))
-    content["occurred_at"] = content["occurred_at"].isoformat()
+    if not isinstance(occurred_at := content["occurred_at"], str):
+        content["occurred_at"] = occurred_at.isoformat()
     return content
 
 
