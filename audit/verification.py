@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, Func, Q, TextField
+from django.db.models import F, Func, TextField
 from django.db.models.functions import Cast
 
 from audit.anchors import Anchor
@@ -99,7 +99,7 @@ def verify_chain(
     ordered = sorted(anchors, key=lambda a: a.last_id)
     start = _newest_holding_anchor(ordered) if not full else None
     earlier = [a for a in ordered if start is not None and a.last_id <= start.last_id]
-    _check_by_lookup(earlier, report)
+    _check_by_lookup(earlier, start, report)
     report.started_after = start
     _walk(
         [a for a in ordered if a not in earlier],
@@ -124,18 +124,17 @@ def _newest_holding_anchor(anchors: Sequence[Anchor]) -> Anchor | None:
     return None
 
 
-def _check_by_lookup(anchors: Sequence[Anchor], report: ChainReport) -> None:
-    """Anchors before the walk's start: their event has its hash, the count before it holds."""
+def _check_by_lookup(anchors: Sequence[Anchor], start: Anchor | None, report: ChainReport) -> None:
+    """Anchors up to the walk's start: each event still has its anchored hash, and as many
+    events lead up to the start as its anchor counted (one count: it covers the older ones)."""
     if not anchors:
         return
     stored = dict(
         AuditEvent.objects.filter(pk__in=[a.last_id for a in anchors]).values_list("pk", "hash")
     )
-    counts = AuditEvent.objects.aggregate(
-        **{f"a{i}": Count("pk", filter=Q(pk__lte=a.last_id)) for i, a in enumerate(anchors)}
-    )
-    for i, a in enumerate(anchors):
-        _check_anchor(a, stored.get(a.last_id), counts[f"a{i}"], None, report)
+    for a in anchors:
+        count = AuditEvent.objects.filter(pk__lte=a.last_id).count() if a == start else a.count
+        _check_anchor(a, stored.get(a.last_id), count, None, report)
 
 
 def _check_anchor(

@@ -18,6 +18,10 @@ from audit.models import GENESIS_HASH
 
 _BATCH = 5000
 _UPDATE = "UPDATE audit_auditevent SET previous_hash = %s, hash = %s, key_id = %s WHERE id = %s"
+_UPDATE_MANY = (
+    "UPDATE audit_auditevent AS e SET previous_hash = v.p, hash = v.h, key_id = %s "
+    "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, p, h) WHERE e.id = v.id"
+)
 
 
 def _triggers(schema_editor: Any, *, on: bool) -> None:
@@ -53,7 +57,11 @@ def rekey(apps: Any, schema_editor: Any) -> None:
                 content = content_of([*row[1:-2], previous, key_id])
                 previous = keyed_hash(content)
                 updates.append((content["previous_hash"], previous, key_id, row[0]))
-            cursor.executemany(_UPDATE, updates)
+            if schema_editor.connection.vendor == "postgresql":
+                ids, previous_hashes, hashes = zip(*((u[3], u[0], u[1]) for u in updates))
+                cursor.execute(_UPDATE_MANY, [key_id, list(ids), list(previous_hashes), list(hashes)])
+            else:
+                cursor.executemany(_UPDATE, updates)
             last_id, count = rows[-1][0], count + len(rows)
     _triggers(schema_editor, on=True)
     append_anchor(
