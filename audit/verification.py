@@ -225,7 +225,7 @@ def _walk(
             report.add(prev_problem)
         while pending and pending[0].last_id < pk:
             _check_anchor(pending.pop(0), None, 0, None, report)
-        if pending and pending[0].last_id == pk:
+        while pending and pending[0].last_id == pk:  # anchors of a head that did not move
             _check_anchor(pending.pop(0), stored, count, occurred_at, report)
         prev, prev_problem, expected = (pk, occurred_at, expected), problem, stored
         report.head_id = pk
