@@ -249,10 +249,7 @@ def _rows_after(last_id: int) -> Iterable[tuple[Any, ...]]:
         return events.values_list(*_COLUMNS).iterator(chunk_size=_CHUNK)
     iso = Func(
         F("occurred_at"),
-        template=(
-            "regexp_replace(to_char(%(expressions)s AT TIME ZONE 'UTC', "
-            "'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '\\.000000$', '') || '+00:00'"
-        ),
+        template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')",
         output_field=TextField(),
     )
     as_text = {name: Cast(name, TextField()) for name in _JSON_FIELDS}
@@ -264,16 +261,24 @@ def _rows_after(last_id: int) -> Iterable[tuple[Any, ...]]:
         .values_list(*columns)
         .iterator(chunk_size=_CHUNK)
     )
-    return _parsed([columns.index(f"_{name}") for name in _JSON_FIELDS], rows)
+    return _parsed(
+        columns.index("_occurred_at"), [columns.index(f"_{n}") for n in _JSON_FIELDS], rows
+    )
 
 
-def _parsed(positions: list[int], rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:
+def _parsed(
+    at: int, json_positions: list[int], rows: Iterable[tuple[Any, ...]]
+) -> Iterable[tuple[Any, ...]]:
+    """The rows with their JSON columns parsed and the time as ``isoformat()`` writes it (no
+    ``.000000`` when the microseconds are 0, then the UTC offset)."""
     loads = json.loads
     for row in rows:
         values = list(row)
-        for i in positions:
+        for i in json_positions:
             if values[i] is not None:
                 values[i] = loads(values[i])
+        moment = values[at]
+        values[at] = (moment[:-7] if moment.endswith(".000000") else moment) + "+00:00"
         yield tuple(values)
 
 

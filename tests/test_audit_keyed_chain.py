@@ -4,6 +4,7 @@ migration that keyed existing chains."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import importlib
@@ -231,3 +232,21 @@ def test_the_migration_rekeys_an_unkeyed_chain_keeping_every_row_and_the_old_hea
 def test_beat_anchors_the_chain_at_least_daily(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["anchor-audit-chain"]
     assert entry["task"] == anchor_audit_chain.name and entry["schedule"] <= 24 * 3600
+
+
+def test_an_event_on_a_whole_second_verifies(capsys):
+    """isoformat() leaves out zero microseconds; the check reads times as it writes them."""
+    first = _events(1)[0]
+    event = AuditEvent(
+        occurred_at=datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC),
+        actor_label="system",
+        action="on.the.second",
+        previous_hash=first.hash,
+        key_id="dev",
+        detail={"text": "Zoë 张"},
+    )
+    event.hash = event.compute_hash()
+    event.save()
+    assert event.content()["occurred_at"] == "2026-01-01T12:00:00+00:00"
+    report = verify_chain()
+    assert report.intact and report.events == 2, report.problems
