@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -103,3 +103,15 @@ def test_the_portals_role_appends_events_and_works_on_its_tables(as_role):
     (error,) = check_portal_role(databases=["default"])
     assert error.id == "audit.E001" and "is a superuser" in error.msg
     assert audit_table_powers(as_role.cursor()) == []
+
+
+def test_grant_portal_role_prints_its_sql_and_refuses_a_strange_role_name(capsys):
+    if connection.vendor != "postgresql":
+        unavailable("database roles need PostgreSQL")
+    call_command("grant_portal_role", "portal_app", "--print")
+    sql = capsys.readouterr().out
+    assert 'GRANT SELECT, INSERT ON "audit_auditevent" TO "portal_app";' in sql
+    assert 'GRANT SELECT, INSERT, UPDATE, DELETE ON "consent_person" TO "portal_app";' in sql
+    assert 'UPDATE, DELETE ON "audit_auditevent"' not in sql
+    with pytest.raises(CommandError, match="Not a role name"):
+        call_command("grant_portal_role", 'x"; DROP TABLE consent_person; --')

@@ -20,17 +20,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("role", help="The role the portal connects as (it must exist).")
         parser.add_argument(
-            "--print", action="store_true", help="Print the SQL instead of running it."
+            "--print",
+            action="store_true",
+            dest="print_only",
+            help="Print the SQL instead of running it.",
         )
 
-    def handle(self, *args: Any, role: str, print: bool, **options: Any) -> None:
+    def handle(self, *args: Any, role: str, print_only: bool, **options: Any) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("grant_portal_role is for PostgreSQL (production) only.")
         try:
-            statements = grant_statements(role) if print else grant_portal_role(role)
+            statements = grant_statements(role) if print_only else grant_portal_role(role)
         except ValueError as error:
             raise CommandError(str(error)) from error
-        if print:
+        if print_only:
             self.stdout.write(";\n".join(statements) + ";")
         else:
             self.stdout.write(f"Granted {role} the portal's rights ({len(statements)} statements).")
