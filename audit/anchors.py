@@ -5,7 +5,8 @@ newest ones leaves a shorter chain that still verifies. An anchor (the last even
 hash, the key id, how many events there were, and when) kept where the database's users cannot
 write reveals that: beat appends one to ``AUDIT_ANCHOR_PATH`` (a JSON-lines file opened
 ``O_APPEND``) at least daily and mails it to ``AUDIT_ANCHOR_EMAIL``; ``verify_audit`` checks
-the chain against every anchor in the file.
+the chain against every anchor in the file, and appends a ``verified`` one for the head it
+checked, where its next run starts.
 """
 
 from __future__ import annotations
@@ -35,9 +36,14 @@ class Anchor:
     at: str
     # Set once, by the migration that keyed the chain: the unkeyed SHA-256 head it replaced.
     legacy_hash: str = ""
+    # Written by verify_audit: every event up to this one was checked under the key. The next
+    # check (without --full) starts here.
+    verified: bool = False
 
     def line(self) -> str:
-        return json.dumps({k: v for k, v in asdict(self).items() if v != ""}, sort_keys=True)
+        return json.dumps(
+            {k: v for k, v in asdict(self).items() if v not in ("", False)}, sort_keys=True
+        )
 
 
 def chain_head() -> Anchor | None:

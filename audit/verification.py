@@ -6,9 +6,9 @@ removing the newest events is revealed by the anchors (``audit.anchors``). The w
 plain tuples in id order (``values_list(...).iterator()``: a server-side cursor on PostgreSQL,
 no model instances), so its pace is set by the database read and one HMAC per event.
 
-By default the walk starts at the newest anchor whose event still has the anchored hash (an
-incremental check); older anchors are checked by a lookup each. ``full=True`` walks from the
-first event.
+By default the walk starts at the newest *verified* anchor (one a previous check wrote for the
+head it had walked to) whose event still has the anchored hash: an incremental check. Older
+anchors are checked by a lookup each. ``full=True`` walks from the first event.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class ChainReport:
     events: int = 0
     head: str = GENESIS_HASH
     head_id: int | None = None
+    head_key_id: str = ""
+    # Events from the first to the head (those before the walk's start as its anchor counted).
+    total: int = 0
     problems: list[Problem] = field(default_factory=list)
     more_problems: int = 0
     anchor_found: bool | None = None
@@ -91,13 +94,13 @@ def verify_chain(
 
     ``anchor``: a head hash reported earlier; that event must still be in the chain. ``anchors``:
     heads recorded outside the database (``read_anchors``). ``full=False`` walks only the events
-    after the newest anchor that still holds.
+    after the newest verified anchor that still holds.
     """
     report = ChainReport()
     if anchor:
         report.anchor_found = AuditEvent.objects.filter(hash=anchor).exists()
     ordered = sorted(anchors, key=lambda a: a.last_id)
-    start = _newest_holding_anchor(ordered) if not full else None
+    start = _newest_holding_anchor([a for a in ordered if a.verified]) if not full else None
     earlier = [a for a in ordered if start is not None and a.last_id <= start.last_id]
     _check_by_lookup(earlier, start, report)
     report.started_after = start
@@ -111,7 +114,7 @@ def verify_chain(
 
 
 def _newest_holding_anchor(anchors: Sequence[Anchor]) -> Anchor | None:
-    """The newest anchor whose event still has the anchored hash and verifies under the key."""
+    """The newest of ``anchors`` whose event still has its hash and verifies under the key."""
     for candidate in reversed(anchors):
         row = AuditEvent.objects.filter(pk=candidate.last_id).values_list(*_COLUMNS).first()
         if row is None or row[1] != candidate.hash:
@@ -229,11 +232,13 @@ def _walk(
             _check_anchor(pending.pop(0), stored, count, occurred_at, report)
         prev, prev_problem, expected = (pk, occurred_at, expected), problem, stored
         report.head_id = pk
+        report.head_key_id = content["key_id"]
     if prev_problem is not None:
         report.add(prev_problem)
     for anchor in pending:
         _check_anchor(anchor, None, 0, None, report)
     report.events = count - (start.count if start else 0)
+    report.total = count
     report.head = expected
 
 

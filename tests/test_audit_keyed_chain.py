@@ -110,26 +110,41 @@ def test_an_event_removed_after_an_anchor_is_caught_through_the_anchor_file(caps
     assert f"Event #{events[2].pk} was removed: the anchor of {anchor.at}" in err
 
 
-def test_by_default_verification_starts_at_the_newest_anchor_and_full_walks_everything(capsys):
-    events = _events(3)
+def test_by_default_verification_starts_where_the_last_check_ended(capsys):
+    _events(3)
     write_anchor()
-    write_anchor()  # the head did not move: the same anchor twice
+    write_anchor()  # beat, while the head did not move: the same anchor twice
+    call_command("verify_audit")  # no check before: it walks everything
+    assert "intact: 3 events checked" in capsys.readouterr().out
+    later = _events(2)
+    write_anchor()  # beat anchors the new head; nobody checked those events yet
+    _as_owner("UPDATE audit_auditevent SET action = %s WHERE id = %s", ["x", later[0].pk])
+
+    with pytest.raises(CommandError):
+        call_command("verify_audit")  # from the verified head (#3), not beat's newest anchor
+    err = capsys.readouterr().err
+    assert err.startswith(f"Event #{later[0].pk} (") and "x) was changed" in err
+    assert "3 events" not in err
+
+
+def test_an_event_removed_before_the_last_check_shows_in_its_count_and_full_names_it(capsys):
+    events = _events(3)
+    call_command("verify_audit")
     later = _events(2)
     call_command("verify_audit")
     assert "intact: 2 events after the anchor of" in capsys.readouterr().out
     call_command("verify_audit", "--full")
     assert "intact: 5 events checked" in capsys.readouterr().out
 
-    # An event removed before the anchor: the anchor's count shows it, --full names it.
     _as_owner("DELETE FROM audit_auditevent WHERE id = %s", [events[1].pk])
     with pytest.raises(CommandError):
         call_command("verify_audit")
-    assert "the trail holds 2 events, the anchor of" in capsys.readouterr().err
+    assert f"Up to event #{later[1].pk} the trail holds 4 events" in capsys.readouterr().err
     with pytest.raises(CommandError):
         call_command("verify_audit", "--full")
     err = capsys.readouterr().err
     assert f"Event #{events[2].pk} (" in err and f"before it (#{events[0].pk})" in err
-    assert f"#{later[0].pk}" not in err
+    assert f"Event #{later[0].pk}" not in err
 
 
 def test_an_event_slipped_in_between_two_is_named_as_inserted(capsys):

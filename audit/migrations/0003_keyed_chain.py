@@ -72,6 +72,7 @@ def rekey(apps: Any, schema_editor: Any) -> None:
             count=count,
             at=timezone.now().isoformat(),
             legacy_hash=legacy_head,
+            verified=True,  # hashed just now, under the key, from the first event
         )
     )
 

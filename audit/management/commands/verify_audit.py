@@ -1,5 +1,6 @@
 """``python manage.py verify_audit [--full] [--anchor HASH]``: is the audit trail whole and
-unchanged? Checks the keyed chain against the chain key and every anchor in AUDIT_ANCHOR_PATH."""
+unchanged? Checks the keyed chain against the chain key and every anchor in AUDIT_ANCHOR_PATH,
+then appends a verified anchor there for the head it reached: the next run starts from it."""
 
 from __future__ import annotations
 
@@ -8,17 +9,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
-from audit.anchors import read_anchors
+from audit.anchors import Anchor, append_anchor, read_anchors
 from audit.verification import verify_chain
 
 
 class Command(BaseCommand):
     help = (
         "Check the audit trail's keyed hash chain and its anchors (AUDIT_ANCHOR_PATH), from the "
-        "newest anchor that still holds (--full: from the first event). Exits non-zero and names "
-        "the event when one was changed, inserted, removed or hashed with an unknown key, or when "
-        "the event of a previously reported head (--anchor) is gone."
+        "newest anchor a previous check verified (--full: from the first event). Exits non-zero "
+        "and names the event when one was changed, inserted, removed or hashed with an unknown "
+        "key, or when the event of a previously reported head (--anchor) is gone."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -58,7 +60,18 @@ class Command(BaseCommand):
         )
         if not report.intact or unreadable:
             raise CommandError(f"The audit trail is NOT intact ({summary}).")
+        if report.head_id is not None:
+            append_anchor(
+                Anchor(
+                    last_id=report.head_id,
+                    hash=report.head,
+                    key_id=report.head_key_id,
+                    count=report.total,
+                    at=timezone.now().isoformat(),
+                    verified=True,
+                )
+            )
         self.stdout.write(
             f"The audit trail is intact: {summary}. Head: {report.head} "
-            "(keep it; pass it as --anchor next time)."
+            "(recorded there as verified; the next check starts from it)."
         )
