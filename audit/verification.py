@@ -257,34 +257,33 @@ def _rows_after(last_id: int) -> Iterable[tuple[Any, ...]]:
         template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')",
         output_field=TextField(),
     )
-    as_text = {name: Cast(name, TextField()) for name in _JSON_FIELDS}
-    columns = [
-        f"_{name}" if name in _JSON_FIELDS or name == "occurred_at" else name for name in _COLUMNS
-    ]
+    # One JSON text for the three JSON columns: one parse per event instead of three.
+    json_columns = Cast(Func(*_JSON_FIELDS, function="jsonb_build_array"), TextField())
+    first, last = _COLUMNS.index("occurred_at"), _COLUMNS.index(_JSON_FIELDS[0])
+    columns = [*_COLUMNS[:first], "_at", *_COLUMNS[first + 1 : last], "_json"]
+    columns += _COLUMNS[last + len(_JSON_FIELDS) :]
     rows = (
-        events.annotate(_occurred_at=iso, **{f"_{n}": e for n, e in as_text.items()})
+        events.annotate(_at=iso, _json=json_columns)
         .values_list(*columns)
         .iterator(chunk_size=_CHUNK)
     )
-    return _parsed(
-        columns.index("_occurred_at"), [columns.index(f"_{n}") for n in _JSON_FIELDS], rows
-    )
+    return _parsed(first, last, rows)
 
 
-def _parsed(
-    at: int, json_positions: list[int], rows: Iterable[tuple[Any, ...]]
-) -> Iterable[tuple[Any, ...]]:
-    """The rows with their JSON columns parsed and the time as ``isoformat()`` writes it (no
-    ``.000000`` when the microseconds are 0, then the UTC offset)."""
-    loads = json.loads
+def _parsed(at: int, json_at: int, rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:
+    """The rows as ``_COLUMNS``: the JSON columns parsed, the time as ``isoformat()`` writes it
+    (no ``.000000`` when the microseconds are 0, then the UTC offset)."""
+    decode = json.JSONDecoder().raw_decode
     for row in rows:
-        values = list(row)
-        for i in json_positions:
-            if values[i] is not None:
-                values[i] = loads(values[i])
-        moment = values[at]
-        values[at] = (moment[:-7] if moment.endswith(".000000") else moment) + "+00:00"
-        yield tuple(values)
+        moment = row[at]
+        moment = (moment[:-7] if moment.endswith(".000000") else moment) + "+00:00"
+        yield (
+            *row[:at],
+            moment,
+            *row[at + 1 : json_at],
+            *decode(row[json_at])[0],
+            *row[json_at + 1 :],
+        )
 
 
 def _own_problem(
