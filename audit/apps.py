@@ -7,6 +7,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
-        from audit import context
+        from audit import context, dbroles  # noqa: F401 - dbroles registers its check
 
         context.connect_celery_signals()

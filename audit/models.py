@@ -2,19 +2,21 @@
 
 Each event records who did what to which object, when, with the state before and after, and
 the request or task it came from. Events are never changed or deleted: the ORM refuses, the
-admin offers no way, and database triggers refuse UPDATE and DELETE (migration 0002). Each
-event also stores the SHA-256 of its content chained to the previous event's hash, so
-``manage.py verify_audit`` shows that none was altered or removed from the middle of the chain.
+admin offers no way, and database triggers refuse UPDATE and DELETE (migration 0002); the
+portal's production database role may only SELECT and INSERT (``grant_portal_role``). Each event
+also stores an HMAC-SHA256 of its content chained to the previous event's hash, under a key the
+database never holds (``audit.chain``), so ``manage.py verify_audit`` shows that none was
+altered, inserted or removed, even by whoever owns the table.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
+
+from audit.chain import CONTENT_FIELDS, content_of, keyed_hash
 
 # The hash the first event chains to.
 GENESIS_HASH = "0" * 64
@@ -72,6 +74,9 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=80, blank=True)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(
+        max_length=32, default="", help_text="The id of the chain key that hashed this event."
+    )
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -92,22 +97,8 @@ class AuditEvent(models.Model):
 
     def content(self) -> dict[str, Any]:
         """What the hash covers: every recorded field but the database id and the hash."""
-        return {
-            "occurred_at": self.occurred_at.isoformat(),
-            "actor_id": self.actor_id,
-            "actor_label": self.actor_label,
-            "action": self.action,
-            "object_type": self.object_type,
-            "object_id": self.object_id,
-            "object_repr": self.object_repr,
-            "person_id": self.person_id,
-            "before": self.before,
-            "after": self.after,
-            "detail": self.detail,
-            "request_id": self.request_id,
-            "previous_hash": self.previous_hash,
-        }
+        return content_of([getattr(self, name) for name in CONTENT_FIELDS])
 
     def compute_hash(self) -> str:
-        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        """The keyed hash of this event's content (``UnknownChainKey`` when its key is gone)."""
+        return keyed_hash(self.content())

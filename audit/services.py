@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
+from audit.chain import current_key_id
 from audit.context import current_request_id
 from audit.models import GENESIS_HASH, AuditEvent, object_type_of
 from portal.logredact import mask_file_tokens
@@ -63,6 +64,7 @@ def audit_record(
             detail=_as_json(detail) or {},
             request_id=current_request_id(),
             previous_hash=previous,
+            key_id=current_key_id(),
         )
         event.hash = event.compute_hash()
         event.save()
@@ -121,11 +123,16 @@ def snapshot(obj: models.Model, fields: list[str] | None = None) -> dict[str, An
     return values
 
 
-def _lock_chain_and_read_head() -> str:
+def lock_chain() -> None:
+    """Wait until no other transaction is appending to the chain (until this one ends)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
     # SQLite: the portal opens every transaction IMMEDIATE, which already serialises writers.
+
+
+def _lock_chain_and_read_head() -> str:
+    lock_chain()
     head = AuditEvent.objects.order_by("-pk").values_list("hash", flat=True).first()
     return head or GENESIS_HASH
 

@@ -28,6 +28,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from assets.models import Asset, AssetGroup, ReferenceCopy, Withdrawal
+from audit.chain import current_key_id
 from audit.models import GENESIS_HASH, AuditEvent
 from consent.models import ConsentRecord, ConsentUse, Person
 from verification.models import UpstreamSession, VerificationSession
@@ -187,6 +188,7 @@ def audit_events(
     """The 33 audit events of each person in ``numbers``, chained from ``previous`` as
     ``audit_record`` chains them (the hash is the model's own ``compute_hash``)."""
     onboarding, legal, producer = users["onboarding"], users["legal"], users["producer"]
+    key_id = current_key_id()
     for n in numbers:
         i = n + 1
         at = now + datetime.timedelta(seconds=n)
@@ -237,6 +239,7 @@ def audit_events(
                 detail=detail,
                 request_id=f"bench-{i}",
                 previous_hash=previous,
+                key_id=key_id,
                 **system,
             )
             event.hash = previous = event.compute_hash()

@@ -300,8 +300,9 @@ def collect_evidence(person: Person) -> dict[str, Any]:
         "assets": [_asset(asset, group, scrub) for group in groups for asset in group.assets.all()],
         **{section.key: section.rows(person) for section in SECTIONS},
         "audit_hash": {
-            "algorithm": "SHA-256 of the event's content as JSON: the keys below, sorted, no "
-            "spaces (separators ',' and ':'), non-ASCII characters escaped",
+            "algorithm": "HMAC-SHA256, under the portal's audit chain key named by key_id "
+            "(AUDIT_CHAIN_KEY, held outside the database), of the event's content as JSON: the "
+            "keys below, sorted, no spaces (separators ',' and ':'), non-ASCII characters escaped",
             "covers": list(AuditEvent(occurred_at=timezone.now()).content()),
             "chain": "previous_hash is the hash of the event written just before it, of any "
             "person: `manage.py verify_audit` checks the whole chain",

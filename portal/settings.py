@@ -9,6 +9,7 @@ and the built-in sandbox upstream. Without it (production) it needs the variable
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,6 +42,7 @@ PRODUCTION_REQUIRED = (
     "DATABASE_URL",
     "CELERY_BROKER_URL",
     "EMAIL_URL",
+    "AUDIT_CHAIN_KEY",
 )
 
 # The sandbox accepts any API key and downloads any URL it is given: development only.
@@ -248,6 +250,46 @@ DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Talent Consent Portal <portal@localhost>"
 )
 
+# --- The audit trail (audit/) ------------------------------------------------------------------
+# Each event's hash is an HMAC-SHA256 under a key the database never holds (audit.chain), so
+# whoever can write the audit table still cannot recompute the chain. "<key id>:<secret>"; the
+# key id is stored with every event it hashes. To rotate, move the current key to
+# AUDIT_CHAIN_RETIRED_KEYS (still checked, never used to write) and set a new one.
+_DEV_AUDIT_CHAIN_KEY = "dev:development-only-audit-chain-key-never-use-in-production"
+
+
+def _audit_chain_keys(values: list[str]) -> dict[str, bytes]:
+    keys: dict[str, bytes] = {}
+    for value in values:
+        key_id, _, secret = value.strip().partition(":")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", key_id) or len(secret) < 32:
+            raise ImproperlyConfigured(
+                "AUDIT_CHAIN_KEY and AUDIT_CHAIN_RETIRED_KEYS take '<key id>:<secret>': an id of "
+                "letters, digits, '.', '_' or '-' (at most 32) and a random secret of at least 32 "
+                "characters"
+            )
+        keys[key_id] = secret.encode()
+    return keys
+
+
+_current_audit_key = _audit_chain_keys([env.str("AUDIT_CHAIN_KEY", default=_DEV_AUDIT_CHAIN_KEY)])
+if not DEBUG and _DEV_AUDIT_CHAIN_KEY.partition(":")[2].encode() in _current_audit_key.values():
+    raise ImproperlyConfigured("AUDIT_CHAIN_KEY must not be the development key with DEBUG=false")
+AUDIT_CHAIN_KEY_ID = next(iter(_current_audit_key))
+AUDIT_CHAIN_KEYS = {
+    **_audit_chain_keys(
+        [value for value in env.list("AUDIT_CHAIN_RETIRED_KEYS", default=[]) if value.strip()]
+    ),
+    **_current_audit_key,
+}
+# Beat writes the chain's head (an anchor) to this append-only JSON-lines file, outside the
+# database, and mails it to AUDIT_ANCHOR_EMAIL when set; verify_audit checks every anchor in it.
+AUDIT_ANCHOR_PATH = Path(env.str("AUDIT_ANCHOR_PATH", default=str(VAR_DIR / "audit-anchors.jsonl")))
+AUDIT_ANCHOR_EMAIL = env.list("AUDIT_ANCHOR_EMAIL", default=[])
+AUDIT_ANCHOR_INTERVAL_SECONDS = env.float("AUDIT_ANCHOR_INTERVAL_SECONDS", default=24 * 3600.0)
+if not 0 < AUDIT_ANCHOR_INTERVAL_SECONDS <= 24 * 3600:
+    raise ImproperlyConfigured("AUDIT_ANCHOR_INTERVAL_SECONDS must be at most a day (86400)")
+
 # --- Real-person verification (consent.services) --------------------------------------------
 # How long an invitation link (and its short code) works, and how many upstream sessions a person
 # may start from one invitation (each Start press uses one; see UpstreamSession.attempts).
@@ -354,6 +396,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "assets.tasks.apply_retention",
         "schedule": 24 * 3600.0,
         "options": {"expire_seconds": 3600},
+    },
+    # The audit chain's head, written outside the database (AUDIT_ANCHOR_*).
+    "anchor-audit-chain": {
+        "task": "audit.tasks.anchor_audit_chain",
+        "schedule": AUDIT_ANCHOR_INTERVAL_SECONDS,
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

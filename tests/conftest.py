@@ -85,6 +85,8 @@ def private_files(settings, tmp_path: Path) -> Path:
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.PRIVATE_MEDIA_ROOT = root
+    # The audit chain's anchors too: verify_audit reads every anchor in that file.
+    settings.AUDIT_ANCHOR_PATH = tmp_path / "audit-anchors.jsonl"
     return root
 
 

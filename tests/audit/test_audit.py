@@ -101,7 +101,10 @@ def test_verification_finds_an_event_changed_behind_the_triggers():
     _without_triggers("UPDATE audit_auditevent SET action = %s WHERE id = %s", ["x", second.pk])
     report = verify_chain()
     assert not report.intact
-    assert report.problems == [f"Event #{second.pk} (x) was changed after it was written."]
+    (problem,) = report.problems
+    assert (problem.kind, problem.event_id) == ("changed", second.pk)
+    assert str(problem).startswith(f"Event #{second.pk} (")
+    assert ", x) was changed after it was written" in str(problem)
 
 
 def test_verification_finds_an_event_removed_from_the_middle():
@@ -109,7 +112,9 @@ def test_verification_finds_an_event_removed_from_the_middle():
     _without_triggers("DELETE FROM audit_auditevent WHERE id = %s", [second.pk])
     report = verify_chain()
     assert not report.intact
-    assert f"Event #{third.pk} does not follow the event before it" in report.problems[0]
+    assert f"Event #{third.pk} (" in str(report.problems[0])
+    assert f"does not follow the event before it (#{second.pk - 1})" in str(report.problems[0])
+    assert report.problems[0].kind == "removed"
 
 
 def test_an_anchor_reveals_that_the_newest_events_were_removed():
@@ -123,12 +128,14 @@ def test_an_anchor_reveals_that_the_newest_events_were_removed():
 def test_verify_audit_command_reports_and_exits_non_zero_when_broken(capsys):
     _, second, third = _three_events()
     call_command("verify_audit")
-    assert f"intact: 3 events. Head: {third.hash}" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "intact: 3 events checked" in output and f"Head: {third.hash}" in output
     _without_triggers(
         "UPDATE audit_auditevent SET detail = %s WHERE id = %s", ['{"a":1}', second.pk]
     )
+    call_command("verify_audit")  # by default it starts where the last check ended...
     with pytest.raises(CommandError, match="NOT intact"):
-        call_command("verify_audit")
+        call_command("verify_audit", "--full")  # ...the whole chain shows the change
     assert f"Event #{second.pk}" in capsys.readouterr().err
 
 

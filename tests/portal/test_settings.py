@@ -22,6 +22,7 @@ PRODUCTION_SECRETS = {
     "CELERY_BROKER_URL": "redis://redis.example.com:6379/0",
     "EMAIL_URL": "smtp+tls://portal:secret@smtp.example.com:587",
     "ANYFAST_API_KEY": "sk-production-key",
+    "AUDIT_CHAIN_KEY": "2026a:Qm4Zt8Lw1Kx6Vb3Nr9Hc2Jd7Fs5Gy0Pe8Ua4Ti",
 }
 
 
@@ -94,6 +95,34 @@ def test_production_refuses_a_short_secret_key(tmp_path: Path):
 
     assert result.returncode != 0
     assert "SECRET_KEY must be a random string" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "refusal"),
+    [
+        ("dev:development-only-audit-chain-key-never-use-in-production", "development key"),
+        ("2026a:short", "at least 32"),
+        ("no key id given, only a long secret of many characters", "<key id>:<secret>"),
+    ],
+)
+def test_production_refuses_a_weak_audit_chain_key(tmp_path: Path, key: str, refusal: str):
+    result = _manage(tmp_path, "check", **{**PRODUCTION_SECRETS, "AUDIT_CHAIN_KEY": key})
+
+    assert result.returncode != 0
+    assert "AUDIT_CHAIN_KEY" in result.stderr and refusal in result.stderr
+
+
+def test_audit_chain_keys_rotate_the_current_one_writes_the_retired_ones_verify(tmp_path: Path):
+    values = _settings_with(
+        tmp_path,
+        "AUDIT_CHAIN_KEY_ID",
+        "AUDIT_CHAIN_KEYS",
+        DEBUG="true",
+        AUDIT_CHAIN_KEY="k3:" + "c" * 40,
+        AUDIT_CHAIN_RETIRED_KEYS="k1:" + "a" * 40 + ", k2:" + "b" * 40,
+    )
+    assert values["AUDIT_CHAIN_KEY_ID"] == "k3"
+    assert sorted(dict(values["AUDIT_CHAIN_KEYS"])) == ["k1", "k2", "k3"]  # type: ignore[call-overload]
 
 
 def test_debug_is_off_unless_asked_for(tmp_path: Path):
