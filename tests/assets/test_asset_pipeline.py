@@ -25,6 +25,7 @@ from assets.models import Asset, AssetGroup
 from assets.services import pipeline as asset_pipeline
 from assets.services import withdrawals
 from consent.services import consent_revoke
+from portal import queue as portal_queue
 from sandbox import actions, counters
 from sandbox.demo import demo_group_create
 from sandbox.models import SandboxAsset
@@ -50,10 +51,12 @@ def sent(monkeypatch) -> list[tuple[int, float | None]]:
     """The upload tasks the services send, as ``(asset id, countdown)``, instead of a broker."""
     messages: list[tuple[int, float | None]] = []
 
-    def apply_async(args: tuple[int], countdown: float | None = None, **options: Any) -> None:
-        messages.append((args[0], countdown))
+    def send_task(task_name: str, row_ids: tuple[int, ...], countdown: float | None) -> bool:
+        if task_name == "assets.tasks.submit_asset":
+            messages.append((row_ids[0], countdown))
+        return True  # other tasks (a withdrawal's) are left unsent
 
-    monkeypatch.setattr(tasks.submit_asset, "apply_async", apply_async)
+    monkeypatch.setattr(portal_queue, "send_task", send_task)
     return messages
 
 
@@ -246,11 +249,7 @@ def test_a_file_outside_the_upstreams_limits_fails_with_the_guides_explanation(p
     assert "outside the upstream's limits" in asset.error_explanation
 
 
-def test_a_consent_revoked_after_queueing_stops_the_upload_before_anything_is_sent(
-    pipeline, monkeypatch
-):
-    for task in (tasks.withdraw_item, tasks.notify_producers_of_withdrawal):
-        monkeypatch.setattr(task, "apply_async", lambda *args, **kwargs: None)
+def test_a_consent_revoked_after_queueing_stops_the_upload_before_anything_is_sent(pipeline):
     asset = upload(verified_group())
     consent_revoke(record=asset.consent, actor=None, channel="email", reason="Changed their mind.")
 

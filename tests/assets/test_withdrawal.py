@@ -37,8 +37,9 @@ from assets.services import withdrawals
 from audit.models import AuditEvent
 from consent import services
 from consent.models import ConsentRecord
-from mail import tasks as mail_tasks
+from mail import services as mail_services
 from mail.models import OutboundEmail
+from portal import queue as portal_queue
 from sandbox import actions
 from sandbox.models import SandboxAsset, SandboxGroup
 from sandbox.samples import make_audio, make_image
@@ -61,25 +62,20 @@ Item = WithdrawalItem
 @pytest.fixture
 def sent(monkeypatch) -> dict[str, list[Any]]:
     """The tasks the services send, as ``(id, countdown)``, instead of reaching a broker."""
-    messages: dict[str, list[Any]] = {
-        "submit": [],
-        "withdraw": [],
-        "notify": [],
-        "notice_email": [],
+    names = {
+        "assets.tasks.submit_asset": "submit",
+        "assets.tasks.withdraw_item": "withdraw",
+        "assets.tasks.notify_producers_of_withdrawal": "notify",
+        mail_services.SEND_TASK: "notice_email",
     }
+    messages: dict[str, list[Any]] = {name: [] for name in names.values()}
 
-    def recorder(name: str) -> Any:
-        def apply_async(
-            args: tuple[int], kwargs: Any = None, countdown: float | None = None, **options: Any
-        ) -> None:
-            messages[name].append((args[0], countdown))
+    def send_task(task_name: str, row_ids: tuple[int, ...], countdown: float | None) -> bool:
+        if task_name in names:
+            messages[names[task_name]].append((row_ids[0], countdown))
+        return True
 
-        return apply_async
-
-    monkeypatch.setattr(tasks.submit_asset, "apply_async", recorder("submit"))
-    monkeypatch.setattr(tasks.withdraw_item, "apply_async", recorder("withdraw"))
-    monkeypatch.setattr(tasks.notify_producers_of_withdrawal, "apply_async", recorder("notify"))
-    monkeypatch.setattr(mail_tasks.send_email, "apply_async", recorder("notice_email"))
+    monkeypatch.setattr(portal_queue, "send_task", send_task)
     return messages
 
 
@@ -534,7 +530,7 @@ def test_producers_who_copied_the_references_are_told_once_with_the_list(sent, l
     assert notice.reason == f"The person revoked their consent on {timezone.localdate():%Y-%m-%d}."
     assert [line["reference"] for line in notice.lines()] == [asset.asset_uri]
     assert Withdrawal.objects.get(pk=withdrawal.pk).producers_notified_at is not None
-    email = OutboundEmail.objects.get(notice=notice)
+    email = OutboundEmail.objects.about(notice).get()
     assert email.to == "maya@studio.test" and sent["notice_email"] == [(email.pk, None)]
 
 

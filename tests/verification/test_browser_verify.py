@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from assets.models import AssetGroup
 from mail import tasks as mail_tasks
+from mail.models import OutboundEmail
 from tests.factories import ConsentRecordFactory, PersonFactory, UserFactory
 from tests.verification_helpers import use_sandbox
 from verification import tasks as verification_tasks
@@ -74,7 +75,8 @@ def invite_by_email(queued, language: str = "en") -> tuple[VerificationSession, 
     staff = UserFactory(first_name="Maya", last_name="Lind")
     invitation = invitations.invitation_create(person=person, consent=consent, created_by=staff)
     for (email_id,) in queued.of(mail_tasks.send_email):
-        assert mail_tasks.send_email.apply(args=[email_id]).get() == "sent"
+        mail_tasks.send_email.apply(args=[email_id]).get()
+        assert OutboundEmail.objects.get(pk=email_id).status == "sent"
     (message,) = mail.outbox
     link = re.search(r"https?://\S+/verify/\S+/", message.body)
     assert link is not None and invitation.display_code in message.body

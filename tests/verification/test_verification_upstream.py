@@ -373,12 +373,12 @@ def test_polling_confirms_a_person_who_never_came_back(upstream):
 
 
 def test_polling_takes_due_sessions_oldest_first_within_its_share_of_the_budget(upstream):
-    sessions = [_start() for _ in range(3)]
-    UpstreamSession.objects.filter(pk=sessions[2].pk).update(
+    started = [_start() for _ in range(3)]
+    UpstreamSession.objects.filter(pk=started[2].pk).update(
         next_poll_at=timezone.now() + datetime.timedelta(minutes=5)
     )
     UpstreamSession.objects.update(created_at=timezone.now() - datetime.timedelta(hours=1))
-    UpstreamSession.objects.filter(pk=sessions[1].pk).update(
+    UpstreamSession.objects.filter(pk=started[1].pk).update(
         created_at=timezone.now() - datetime.timedelta(hours=2)
     )
 
@@ -386,10 +386,10 @@ def test_polling_takes_due_sessions_oldest_first_within_its_share_of_the_budget(
         due = list(UpstreamSession.objects.due_for_poll().values_list("pk", flat=True))
         polled = sessions.upstream_session_poll_due(max_sessions=1)
 
-    assert due == [sessions[1].pk, sessions[0].pk]
+    assert due == [started[1].pk, started[0].pk]
     assert polled == 1
     attempts = dict(UpstreamSession.objects.values_list("pk", "attempts"))
-    assert attempts == {sessions[0].pk: 0, sessions[1].pk: 1, sessions[2].pk: 0}
+    assert attempts == {started[0].pk: 0, started[1].pk: 1, started[2].pk: 0}
 
 
 def test_the_default_sweep_stays_within_two_thirds_of_the_result_budget(upstream, settings):
