@@ -8,7 +8,6 @@ import uuid
 from operator import attrgetter
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from assets.media import MediaInfo
 from consent.models import COVERS_FIELDS, ConsentRecord, Person
+from mail.models import emails_about
 from portal.constraints import FieldCheckConstraint
 from portal.private_files import name_mismatch, stored_extension
 
@@ -616,9 +616,7 @@ class ProducerNotice(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 
-    emails = GenericRelation(
-        "mail.OutboundEmail", content_type_field="about_type", object_id_field="about_id"
-    )
+    emails = emails_about()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

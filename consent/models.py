@@ -8,12 +8,12 @@ import secrets
 from typing import Any
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from consent.documents import document_content_type, validate_consent_document
+from mail.models import emails_about
 from portal.constraints import FieldCheckConstraint
 from portal.private_files import stored_extension
 
@@ -296,9 +296,7 @@ class ConsentRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    emails = GenericRelation(
-        "mail.OutboundEmail", content_type_field="about_type", object_id_field="about_id"
-    )
+    emails = emails_about()
     objects = ConsentRecordQuerySet.as_manager()
 
     class Meta:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
@@ -38,6 +38,13 @@ class OutboundEmailQuerySet(models.QuerySet["OutboundEmail"]):
     def due(self, now: Any = None) -> OutboundEmailQuerySet:
         """Queued emails whose next attempt has come."""
         return self.filter(status=EmailStatus.QUEUED, next_attempt_at__lte=now or timezone.now())
+
+
+def emails_about() -> GenericRelation:
+    """The relation a model declares to reach the emails about its rows (``row.emails``)."""
+    return GenericRelation(
+        "mail.OutboundEmail", content_type_field="about_type", object_id_field="about_id"
+    )
 
 
 class OutboundEmail(models.Model):

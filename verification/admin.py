@@ -41,10 +41,6 @@ from verification.admin_views import Outcome, invitation_admin_url
 from verification.models import UpstreamSession, VerificationSession, VerificationStatus
 
 
-def _report(model_admin: admin.ModelAdmin[Any], request: HttpRequest, outcome: Outcome) -> None:
-    model_admin.message_user(request, outcome.message, outcome.level)
-
-
 def short_token(token: str | None) -> str:
     """A BytedToken as staff see it: its last six characters (the whole one is a credential)."""
     return f"…{token[-6:]}" if token else "—"
@@ -147,7 +143,7 @@ class VerificationSessionAdmin(KeepRows, CreatedByAdmin):
         operation: Callable[[HttpRequest, VerificationSession], Outcome],
     ) -> None:
         for invitation in queryset:
-            _report(self, request, operation(request, invitation))
+            operation(request, invitation).report(self, request)
 
     @admin.action(description="Resend the invitation email", permissions=["change"])
     def resend_invitations(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
@@ -200,7 +196,7 @@ class VerificationSessionAdmin(KeepRows, CreatedByAdmin):
                 return refused
             invitation = self._invitation(request, object_id, permission)
             outcome = operation(request, invitation)
-            _report(self, request, outcome)
+            outcome.report(self, request)
             return HttpResponseRedirect(invitation_admin_url(outcome.invitation or invitation))
 
         return view

@@ -71,6 +71,10 @@ class Outcome:
     level: int = messages.SUCCESS
     invitation: VerificationSession | None = None
 
+    def report(self, model_admin: Any, request: HttpRequest) -> None:
+        """Shows the message to the user of ``model_admin``'s page."""
+        model_admin.message_user(request, self.message, self.level)
+
 
 def _refused(subject: object, exc: invitations.VerificationRefused) -> Outcome:
     return Outcome(f"{subject}: {exc}", messages.ERROR)

@@ -16,7 +16,6 @@ import secrets
 import uuid
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -24,6 +23,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from consent.models import ConsentRecord, Language, Person
+from mail.models import emails_about
 from portal.constraints import FieldCheckConstraint
 
 # An invitation's expiry, decided here only: when one made now stops working, and the rule that
@@ -144,9 +144,7 @@ class VerificationSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    emails = GenericRelation(
-        "mail.OutboundEmail", content_type_field="about_type", object_id_field="about_id"
-    )
+    emails = emails_about()
     objects = VerificationSessionQuerySet.as_manager()
 
     class Meta:

@@ -52,12 +52,8 @@ from portal.admin_helpers import (
     status_badge,
 )
 from verification import admin_views
-from verification.admin_views import Outcome, VerificationState, invitation_admin_url
+from verification.admin_views import VerificationState, invitation_admin_url
 from verification.models import VerificationSession
-
-
-def _report(model_admin: admin.ModelAdmin[Any], request: HttpRequest, outcome: Outcome) -> None:
-    model_admin.message_user(request, outcome.message, outcome.level)
 
 
 # Django shows an inline only to users who may view (or change) the inline's own model
@@ -255,7 +251,7 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         """Invite each selected person; with one person, go on to their invitation's QR page."""
         outcomes = [admin_views.invite(request, person) for person in queryset]
         for outcome in outcomes:
-            _report(self, request, outcome)
+            outcome.report(self, request)
         if len(outcomes) == 1 and outcomes[0].invitation is not None:
             return HttpResponseRedirect(invitation_admin_url(outcomes[0].invitation, "qr"))
         return None
@@ -318,7 +314,7 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         if not (self.has_view_permission(request, person) and self.has_invite_permission(request)):
             raise PermissionDenied
         outcome = admin_views.invite(request, person)
-        _report(self, request, outcome)
+        outcome.report(self, request)
         if outcome.invitation is not None:
             return HttpResponseRedirect(invitation_admin_url(outcome.invitation, "qr"))
         return HttpResponseRedirect(reverse("admin:consent_person_change", args=[person.pk]))

@@ -52,11 +52,6 @@ from portal.admin_helpers import (
     PrivateFileAdmin,
     may_view,
 )
-from verification.admin_views import Outcome
-
-
-def _report(model_admin: admin.ModelAdmin[Any], request: HttpRequest, outcome: Outcome) -> None:
-    model_admin.message_user(request, outcome.message, outcome.level)
 
 
 class ConsentUseInline(admin.StackedInline):
