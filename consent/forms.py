@@ -23,7 +23,9 @@ class RejectForm(forms.Form):
 
 
 class RevokeForm(forms.Form):
-    channel = forms.ChoiceField(label="How did the person withdraw?", choices=RevocationChannel)
+    channel = forms.ChoiceField(
+        label="How did the person revoke their consent?", choices=RevocationChannel
+    )
     requested_at = forms.DateTimeField(
         label="When did they ask?",
         required=False,
@@ -38,7 +40,7 @@ class RevokeForm(forms.Form):
     def clean_requested_at(self):
         requested_at = self.cleaned_data["requested_at"]
         if requested_at and requested_at > timezone.now():
-            raise forms.ValidationError("The withdrawal cannot have been asked for in the future.")
+            raise forms.ValidationError("The revocation cannot have been asked for in the future.")
         return requested_at
 
 

@@ -258,14 +258,15 @@ def consent_revoke(
     reason: str,
     requested_at: datetime.datetime | None = None,
 ) -> ConsentRecord:
-    """Record that the person withdrew an approved consent: it ends now, for every use."""
+    """Record that the person revoked an approved consent: it ends now, for every use, and its
+    likeness is withdrawn upstream."""
     if channel not in RevocationChannel.values:
-        raise ConsentTransitionError("Say how the person withdrew consent.")
+        raise ConsentTransitionError("Say how the person revoked their consent.")
     if not reason.strip():
         raise ConsentTransitionError("Record the reason the person gave, or “none given”.")
     now = timezone.now()
     if requested_at is not None and requested_at > now:
-        raise ConsentTransitionError("The withdrawal cannot have been asked for in the future.")
+        raise ConsentTransitionError("The revocation cannot have been asked for in the future.")
     with transaction.atomic():
         revoked = _transition(
             record,

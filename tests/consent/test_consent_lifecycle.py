@@ -135,7 +135,7 @@ def test_revocation_records_who_when_how_and_why(legal):
 @pytest.mark.parametrize(
     ("channel", "reason", "requested_at", "message"),
     [
-        ("", "Changed my mind.", None, "how the person withdrew"),
+        ("", "Changed my mind.", None, "how the person revoked"),
         ("email", "", None, "reason"),
         ("email", "x", timezone.now() + datetime.timedelta(days=1), "future"),
     ],
