@@ -45,14 +45,12 @@ def api(request: HttpRequest, action: str) -> HttpResponse:
     fault = faults.draw_fault(action)
     if fault is not None:
         counters.record_fault(action)
-        if fault in faults.AFTER_HANDLING:
-            pass  # handled below, then its answer is lost
-        elif fault == faults.FAULT_DROP:
+        if fault == faults.FAULT_DROP:
             return faults.drop_connection(request)
         if fault == faults.FAULT_TIMEOUT:
             # Held open, then handled: the client has given up, the work still happens.
             faults.sleep(settings.SANDBOX_TIMEOUT_SECONDS)
-        else:
+        elif fault not in faults.AFTER_HANDLING:  # those are handled, then their answer is lost
             return faults.fault_response(fault)
 
     try:
