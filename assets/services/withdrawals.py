@@ -47,8 +47,9 @@ logger = logging.getLogger(__name__)
 
 
 def asset_withdraw(*, asset: Asset, client: AnyfastClient | None = None, actor: Any = None) -> None:
-    """Delete the asset upstream (DeleteAsset), then mark it ``withdrawn``; its reference stops
-    working. Refused while it is being uploaded: withdraw it once the upload has finished.
+    """Delete the asset upstream (DeleteAsset, proven: an ambiguous or NotFound answer counts
+    only once its group's listing no longer shows it), then mark it ``withdrawn``; its reference
+    stops working. Refused while it is being uploaded: withdraw it once the upload has finished.
     ``actor`` asked (the worker when None)."""
     if asset.status == Asset.Status.WITHDRAWN:
         return
