@@ -75,7 +75,12 @@ def _prove_absent(
     *,
     answer: AmbiguousWrite | AssetNotFound | GroupNotFound,
 ) -> None:
-    """Return if the group's listing no longer shows the asset; raise ``StillListed`` if it does."""
+    """Return if the group's listing no longer shows the asset; raise ``StillListed`` if it does,
+    and ``answer`` itself when the listing cannot prove anything: the group is another key's
+    (the upstream hides another key's assets, so their absence proves nothing)."""
+    owner = group.api_key_fingerprint
+    if owner and owner != upstream.key_fingerprint:
+        raise answer
     if listed_asset(upstream, group, upstream_id) is None:
         return
     said = answer.code or type(answer).__name__

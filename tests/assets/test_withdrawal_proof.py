@@ -24,6 +24,7 @@ from consent import services
 from sandbox.models import SandboxAsset
 from tests.assets.test_asset_pipeline import calls, quick_client, submit, upload, verified_group
 from tests.factories import UserFactory
+from upstream import AssetNotFound
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -249,3 +250,16 @@ def test_a_liveness_assets_status_comes_from_the_group_listing_never_getasset(g1
 
     assert refreshed.status == Asset.Status.FAILED
     assert calls("GetAsset") == gets_before  # listings only
+
+
+def test_staffs_withdraw_does_not_take_another_keys_not_found_as_proof(g10):
+    group = verified_group()
+    asset = active_asset(group)
+    AssetGroup.objects.filter(pk=group.pk).update(api_key_fingerprint="another-key-fp")
+    SandboxAsset.objects.filter(asset_id=asset.upstream_id).delete()  # NotFound for this key
+    asset = Asset.objects.select_related("group").get(pk=asset.pk)
+
+    with pytest.raises(AssetNotFound):
+        withdrawals.asset_withdraw(asset=asset, client=quick_client())
+
+    assert Asset.objects.get(pk=asset.pk).status == Asset.Status.ACTIVE
