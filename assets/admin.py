@@ -97,6 +97,11 @@ def measured(asset: Asset) -> str:
     return ", ".join(parts) or "—"
 
 
+def _to_the_second(moment: Any) -> str:
+    """``moment`` in the portal's time zone, to the second, naming the zone (evidence)."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}" if moment else "—"
+
+
 def _when(moment: Any) -> str:
     return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
 
@@ -644,8 +649,8 @@ class WithdrawalItemInline(StatusColumn, admin.TabularInline):
     model = WithdrawalItem
     extra = 0
     can_delete = False
-    fields = ("deleted", "upstream_id", "status_badge", "outcome", "confirmed_at", "attempts",
-              "last_problem")  # fmt: skip
+    fields = ("deleted", "upstream_id", "status_badge", "outcome", "confirmed_at", "proof",
+              "attempts", "last_problem")  # fmt: skip
     readonly_fields = fields
     ordering = (F("asset").asc(nulls_last=True), "pk")
 
@@ -667,6 +672,23 @@ class WithdrawalItemInline(StatusColumn, admin.TabularInline):
             reverse("admin:assets_asset_change", args=[item.asset.pk]),
             item.asset,
         )
+
+    @admin.display(description="proven by")
+    def proof(self, item: WithdrawalItem) -> str:
+        """How the deletion was proven, when (to the second, with the time zone), and when the
+        portal's first delete left."""
+        sent = ""
+        if item.delete_sent_at:
+            sent = f"First delete sent {_to_the_second(item.delete_sent_at)}."
+        if item.status != WithdrawalItem.Status.CONFIRMED:
+            return sent or "—"
+        if item.proven_by:
+            how = item.get_proven_by_display()
+        elif item.outcome == WithdrawalItem.Outcome.NEVER_UPLOADED:
+            how = "Nothing to prove: never sent upstream"
+        else:
+            how = "Not recorded (confirmed before proofs were recorded)"
+        return format_html("{}, {}. {}", how, _to_the_second(item.confirmed_at), sent)
 
     @admin.display(description="last problem")
     def last_problem(self, item: WithdrawalItem) -> str:

@@ -419,14 +419,25 @@ class WithdrawalItemStatus(models.TextChoices):
 
 
 class WithdrawalOutcome(models.TextChoices):
-    DELETED = "deleted", "Deleted upstream (the upstream answered OK)"
-    ALREADY_GONE = "already_gone", "Already gone (the upstream answered NotFound)"
+    DELETED = "deleted", "Deleted upstream by the portal's DeleteAsset (or DeleteAssetGroup)"
+    ALREADY_GONE = (
+        "already_gone",
+        "Already gone before the portal's first delete (NotFound, and no longer listed)",
+    )
     NEVER_UPLOADED = "never_uploaded", "Never uploaded: nothing was ever sent upstream"
     NOT_FOUND_BY_NAME = (
         "not_found_by_name",
         ("Never reached the upstream: no asset of its Name appeared there"),
     )
     DELETED_WITH_GROUP = "deleted_with_group", "Deleted with its group (DeleteAssetGroup)"
+
+
+class WithdrawalProof(models.TextChoices):
+    """How a confirmed withdrawal item was proven gone upstream."""
+
+    DELETE_ANSWER = "delete_answer", "DeleteAsset answered OK"
+    LISTING = "listing", "ListAssets of its group no longer lists it"
+    GROUP_DELETED = "group_deleted", "DeleteAssetGroup answered (its group is gone)"
 
 
 class WithdrawalItemQuerySet(models.QuerySet["WithdrawalItem"]):
@@ -453,15 +464,18 @@ class WithdrawalItem(models.Model):
     """One upstream deletion of a withdrawal: an asset (DeleteAsset) or a group
     (DeleteAssetGroup, ``asset`` empty), and the upstream's confirmation.
 
-    ``pending`` until the upstream answers OK, or NotFound (gone already: ``already_gone``); a
-    transient error (429, 5xx, timeout) only sets ``next_attempt_at`` later; an error no retry
-    fixes (the key was refused, the group is another key's) makes it ``failed`` until staff
-    retry it. A worker claims it by a conditional UPDATE that moves ``next_attempt_at`` past a
-    lease and counts the attempt; the attempt count is the claim's token.
+    ``pending`` until the upstream answers OK, or, after an ambiguous or NotFound answer, until a
+    listing of its group no longer shows it (``proven_by`` says which); ``already_gone`` only
+    when it was gone before the portal's first delete (``delete_sent_at``); a transient error
+    (429, 5xx, timeout) only sets ``next_attempt_at`` later; an error no retry fixes (the key was
+    refused, the group is another key's) makes it ``failed`` until staff retry it. A worker
+    claims it by a conditional UPDATE that moves ``next_attempt_at`` past a lease and counts the
+    attempt; the attempt count is the claim's token.
     """
 
     Status = WithdrawalItemStatus
     Outcome = WithdrawalOutcome
+    Proof = WithdrawalProof
 
     withdrawal = models.ForeignKey(Withdrawal, on_delete=models.PROTECT, related_name="items")
     asset = models.ForeignKey(
@@ -478,6 +492,26 @@ class WithdrawalItem(models.Model):
         max_length=20, choices=Status.choices, default=WithdrawalItemStatus.PENDING
     )
     outcome = models.CharField(max_length=30, choices=Outcome.choices, blank=True)
+    proven_by = models.CharField(
+        "proven by",
+        max_length=20,
+        choices=WithdrawalProof.choices,
+        blank=True,
+        help_text=(
+            "How the confirmation was proven: the DeleteAsset answer, a listing of the group that "
+            "no longer shows it (after an ambiguous or NotFound answer), or DeleteAssetGroup. "
+            "Empty when nothing ever reached the upstream."
+        ),
+    )
+    delete_sent_at = models.DateTimeField(
+        "first delete sent",
+        null=True,
+        blank=True,
+        help_text=(
+            "When the portal's first DeleteAsset (or DeleteAssetGroup) for it left, recorded "
+            "before sending: a later NotFound is then this deletion's, not 'already gone'."
+        ),
+    )
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # A create whose answer was lost may still land upstream until then: its Name is looked up
@@ -490,7 +524,7 @@ class WithdrawalItem(models.Model):
         "upstream confirmation",
         null=True,
         blank=True,
-        help_text="When the upstream answered the deletion OK or NotFound.",
+        help_text="When the deletion was proven (see 'proven by').",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

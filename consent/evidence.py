@@ -113,8 +113,9 @@ def reference_copies(person: Person) -> Rows:
 @evidence_section("withdrawals", "Withdrawals upstream")
 def withdrawals(person: Person) -> Rows:
     """Each ended consent's withdrawal from the upstream, one row per deletion (an asset, or a
-    group deleted with it) with the upstream's confirmation; a withdrawal with nothing to
-    delete is one row without a deletion."""
+    group deleted with it) with the upstream's confirmation and how it was proven (the
+    DeleteAsset answer, a listing of the group that no longer shows it, or DeleteAssetGroup); a
+    withdrawal with nothing to delete is one row without a deletion."""
     rows: Rows = []
     for withdrawal in (
         Withdrawal.objects.filter(person=person)
@@ -141,6 +142,9 @@ def withdrawals(person: Person) -> Rows:
                 "upstream_id": item.upstream_id,
                 "status": item.status,
                 "outcome": item.outcome,
+                "proven_by": item.proven_by,
+                "proof": item.get_proven_by_display() if item.proven_by else "",
+                "first_delete_sent_at": item.delete_sent_at,
                 "upstream_confirmed_at": item.confirmed_at,
                 "attempts": item.attempts,
                 "last_error": mask_file_tokens(f"{item.last_error_code} {item.last_error}".strip()),

@@ -505,6 +505,12 @@ SANDBOX_FAULT_RATE_502 = env.float("SANDBOX_FAULT_RATE_502", default=0.0)
 SANDBOX_FAULT_RATE_429 = env.float("SANDBOX_FAULT_RATE_429", default=0.0)
 SANDBOX_FAULT_RATE_TIMEOUT = env.float("SANDBOX_FAULT_RATE_TIMEOUT", default=0.0)
 SANDBOX_FAULT_RATE_DROP = env.float("SANDBOX_FAULT_RATE_DROP", default=0.0)
+# Shares of calls that are handled (the write happens) and then answered 500, or never answered:
+# the ambiguous writes of a gateway that lost the upstream's answer.
+SANDBOX_FAULT_RATE_500_AFTER = env.float("SANDBOX_FAULT_RATE_500_AFTER", default=0.0)
+SANDBOX_FAULT_RATE_DROP_AFTER = env.float("SANDBOX_FAULT_RATE_DROP_AFTER", default=0.0)
+# Only these actions get injected faults ("DeleteAsset,CreateAsset"); every action when empty.
+SANDBOX_FAULT_ACTIONS = env.list("SANDBOX_FAULT_ACTIONS", default=[])
 SANDBOX_TIMEOUT_SECONDS = env.float("SANDBOX_TIMEOUT_SECONDS", default=35.0)
 SANDBOX_ENFORCE_RATE_LIMITS = env.bool("SANDBOX_ENFORCE_RATE_LIMITS", default=True)
 # The sandbox enforces the documented budgets on its own, not the portal's ANYFAST_RATE_LIMITS

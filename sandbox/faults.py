@@ -11,7 +11,12 @@ cumulatively, so their sum should stay at or below 1):
 * 429: a rate-limit answer, although the key is within its budget;
 * timeout: the call waits ``SANDBOX_TIMEOUT_SECONDS`` and is *then handled normally*, like a
   gateway that holds a create call open: a client that gave up may find the asset it created;
-* drop: the connection is closed without any answer (``requests`` raises ``ConnectionError``).
+* drop: the connection is closed without any answer (``requests`` raises ``ConnectionError``);
+* 500 after, drop after (``SANDBOX_FAULT_RATE_500_AFTER``, ``_DROP_AFTER``): the call is handled
+  (a delete deletes) and *then* answered 500, or not at all: the ambiguous writes of a gateway
+  that lost the upstream's answer.
+
+``SANDBOX_FAULT_ACTIONS`` ("DeleteAsset,CreateAsset") limits the faults to those actions.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ FAULT_502 = "502"
 FAULT_429 = "429"
 FAULT_TIMEOUT = "timeout"
 FAULT_DROP = "drop"
+FAULT_500_AFTER = "500-after"
+FAULT_DROP_AFTER = "drop-after"
+# The faults whose call is handled first: the client loses the answer of work that was done.
+AFTER_HANDLING = {FAULT_500_AFTER: FAULT_500, FAULT_DROP_AFTER: FAULT_DROP}
 
 _GATEWAY_PAGE = """<html>
 <head><title>502 Bad Gateway</title></head>
@@ -60,14 +69,18 @@ def add_latency() -> float:
     return seconds
 
 
-def draw_fault() -> str | None:
-    """Which fault, if any, this call gets."""
+def draw_fault(action: str = "") -> str | None:
+    """Which fault, if any, this call of ``action`` gets."""
+    if settings.SANDBOX_FAULT_ACTIONS and action not in settings.SANDBOX_FAULT_ACTIONS:
+        return None
     shares = (
         (FAULT_500, settings.SANDBOX_FAULT_RATE_500),
         (FAULT_502, settings.SANDBOX_FAULT_RATE_502),
         (FAULT_429, settings.SANDBOX_FAULT_RATE_429),
         (FAULT_TIMEOUT, settings.SANDBOX_FAULT_RATE_TIMEOUT),
         (FAULT_DROP, settings.SANDBOX_FAULT_RATE_DROP),
+        (FAULT_500_AFTER, settings.SANDBOX_FAULT_RATE_500_AFTER),
+        (FAULT_DROP_AFTER, settings.SANDBOX_FAULT_RATE_DROP_AFTER),
     )
     if not any(share > 0 for _, share in shares):
         return None

@@ -1,7 +1,8 @@
 """The wire protocol: ``POST /sandbox/volc/asset/<Action>``, one dispatch view for every action.
 
 Each call goes through the same steps, in the order a gateway in front of an upstream would:
-count the call → added latency and injected faults → Bearer key (401) → rate limit (429) → JSON
+count the call → added latency and injected faults (those "after" handling answer once the
+action is done) → Bearer key (401) → rate limit (429) → JSON
 body (400) → the action's handler (``sandbox.actions.ACTIONS``).
 """
 
@@ -41,7 +42,7 @@ def api(request: HttpRequest, action: str) -> HttpResponse:
     counters.record_call(action)
 
     delay = faults.add_latency()
-    fault = faults.draw_fault()
+    fault = faults.draw_fault(action)
     if fault is not None:
         counters.record_fault(action)
         if fault == faults.FAULT_DROP:
@@ -49,7 +50,7 @@ def api(request: HttpRequest, action: str) -> HttpResponse:
         if fault == faults.FAULT_TIMEOUT:
             # Held open, then handled: the client has given up, the work still happens.
             faults.sleep(settings.SANDBOX_TIMEOUT_SECONDS)
-        else:
+        elif fault not in faults.AFTER_HANDLING:  # those are handled, then their answer is lost
             return faults.fault_response(fault)
 
     try:
@@ -62,6 +63,11 @@ def api(request: HttpRequest, action: str) -> HttpResponse:
         result = handler(caller, _json_body(request))
     except ApiError as error:
         return error.response()
+    lost = faults.AFTER_HANDLING.get(fault or "")
+    if lost == faults.FAULT_DROP:
+        return faults.drop_connection(request)
+    if lost is not None:
+        return faults.fault_response(lost)
     return JsonResponse(result)
 
 

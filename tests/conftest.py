@@ -141,8 +141,10 @@ def upstream(settings, live_server, tmp_path):
     settings.ANYFAST_RATE_LIMIT_FILE = tmp_path / "rate-limit.sqlite3"
     settings.SANDBOX_ENFORCE_RATE_LIMITS = False
     settings.SANDBOX_LATENCY_MS = 0
-    for fault in ("500", "502", "429", "TIMEOUT", "DROP"):
+    for fault in ("500", "502", "429", "TIMEOUT", "DROP", "500_AFTER", "DROP_AFTER"):
         setattr(settings, f"SANDBOX_FAULT_RATE_{fault}", 0.0)
+    settings.SANDBOX_FAULT_ACTIONS = []
+    settings.SANDBOX_GETASSET_HIDES_LIVENESS = False
     counters.reset()
     return live_server
 

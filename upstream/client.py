@@ -488,8 +488,9 @@ class AnyfastClient:
         return AssetRenamed(id=_str_or(data.get("Id"), asset_id), name=name)
 
     def delete_asset(self, asset_id: str) -> Deleted:
-        """Delete an asset (§4.9). A timeout raises ``AmbiguousWrite``: check with ``get_asset``
-        (``AssetNotFound`` means it is gone) before repeating."""
+        """Delete an asset (§4.9). A timeout or 5xx raises ``AmbiguousWrite``: list its group
+        (``get_assets``; GetAsset cannot see LivenessFace assets, G10) to learn whether it is
+        gone before repeating."""
         # §4.9 DeleteAsset: {"model","Id"} → {"Id","Deleted":true}
         data = self._call("DeleteAsset", {"model": UpstreamAssetType.DEFAULT_MODEL, "Id": asset_id})
         return Deleted(id=_str_or(data.get("Id"), asset_id))

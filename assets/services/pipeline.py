@@ -50,6 +50,7 @@ from assets.services.gate import (
     group_refusals,
     upload_group_for,
 )
+from assets.services.proof import is_liveness
 from assets.services.withdrawals import delete_upstream_audited
 from assets.signing import signed_file_url
 from audit.services import audit_record
@@ -434,9 +435,10 @@ def _upstream_states(
     """Each asset's upstream state (or the error that stopped reading it), by asset pk.
 
     One listing of the group for all of them (``get_assets``: usually one ListAssets call),
-    within the shared rate limits; an asset the listing does not show is asked for on its own
-    (GetAsset, which may see what the listing does not, docs/upstream.md §4.5), so that one the
-    upstream really does not know ends as ``AssetNotFound``.
+    within the shared rate limits; an asset the listing does not show is asked for on its own,
+    so that one the upstream really does not know ends as ``AssetNotFound``: by a listing of the
+    group scoped to its Name for a LivenessFace asset (GetAsset may not see those, and answers
+    NotFound for assets still Active: docs/upstream.md G10), by GetAsset for the others.
     """
     states: dict[int, UpstreamAsset | UpstreamError] = {}
     try:
@@ -449,6 +451,12 @@ def _upstream_states(
         return {asset.pk: error for asset in assets}
     for asset in assets:
         state = listed.get(str(asset.upstream_id))
+        if state is None and is_liveness(group):
+            try:
+                state = _listed_by_name(upstream, group, asset)
+            except UpstreamError as error:
+                states[asset.pk] = error
+                continue
         if state is None:
             try:
                 state = upstream.get_asset(
@@ -462,6 +470,23 @@ def _upstream_states(
                 continue
         states[asset.pk] = state
     return states
+
+
+def _listed_by_name(upstream: AnyfastClient, group: AssetGroup, asset: Asset) -> UpstreamAsset:
+    """The asset as ListAssets of its group, scoped to its Name, shows it; ``AssetNotFound``
+    when it does not (never GetAsset alone: G10)."""
+    upstream_id = str(asset.upstream_id)
+    listed = upstream.iter_assets(
+        group_type=group.group_type, group_ids=[group.group_id], name=asset.upstream_name
+    )
+    for state in listed:
+        if state.id == upstream_id:
+            return state
+    raise AssetNotFound(
+        f"ListAssets of group {group.group_id} does not list {upstream_id}",
+        action="ListAssets",
+        code="NotFound.asset_id",
+    )
 
 
 # What reads an asset's upstream state (a listing of its group, else GetAsset).

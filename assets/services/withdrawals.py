@@ -2,9 +2,10 @@
 
 ``withdrawal_start`` runs in the transaction that ends the consent: queued uploads fail, and one
 ``WithdrawalItem`` per asset and group to delete is made. ``withdrawal_item_process`` deletes
-each upstream and confirms it only with the upstream's proof; ``withdrawals_sweep`` finds items
-whose task was lost or whose worker died. Producers who copied the references are told
-(``notices``).
+each upstream and confirms it only when an independent read proves it (``proof``: the
+DeleteAsset answer, or the group's listing no longer showing the asset), recording how;
+``withdrawals_sweep`` finds items whose task was lost or whose worker died. Producers who copied
+the references are told (``notices``).
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ from assets.models import (
     WithdrawalItem,
     WithdrawalItemStatus,
     WithdrawalOutcome,
+    WithdrawalProof,
     WithdrawalReason,
 )
 from assets.services.common import CLAIM_SLACK, POLL_BATCH, WORKER, retry_delay, settle
 from assets.services.notices import reference_copies_notify_withdrawn
+from assets.services.proof import delete_proven
+from audit.models import AuditEvent
 from audit.services import audit_record
 from consent.models import ConsentRecord, Person
 from portal.queue import enqueue_after_commit
 from upstream import (
     AmbiguousWrite,
     AnyfastClient,
-    AssetNotFound,
     GroupNotFound,
     PermanentUpstreamError,
     TransientUpstreamError,
@@ -50,8 +53,9 @@ logger = logging.getLogger(__name__)
 
 
 def asset_withdraw(*, asset: Asset, client: AnyfastClient | None = None, actor: Any = None) -> None:
-    """Delete the asset upstream (DeleteAsset), then mark it ``withdrawn``; its reference stops
-    working. Refused while it is being uploaded: withdraw it once the upload has finished.
+    """Delete the asset upstream (DeleteAsset, proven: an ambiguous or NotFound answer counts
+    only once its group's listing no longer shows it), then mark it ``withdrawn``; its reference
+    stops working. Refused while it is being uploaded: withdraw it once the upload has finished.
     ``actor`` asked (the worker when None)."""
     if asset.status == Asset.Status.WITHDRAWN:
         return
@@ -89,46 +93,44 @@ def asset_withdraw(*, asset: Asset, client: AnyfastClient | None = None, actor: 
         raise busy
 
 
-def _delete_upstream(upstream: AnyfastClient, upstream_id: str) -> str:
-    """DeleteAsset; an asset the upstream no longer knows is deleted already.
-
-    Returns the ``WithdrawalOutcome``: ``deleted`` (the upstream answered OK) or ``already_gone``
-    (it answered NotFound). A lost answer is settled with GetAsset: gone only if the upstream no
-    longer knows it; otherwise ``AmbiguousWrite`` is raised and the caller tries again later.
-    """
-    try:
-        upstream.delete_asset(upstream_id)
-    except AssetNotFound:
-        return WithdrawalOutcome.ALREADY_GONE
-    except AmbiguousWrite:
-        try:
-            upstream.get_asset(upstream_id)
-        except AssetNotFound:
-            return WithdrawalOutcome.DELETED
-        raise
-    return WithdrawalOutcome.DELETED
-
-
 def delete_upstream_audited(
     upstream: AnyfastClient, upstream_id: str, *, asset: Asset, actor: Any = None
 ) -> dict[str, str]:
-    """``_delete_upstream``, and its outcome for the audit trail; a failure is recorded
-    (``asset.upstream_error``) and raised."""
+    """DeleteAsset, proven (``proof.delete_proven``: an ambiguous or NotFound answer is settled by
+    listing the group), and its outcome for the audit trail; a failure is recorded
+    (``asset.upstream_error``) and raised (``StillListed`` while the listing shows it)."""
+    group = asset.group
     try:
-        outcome = _delete_upstream(upstream, upstream_id)
+        outcome, proven_by = delete_proven(
+            upstream, upstream_id, group=group, sent_before=_delete_sent_before(asset)
+        )
     except UpstreamError as error:
         audit_record(
             action="asset.upstream_error",
             obj=asset,
             actor=actor,
             actor_label="" if actor is not None else WORKER,
-            person_id=asset.group.person_id,
+            person_id=group.person_id,
             detail={"upstream_id": upstream_id, **upstream_outcome("DeleteAsset", error)},
         )
         raise
+    proof = {"outcome": outcome, "proven_by": proven_by}
     if outcome == WithdrawalOutcome.ALREADY_GONE:
-        return {"upstream": "DeleteAsset: not found upstream, deleted already"}
-    return upstream_outcome("DeleteAsset")
+        return {"upstream": "DeleteAsset: not found, and not listed: deleted already", **proof}
+    if proven_by == WithdrawalProof.LISTING:
+        return {"upstream": "DeleteAsset: no clear answer; its group no longer lists it", **proof}
+    return {**upstream_outcome("DeleteAsset"), **proof}
+
+
+def _delete_sent_before(asset: Asset) -> bool:
+    """Whether a DeleteAsset of the portal for ``asset`` was sent before (its answer was lost):
+    a NotFound now is that call's deletion, not one made by someone else."""
+    return (
+        WithdrawalItem.objects.filter(asset=asset, delete_sent_at__isnull=False).exists()
+        or AuditEvent.objects.for_object(asset)
+        .filter(action="asset.upstream_error", detail__upstream__startswith="DeleteAsset failed")
+        .exists()
+    )
 
 
 # --- Withdrawal: a consent ended, its likeness leaves the upstream -----------------------------
@@ -346,7 +348,9 @@ def withdrawal_item_process(*, item_id: int, client: AnyfastClient | None = None
     """Work one withdrawal item: delete its asset (or group) upstream and record the proof.
 
     Does nothing unless the item is pending and due (a group's item: and its assets' items of the
-    same withdrawal have settled). Confirmed when the upstream answers OK or NotFound; a
+    same withdrawal have settled). Confirmed when DeleteAsset answers OK or, after an ambiguous or
+    NotFound answer, once ListAssets of the group no longer lists it (``StillListed`` otherwise:
+    tried again); a
     transient error sets the next attempt (exponential backoff with jitter, for ever); an error
     no retry can fix fails the item, for staff to retry.
     """
@@ -437,12 +441,14 @@ def _withdraw_asset(item: WithdrawalItem, upstream: AnyfastClient) -> None:
             group.group_id, asset.upstream_name, group_type=group.group_type
         )
         upstream_id = found.id if found else None
+    proven_by = ""
     if upstream_id:
-        try:
-            outcome = _delete_upstream(upstream, upstream_id)
-        except GroupNotFound:
-            # The key owns the group (checked above), so its group is gone, and the asset too.
-            outcome = WithdrawalOutcome.ALREADY_GONE
+        # The key owns the group (checked above), so a listing not showing it proves it gone.
+        sent_before = item.delete_sent_at is not None or _delete_sent_before(asset)
+        _mark_delete_sent(item)
+        outcome, proven_by = delete_proven(
+            upstream, upstream_id, group=asset.group, sent_before=sent_before
+        )
     elif asset.attempts:
         settle_after = item.settle_after or now + datetime.timedelta(
             seconds=settings.WITHDRAWAL_CREATE_SETTLE_SECONDS
@@ -458,14 +464,25 @@ def _withdraw_asset(item: WithdrawalItem, upstream: AnyfastClient) -> None:
                 settle_after=settle_after,
             )
             return
-        outcome = WithdrawalOutcome.NOT_FOUND_BY_NAME
+        outcome, proven_by = WithdrawalOutcome.NOT_FOUND_BY_NAME, WithdrawalProof.LISTING
     else:
         outcome = WithdrawalOutcome.NEVER_UPLOADED
-    _confirm_asset_item(item, outcome=outcome, upstream_id=upstream_id or "")
+    _confirm_asset_item(item, outcome=outcome, upstream_id=upstream_id or "", proven_by=proven_by)
 
 
-def _confirm_asset_item(item: WithdrawalItem, *, outcome: str, upstream_id: str) -> None:
-    """Record the upstream's confirmation, and the asset as withdrawn, in one transaction."""
+def _mark_delete_sent(item: WithdrawalItem) -> None:
+    """Record, before it leaves, that the portal's first delete for ``item`` is being sent: a
+    NotFound after a lost answer is then recorded as this deletion, never as 'already gone'."""
+    now = timezone.now()
+    _claimed_item(item).filter(delete_sent_at__isnull=True).update(delete_sent_at=now)
+
+
+def _confirm_asset_item(
+    item: WithdrawalItem, *, outcome: str, upstream_id: str, proven_by: str
+) -> None:
+    """Record the upstream's confirmation, how it was proven (``proven_by``: the DeleteAsset
+    answer, or a listing of the group that no longer shows it), and the asset as withdrawn, in
+    one transaction."""
     now = timezone.now()
     with transaction.atomic():
         # Locked: no claim of the upload pipeline can start on it before this commits.
@@ -480,6 +497,7 @@ def _confirm_asset_item(item: WithdrawalItem, *, outcome: str, upstream_id: str)
         if not _claimed_item(item).update(
             status=WithdrawalItemStatus.CONFIRMED,
             outcome=outcome,
+            proven_by=proven_by,
             confirmed_at=now,
             upstream_id=upstream_id,
             next_attempt_at=None,
@@ -506,6 +524,7 @@ def _confirm_asset_item(item: WithdrawalItem, *, outcome: str, upstream_id: str)
                 "item_id": item.pk,
                 "upstream_id": upstream_id,
                 "outcome": outcome,
+                "proven_by": proven_by,
                 "confirmed_at": now,
                 "attempts": item.attempts,
             },
@@ -518,10 +537,13 @@ def _withdraw_group(item: WithdrawalItem, upstream: AnyfastClient) -> None:
     if mismatch := _key_mismatch(group, upstream):
         _item_fail(item, code="KeyMismatch", message=mismatch, explanation=mismatch)
         return
+    sent_before = item.delete_sent_at is not None
+    _mark_delete_sent(item)
     try:
         upstream.delete_asset_group(group.group_id)
     except GroupNotFound:
-        outcome = WithdrawalOutcome.ALREADY_GONE  # the key owns it (checked): it is gone
+        # The key owns it (checked): it is gone; by our own earlier call if one was sent.
+        outcome = WithdrawalOutcome.DELETED if sent_before else WithdrawalOutcome.ALREADY_GONE
     else:
         outcome = WithdrawalOutcome.DELETED
     # An AmbiguousWrite (no answer) is raised: the next attempt's answer settles it, NotFound
@@ -531,6 +553,7 @@ def _withdraw_group(item: WithdrawalItem, upstream: AnyfastClient) -> None:
         if not _claimed_item(item).update(
             status=WithdrawalItemStatus.CONFIRMED,
             outcome=outcome,
+            proven_by=WithdrawalProof.GROUP_DELETED,
             confirmed_at=now,
             next_attempt_at=None,
             last_error_code="",
@@ -557,6 +580,7 @@ def _withdraw_group(item: WithdrawalItem, upstream: AnyfastClient) -> None:
         ).exclude(status=WithdrawalItemStatus.CONFIRMED).update(
             status=WithdrawalItemStatus.CONFIRMED,
             outcome=WithdrawalOutcome.DELETED_WITH_GROUP,
+            proven_by=WithdrawalProof.GROUP_DELETED,
             confirmed_at=now,
             next_attempt_at=None,
             updated_at=now,

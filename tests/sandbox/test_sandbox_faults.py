@@ -259,6 +259,33 @@ def test_fault_timeout_outlasts_the_clients_read_timeout(live_server, settings):
 
 
 @pytest.mark.django_db
+def test_a_fault_after_handling_does_the_work_then_answers_500(client, settings):
+    settings.SANDBOX_FAULT_RATE_500_AFTER = 1.0
+    settings.SANDBOX_FAULT_ACTIONS = ["CreateVisualValidateSession"]
+
+    answer = call(client, "CreateVisualValidateSession", {"CallbackURL": "https://portal.test/"})
+
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "InternalServiceError"
+    assert SandboxSession.objects.count() == 1  # the write happened all the same
+    # Only the listed actions get faults.
+    assert call(client, "GetAsset", {"Id": "asset-x"}).status_code == 404
+    assert counters.snapshot()["GetAsset"]["faults"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drop_after_handling_does_the_work_and_never_answers(live_server, settings):
+    settings.SANDBOX_FAULT_RATE_DROP_AFTER = 1.0
+    url = f"{live_server.url}{api_path('CreateVisualValidateSession')}"
+    headers = {"Authorization": "Bearer sk-drop-after"}
+
+    with pytest.raises(requests.ConnectionError):
+        requests.post(url, json={"CallbackURL": "https://portal.test/"}, headers=headers, timeout=5)
+
+    assert SandboxSession.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_faults_are_drawn_by_their_shares(settings, monkeypatch):
     settings.SANDBOX_FAULT_RATE_500 = 0.1
     settings.SANDBOX_FAULT_RATE_502 = 0.1
