@@ -352,14 +352,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     # People who complete verification but never reach the callback page (VERIFICATION_*).
     "poll-upstream-verifications": {
-        "task": "consent.tasks.poll_upstream_sessions",
+        "task": "verification.tasks.poll_upstream_sessions",
         "schedule": VERIFICATION_POLL_SWEEP_SECONDS,
         # A sweep that waited in the queue past the next one is dropped, not run late
         # (django-celery-beat's name for Celery's ``expires``).
         "options": {"expire_seconds": max(int(VERIFICATION_POLL_SWEEP_SECONDS), 1)},
     },
     "expire-invitations": {
-        "task": "consent.tasks.expire_invitations",
+        "task": "verification.tasks.expire_invitations",
         "schedule": 600.0,
     },
     "assets-sweep": {

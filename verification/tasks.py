@@ -1,8 +1,8 @@
 """Celery tasks of verification: thin, by id, safe to run twice.
 
 Each loads nothing but an id, calls a service that claims the row with a conditional update, and
-decides only whether to come back later. The task names are those from before the app moved
-(``consent.tasks.*``): they are the wire protocol between releases and beat's schedule.
+decides only whether to come back later. A message of a former name (``consent.tasks.*``)
+still queued at an upgrade is not lost work: the poll sweep finds every pending session.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from verification.services import invitations, sessions
 CONFIRM_MAX_RETRIES = 30
 
 
-@app.task(bind=True, name="consent.tasks.confirm_upstream_session", max_retries=None)
+@app.task(bind=True, name="verification.tasks.confirm_upstream_session", max_retries=None)
 def confirm_upstream_session(self: Any, upstream_session_id: int) -> str:
     """Confirm one upstream session now (a callback asked), then again while its GroupId is
     empty and its token lives. Returns the session's status."""
@@ -32,13 +32,13 @@ def confirm_upstream_session(self: Any, upstream_session_id: int) -> str:
     return session.status
 
 
-@app.task(name="consent.tasks.poll_upstream_sessions")
+@app.task(name="verification.tasks.poll_upstream_sessions")
 def poll_upstream_sessions() -> int:
     """Beat: confirm the pending sessions that are due, oldest first, within the rate budget."""
     return sessions.upstream_session_poll_due()
 
 
-@app.task(name="consent.tasks.expire_invitations")
+@app.task(name="verification.tasks.expire_invitations")
 def expire_invitations() -> int:
     """Beat: end the invitations whose lifetime has passed."""
     return invitations.invitation_expire_overdue()

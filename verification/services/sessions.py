@@ -66,7 +66,7 @@ from verification.services.invitations import (
 
 logger = logging.getLogger(__name__)
 
-CONFIRM_TASK = "consent.tasks.confirm_upstream_session"  # its name from before the move
+CONFIRM_TASK = "verification.tasks.confirm_upstream_session"
 
 # --- Upstream sessions ------------------------------------------------------------------------
 
