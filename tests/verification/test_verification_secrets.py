@@ -4,11 +4,14 @@ attempts limit under simultaneous presses of Start."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client
@@ -16,6 +19,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from portal import roles
+from sandbox.servers import gunicorn
 from tests.factories import UpstreamSessionFactory, UserFactory, VerificationSessionFactory
 from tests.verification_helpers import use_sandbox
 from verification import throttle
@@ -198,6 +202,37 @@ def test_simultaneous_guesses_are_counted_exactly():
 
     assert sorted(statuses) == [404] * throttle.CODE_TRIES + [429] * 20
     assert CodeTries.objects.get(address="203.0.113.9").tries == 30
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_guesses_spread_over_two_gunicorn_workers_share_one_exact_count(tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("the workers share the test's PostgreSQL database")
+    VerificationSessionFactory()
+    db = connection.settings_dict
+    env = {
+        "DEBUG": "true",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+    }
+    with gunicorn(env, workers=2, threads=4) as base_url:
+        browser = requests.Session()
+        form = browser.get(f"{base_url}/verify/", timeout=30).text
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+        assert csrf is not None
+
+        def guess() -> int:
+            data = {"code": "AAAA-AAAA", "csrfmiddlewaretoken": csrf.group(1)}
+            return browser.post(f"{base_url}/verify/", data=data, timeout=30).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda _: guess(), range(30)))
+
+    assert sorted(statuses) == [404] * throttle.CODE_TRIES + [429] * 20
 
 
 # --- Start ---------------------------------------------------------------------------------------
