@@ -190,6 +190,14 @@ class VerificationSession(models.Model):
     def display_code(self) -> str:
         return format_code(self.code)
 
+    # Who may hold the invitation's credentials (its link and code): staff who may change
+    # invitations (mail's admin hides them in the email's body from others).
+    credentials_permission = "verification.change_verificationsession"
+
+    def credentials(self) -> list[str]:
+        """What opens the invitation: its token and its code (as stored and as shown)."""
+        return [self.invitation_token, self.display_code, self.code]
+
     def counted_attempts(self) -> int:
         """Attempts that count against ``VERIFICATION_MAX_ATTEMPTS``: see ``attempts()``."""
         return self.upstream_sessions.attempts().count()

@@ -20,7 +20,12 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from portal import roles
 from sandbox.servers import gunicorn
-from tests.factories import UpstreamSessionFactory, UserFactory, VerificationSessionFactory
+from tests.factories import (
+    OutboundEmailFactory,
+    UpstreamSessionFactory,
+    UserFactory,
+    VerificationSessionFactory,
+)
 from tests.verification_helpers import use_sandbox
 from verification import throttle
 from verification.models import CodeTries, UpstreamSession, VerificationSession
@@ -65,12 +70,17 @@ def test_legal_sees_no_code_token_or_link_on_invitation_person_and_upstream_page
         # As stored before tokens were masked on the way in.
         last_error=f"The specified BytedToken {token} is not found.",
     )
+    link = f"https://portal.test/verify/{invitation.invitation_token}/"
+    email = OutboundEmailFactory(
+        about=invitation, body_text=f"Open {link} or type the code {invitation.display_code}."
+    )
     legal = _legal_client()
     pages = [
         reverse("admin:verification_verificationsession_change", args=[invitation.pk]),
         reverse("admin:consent_person_change", args=[invitation.person_id]),
         reverse("admin:verification_upstreamsession_change", args=[row.pk]),
         reverse("admin:verification_upstreamsession_changelist"),
+        reverse("admin:mail_outboundemail_change", args=[email.pk]),
     ]
 
     for url in pages:
@@ -82,6 +92,19 @@ def test_legal_sees_no_code_token_or_link_on_invitation_person_and_upstream_page
     # What they may see stays: the upstream's words with the token cut short.
     upstream_page = legal.get(pages[2]).content.decode()
     assert f"BytedToken …{token[-6:]} is not found" in upstream_page
+    assert "Open https://portal.test/verify/[hidden]/ or type the code [hidden]." in (
+        legal.get(pages[4]).content.decode()
+    )
+
+
+@pytest.mark.django_db
+def test_staff_who_may_change_invitations_see_the_invitation_email_as_sent(superuser_client):
+    invitation = VerificationSessionFactory()
+    email = OutboundEmailFactory(about=invitation, body_text=f"Code {invitation.display_code}.")
+
+    page = superuser_client.get(reverse("admin:mail_outboundemail_change", args=[email.pk]))
+
+    assert f"Code {invitation.display_code}." in page.content.decode()
 
 
 # --- Callbacks ----------------------------------------------------------------------------------
