@@ -1,8 +1,11 @@
 """The request id every audit event carries, for the current request or Celery task.
 
-A web request takes the id from a trusted proxy's ``X-Request-ID`` header (or makes one) and
-echoes it in the response, so an event can be matched with the proxy's and the server's logs.
-A Celery task uses ``task:<task id>``. Anything else (a management command, a shell) has none.
+A web request gets an id the portal makes (32 hex digits), echoed in the response's
+``X-Request-ID``. An ``X-Request-ID`` the request came with (a proxy's, or anybody's: the
+portal cannot tell) is kept apart, after the portal's, as `` (client <id>)``: only when it looks
+like an id, cut to ``CLIENT_ID_LENGTH`` characters, so that it still matches the proxy's logs but
+never passes for the portal's id or a task's (``task:<task id>``: a Celery task's). Anything
+else (a management command, a shell) has none.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 _request_id: ContextVar[str] = ContextVar("audit_request_id", default="")
-# A proxy's id is kept only when it looks like an id: it ends up in evidence bundles.
-_ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# A client's id is kept only when it looks like an id (it ends up in evidence bundles), and cut
+# so that the whole stays within the 80 characters of an event's request_id.
+CLIENT_ID_LENGTH = 38
+_ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 
 
 def current_request_id() -> str:
@@ -31,14 +36,15 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        own = uuid.uuid4().hex
         offered = request.headers.get("X-Request-ID", "")
-        request_id = offered if _ACCEPTED_ID.match(offered) else uuid.uuid4().hex
-        token = _request_id.set(request_id)
+        client = f" (client {offered[:CLIENT_ID_LENGTH]})" if _ACCEPTED_ID.match(offered) else ""
+        token = _request_id.set(own + client)
         try:
             response = self.get_response(request)
         finally:
             _request_id.reset(token)
-        response["X-Request-ID"] = request_id
+        response["X-Request-ID"] = own
         return response
 
 

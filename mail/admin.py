@@ -15,6 +15,14 @@ from portal.admin_helpers import ReadOnlyAdmin, StatusColumn
 _COLUMNS = ("created_at", "to", "kind", "language", "status_badge", "sent_at", "attempts")
 
 
+def _hidden_credentials(request: HttpRequest, email: OutboundEmail) -> bool:
+    """Whether ``email``'s subject has credentials (``credentials()``, with the permission that
+    may see them, ``credentials_permission``) that the user may not see."""
+    about = email.about
+    permission = getattr(about, "credentials_permission", "")
+    return bool(permission) and not request.user.has_perm(permission)
+
+
 class OutboundEmailInline(StatusColumn, GenericTabularInline):
     """The emails about the row of the page (read-only)."""
 
@@ -43,7 +51,22 @@ class OutboundEmailAdmin(StatusColumn, ReadOnlyAdmin):
     fields = ("kind", "to", "language", "subject", "about_link", "status_badge", "attempts",
               "last_error", "next_attempt_at", "sent_at", "created_by", "created_at",
               "body_text")  # fmt: skip
-    readonly_fields = fields
+    readonly_fields = (*fields, "body_without_credentials")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """The body as sent, unless it carries credentials of its subject (an invitation's link
+        and code) that the user may not hold: then without them."""
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and _hidden_credentials(request, obj):
+            fields[fields.index("body_text")] = "body_without_credentials"
+        return fields
+
+    @admin.display(description="body text")
+    def body_without_credentials(self, email: OutboundEmail) -> str:
+        body = email.body_text
+        for credential in getattr(email.about, "credentials", list)():
+            body = body.replace(credential, "[hidden]")
+        return body
 
     @admin.display(description="about")
     def about_link(self, email: OutboundEmail) -> str:

@@ -9,6 +9,11 @@ class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Portal"
 
+    def ready(self) -> None:
+        from portal.logredact import install_record_masking
+
+        install_record_masking()  # no credential in any log record of this process
+
 
 class PortalAdminConfig(admin_apps.AdminConfig):
     """Django's admin app, with the portal's site as ``admin.site`` (``portal.admin_site``)."""

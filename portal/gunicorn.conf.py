@@ -11,25 +11,27 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from portal.logredact import mask_file_tokens
+from portal.logredact import install_record_masking, mask_secrets
 from portal.settings import VAR_DIR
 
 
 class RedactingLogger(Logger):
-    """gunicorn's logger with the token of signed file links masked in the access log.
+    """gunicorn's logger with credentials masked in the access log (``mask_secrets``).
 
-    The upstream downloads asset files from ``/files/<token>/<name>``; a valid token is a
-    download permission, so every logged value (request line, path, referer, headers) is masked.
+    Signed file links (``/files/<token>/<name>``: the upstream downloads asset files there),
+    invitation links (``/verify/<token>/``), ``code=`` and the callback's ``bytedToken=``: every
+    logged value (request line, path, query, referer, headers) is masked.
     """
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict:
         return {
-            key: mask_file_tokens(value) if isinstance(value, str) else value
+            key: mask_secrets(value) if isinstance(value, str) else value
             for key, value in super().atoms(resp, req, environ, request_time).items()
         }
 
 
 logger_class = RedactingLogger
+install_record_masking()  # gunicorn's own error log too
 # At most 107 bytes for a Unix socket: with a longer PORTAL_VAR_DIR gunicorn runs without one
 # (and logs a warning).
 control_socket = str(VAR_DIR / "gunicorn.ctl")

@@ -11,26 +11,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 
-def client_ip(request: HttpRequest) -> str:
-    """The address that failed logins are counted against.
-
-    ``REMOTE_ADDR``, unless ``TRUSTED_PROXY_COUNT`` proxies stand in front of the web server:
-    then the address the outermost proxy saw, which is that many entries from the right of
-    ``X-Forwarded-For`` (each proxy appends the address it saw; entries further left come from
-    the client, which could write anything there to dodge the throttle).
-    """
-    count = settings.TRUSTED_PROXY_COUNT
-    if count > 0:
-        forwarded = [
-            address.strip()
-            for address in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-            if address.strip()
-        ]
-        if len(forwarded) >= count:
-            return forwarded[-count]
-    return str(request.META.get("REMOTE_ADDR", ""))
-
-
 def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None, credentials: dict[str, Any]
 ) -> HttpResponse:

@@ -587,7 +587,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "portal.login_throttle.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "portal.login_throttle.client_ip"
+AXES_CLIENT_IP_CALLABLE = "portal.client_ip.client_ip"
 # Wrong second-factor codes count as failed logins too (portal.two_factor_views), under the
 # same limits; the codes typed are not kept with the attempts.
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]

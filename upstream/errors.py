@@ -493,6 +493,12 @@ def error_from_response(
     return InvalidRequest(message, **common)
 
 
+def mask_byted_token(text: str, token: str | None) -> str:
+    """``text`` (the upstream's words, an H5 link, callback parameters) with the BytedToken
+    ``token`` cut to its last six characters wherever it appears: the whole one is a credential."""
+    return text.replace(token, f"…{token[-6:]}") if token else text
+
+
 def upstream_outcome(
     call: str, error: UpstreamError | None = None, *, token: str | None = None
 ) -> dict[str, str]:
@@ -503,5 +509,5 @@ def upstream_outcome(
     if error is None:
         return {"upstream": f"{call} ok"}
     code = error.code or type(error).__name__
-    message = error.message.replace(token, f"…{token[-6:]}") if token else error.message
+    message = mask_byted_token(error.message, token)
     return {"upstream": f"{call} failed {code}", "message": message[:500]}

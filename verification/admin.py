@@ -36,6 +36,7 @@ from portal.admin_helpers import (
     StatusColumn,
     post_only,
 )
+from upstream.errors import mask_byted_token
 from verification import admin_views
 from verification.admin_views import Outcome, invitation_admin_url
 from verification.models import UpstreamSession, VerificationSession, VerificationStatus
@@ -46,9 +47,7 @@ def short_token(token: str | None) -> str:
     return f"…{token[-6:]}" if token else "—"
 
 
-def masked(text: str, token: str | None) -> str:
-    """``text`` (an H5 link, callback parameters) with ``token`` shortened wherever it appears."""
-    return text.replace(token, short_token(token)) if token else text
+masked = mask_byted_token  # an H5 link, callback parameters, the upstream's words
 
 
 class UpstreamSessionDisplay:
@@ -66,7 +65,7 @@ class UpstreamSessionDisplay:
 
     @admin.display(description="upstream's words")
     def upstream_words(self, row: UpstreamSession) -> str:
-        words = f"{row.last_error_code} {row.last_error}".strip()
+        words = masked(f"{row.last_error_code} {row.last_error}".strip(), row.byted_token)
         if not words:
             return "—"
         if not row.last_error_explanation:

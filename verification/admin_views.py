@@ -39,6 +39,7 @@ from consent.models import ConsentRecord, Person
 from portal.admin_helpers import badge
 from portal.qr import qr_svg
 from upstream import UpstreamError
+from upstream.errors import mask_byted_token
 from verification.models import (
     OPEN_VERIFICATION_STATUSES,
     UpstreamPurpose,
@@ -262,7 +263,7 @@ def _session_status(row: UpstreamSession) -> dict[str, Any]:
     message = _SESSION_MESSAGES.get(UpstreamStatus(row.status), "")
     finished = row.status in (UpstreamStatus.FAILED, UpstreamStatus.EXPIRED)
     if finished:
-        words = f"{row.last_error_code} {row.last_error}".strip()
+        words = mask_byted_token(f"{row.last_error_code} {row.last_error}".strip(), row.byted_token)
         message = f"{message}: {words}" if words else message
         message += ". Show a new code to try again."
     return {

@@ -201,6 +201,14 @@ class VerificationSession(models.Model):
     def display_code(self) -> str:
         return format_code(self.code)
 
+    # Who may hold the invitation's credentials (its link and code): staff who may change
+    # invitations (mail's admin hides them in the email's body from others).
+    credentials_permission = "verification.change_verificationsession"
+
+    def credentials(self) -> list[str]:
+        """What opens the invitation: its token and its code (as stored and as shown)."""
+        return [self.invitation_token, self.display_code, self.code]
+
     def counted_attempts(self) -> int:
         """Attempts that count against ``VERIFICATION_MAX_ATTEMPTS``: see ``attempts()``."""
         return self.upstream_sessions.attempts().count()
@@ -344,3 +352,20 @@ class UpstreamSession(models.Model):
         """
         value = self.callback_params.get("resultCode", "")
         return value if isinstance(value, str) else ""
+
+
+class CodeTries(models.Model):
+    """Typed invitation codes per client address (``verification.throttle``): one row per
+    address, counted atomically in the database so that every web process shares the count."""
+
+    address = models.CharField(max_length=64, unique=True)
+    window_started_at = models.DateTimeField(db_index=True)
+    tries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "typed-code count"
+        verbose_name_plural = "typed-code counts"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.tries}"

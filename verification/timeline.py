@@ -9,8 +9,10 @@ from django.utils import timezone
 
 from assets.models import AssetGroup
 from mail.models import EmailStatus
+from upstream.errors import mask_byted_token
 from verification.models import (
     UpstreamPurpose,
+    UpstreamSession,
     UpstreamStatus,
     VerificationSession,
     VerificationStatus,
@@ -38,6 +40,12 @@ def _token(value: str | None) -> str:
     return f"BytedToken …{value[-6:]}" if value else ""
 
 
+def _words(session: UpstreamSession) -> str:
+    """The upstream's words on ``session``, a BytedToken they quote cut short."""
+    words = f"{session.last_error_code} {session.last_error}".strip()
+    return mask_byted_token(words, session.byted_token)
+
+
 def invitation_timeline(invitation: VerificationSession) -> list[TimelineEntry]:
     """Everything that happened to ``invitation``, oldest first, derived from its rows.
 
@@ -51,7 +59,9 @@ def invitation_timeline(invitation: VerificationSession) -> list[TimelineEntry]:
         TimelineEntry(
             invitation.created_at,
             "Invited",
-            f"Invitation created{by}; code {invitation.display_code}; valid until "
+            # Not its code: the code opens the invitation, and staff who may not change
+            # invitations see timelines too (the code is on the invitation's panel).
+            f"Invitation created{by}; valid until "
             f"{timezone.localtime(invitation.expires_at):%Y-%m-%d %H:%M}.",
             "grey",
         )
@@ -141,7 +151,7 @@ def invitation_timeline(invitation: VerificationSession) -> list[TimelineEntry]:
                     )
                 )
         elif session.status in (UpstreamStatus.FAILED, UpstreamStatus.EXPIRED):
-            words = f"{session.last_error_code} {session.last_error}".strip()
+            words = _words(session)
             add(
                 TimelineEntry(
                     session.ended_at or session.updated_at,
@@ -158,7 +168,7 @@ def invitation_timeline(invitation: VerificationSession) -> list[TimelineEntry]:
                 TimelineEntry(
                     session.updated_at,
                     "Upstream error while confirming",
-                    f"{session.last_error_code} {session.last_error}".strip(),
+                    _words(session),
                     "amber",
                     session.last_error_explanation,
                 )

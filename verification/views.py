@@ -17,7 +17,6 @@ from uuid import UUID
 from csp.decorators import csp_update
 from django import forms
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -27,7 +26,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from consent.models import django_language, upstream_language
+from portal.client_ip import client_ip
 from portal.qr import qr_svg
+from verification import throttle
 from verification.models import (
     UpstreamSession,
     UpstreamStatus,
@@ -53,9 +54,6 @@ IN_APP_BROWSERS = (
     (" Line/", "LINE"),
 )
 MOBILE_MARKERS = ("Mobi", "Android", "iPhone", "iPad", "iPod")
-# Typed codes: so many wrong tries per address within the window, then a pause.
-CODE_TRIES = 10
-CODE_WINDOW_SECONDS = 600
 
 
 def in_app_browser(user_agent: str) -> str:
@@ -125,25 +123,25 @@ def code_entry(request: HttpRequest) -> HttpResponse:
     form = CodeForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
-        tries_key = f"verify-code-tries:{request.META.get('REMOTE_ADDR', '')}"
-        tries = cache.get(tries_key, 0)
+        address = client_ip(request)
+        allowed = throttle.code_try_take(address=address)
         invitation = None
-        if tries < CODE_TRIES:
+        if allowed:
             invitation = invitations.invitation_find_by_code(
                 code=normalise_code(form.cleaned_data["code"])
             )
         if invitation is not None:
+            throttle.code_try_refund(address=address)
             url = reverse("verify:invitation", args=[invitation.invitation_token])
             return HttpResponseRedirect(f"{url}?lang={language}")
-        cache.set(tries_key, tries + 1, CODE_WINDOW_SECONDS)
         with translation.override(language):
             form.add_error(
                 "code",
-                _("Too many tries. Please wait ten minutes.")
-                if tries >= CODE_TRIES
-                else _("No open invitation has this code. Check it and try again."),
+                _("No open invitation has this code. Check it and try again.")
+                if allowed
+                else _("Too many tries. Please wait ten minutes."),
             )
-        status = 429 if tries >= CODE_TRIES else 404
+        status = 404 if allowed else 429
     return _render(
         request, "verification/code.html", {"form": form}, language=language, status=status
     )

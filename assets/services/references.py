@@ -1,7 +1,8 @@
 """References for producers: every copy of an ``asset://`` reference is a ledger row first.
 
 ``reference_copy_create`` checks each asset is still usable for the project, writes a
-``ReferenceCopy`` and its audit event, and only then returns the text to copy.
+``ReferenceCopy`` and its audit event, and only then returns the text to copy. Every refusal is
+audited too, and worded without the reference or the person.
 """
 
 from __future__ import annotations
@@ -79,40 +80,73 @@ def reference_copy_create(
             .prefetch_related("consent__uses")
         )
         by_pk = {asset.pk: asset for asset in usable}
+        refusal: ReferenceNotUsable | None = None
+        copies: list[ReferenceCopy] = []
         if unusable := [pk for pk in ids if pk not in by_pk]:
-            raise ReferenceNotUsable(
-                [_not_usable_reason(pk, locked.get(pk)) for pk in unusable], asset_ids=unusable
+            # Audited and committed, then raised: the refusal stays on record.
+            refusal = _refuse(
+                user=user, asset_ids=unusable, locked=locked, project=project, kind=kind
             )
-        assets = [by_pk[pk] for pk in ids]
-        problems = [problem for asset in assets for problem in _project_problems(asset, project)]
-        if kind == ReferenceCopyKind.CONTENT_ARRAY:
-            problems += seedance.selection_problems(asset.kind for asset in assets)
-        if problems:
-            raise ValidationError(problems)
-        copies = []
-        for asset in assets:
-            copy = ReferenceCopy.objects.create(
-                user=user,
-                asset=asset,
-                reference=asset.asset_uri,
-                project=project,
-                kind=kind,
-                request_id=current_request_id(),
-            )
-            audit_record(
-                action="reference.copied",
-                obj=copy,
-                actor=user,
-                person_id=asset.group.person_id,
-                detail={
-                    "asset": asset.pk,
-                    "reference": copy.reference,
-                    "project": project,
-                    "copied_as": kind,
-                },
-            )
-            copies.append(copy)
+        else:
+            assets = [by_pk[pk] for pk in ids]
+            copies = _record_copies(user=user, assets=assets, project=project, kind=kind)
+    if refusal is not None:
+        raise refusal
     return CopiedReferences(text=_copied_text(kind, assets), copies=copies)
+
+
+def _refuse(
+    *, user: Any, asset_ids: list[int], locked: dict[int, Asset], project: str, kind: str
+) -> ReferenceNotUsable:
+    """The refusal of a copy, each refused asset audited (``reference.refused``). Its messages
+    name an asset by its number only: neither its reference nor its person, which a producer
+    may no longer see."""
+    reasons = [_not_usable_reason(pk, locked.get(pk)) for pk in asset_ids]
+    for pk, reason in zip(asset_ids, reasons, strict=True):
+        asset = locked.get(pk)
+        audit_record(
+            action="reference.refused",
+            obj=asset,
+            actor=user,
+            person_id=asset.group.person_id if asset is not None else None,
+            detail={"asset": pk, "project": project, "copied_as": kind, "why": reason},
+        )
+    return ReferenceNotUsable(reasons, asset_ids=asset_ids)
+
+
+def _record_copies(
+    *, user: Any, assets: list[Asset], project: str, kind: str
+) -> list[ReferenceCopy]:
+    """One ``ReferenceCopy`` and its audit event per asset, once the project is checked."""
+    problems = [problem for asset in assets for problem in _project_problems(asset, project)]
+    if kind == ReferenceCopyKind.CONTENT_ARRAY:
+        problems += seedance.selection_problems(asset.kind for asset in assets)
+    if problems:
+        raise ValidationError(problems)
+    copies = []
+    for asset in assets:
+        copy = ReferenceCopy.objects.create(
+            user=user,
+            asset=asset,
+            reference=asset.asset_uri,
+            project=project,
+            kind=kind,
+            request_id=current_request_id(),
+        )
+        audit_record(
+            action="reference.copied",
+            obj=copy,
+            actor=user,
+            person_id=asset.group.person_id,
+            detail={
+                "asset": asset.pk,
+                "reference": copy.reference,
+                "project": project,
+                "copied_as": kind,
+            },
+        )
+        copies.append(copy)
+    return copies
 
 
 def _lock_for_copy(ids: list[int]) -> dict[int, Asset]:
@@ -149,11 +183,11 @@ def _producer_label(asset: Asset) -> str:
 
 
 def _not_usable_reason(asset_id: int, asset: Asset | None) -> str:
-    """Why producers may no longer reference an asset, in their words (no legal name, no
-    consent details beyond its state)."""
+    """Why producers may no longer reference an asset, in their words: named by its number
+    (neither its reference nor its person's name), no consent details beyond its state."""
     if asset is None:
         return f"Asset #{asset_id} does not exist."
-    label = _producer_label(asset)
+    label = f"Asset #{asset_id}"
     consent = asset.consent
     today = timezone.localdate()
     if asset.status != Asset.Status.ACTIVE:

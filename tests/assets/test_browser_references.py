@@ -188,7 +188,8 @@ def test_producer_copies_a_reference_an_item_and_an_array_and_each_copy_is_recor
     )
     _row(page, grace).locator("[data-project]").select_option(PROJECT)
     _row(page, grace).get_by_role("button", name="Copy reference").click()
-    expect(status).to_contain_text("(Grace, image) can no longer be used")
+    expect(status).to_contain_text(f"Asset #{grace.pk} can no longer be used: its consent is")
+    expect(status).not_to_contain_text("Grace")  # nor the reference: the row says which
     expect(_row(page, grace)).to_have_class("ref-unusable")
     assert not ReferenceCopy.objects.filter(asset=grace).exists()
     assert _clipboard(page) != grace.asset_uri

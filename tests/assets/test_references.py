@@ -174,9 +174,27 @@ def test_copy_refusal_says_why_in_producers_words(producer_client: Client):
     error = copy(producer_client, [asset]).json()["error"]
 
     assert error == (
-        f"{asset.asset_uri} (Ada, image) can no longer be used: its consent is revoked. "
-        "Reload the page."
+        f"Asset #{asset.pk} can no longer be used: its consent is revoked. Reload the page."
     )
+
+
+@pytest.mark.parametrize("why", EXCLUSIONS)
+def test_a_refused_copy_names_no_reference_nor_person_and_is_audited(
+    why, producer, producer_client: Client
+):
+    asset = unusable_asset(why)
+    person = asset.group.person
+
+    response = copy(producer_client, [asset])
+
+    assert response.status_code == 409
+    body = response.content.decode()
+    assert "asset://" not in body and (not asset.upstream_id or asset.upstream_id not in body)
+    for name in (person.legal_name, person.display_name):
+        assert not name or name not in body
+    event = AuditEvent.objects.get(action="reference.refused")
+    assert event.actor_id == producer.pk and event.person_id == person.pk
+    assert event.detail["asset"] == asset.pk and event.detail["project"] == PROJECT
 
 
 def test_an_asset_leaves_the_page_the_day_its_consent_ends(producer, client: Client):

@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.test import RequestFactory
 
-from audit.context import RequestIdMiddleware, _task_finished, _task_started
+from audit.context import CLIENT_ID_LENGTH, RequestIdMiddleware, _task_finished, _task_started
 from audit.models import GENESIS_HASH, AppendOnlyError, AuditEvent
 from audit.services import audit_record, snapshot
 from audit.verification import verify_chain
@@ -139,7 +139,7 @@ def test_verify_audit_command_reports_and_exits_non_zero_when_broken(capsys):
     assert f"Event #{second.pk}" in capsys.readouterr().err
 
 
-def test_events_carry_the_request_id_of_the_request_that_caused_them():
+def _record_through_the_middleware(**headers: str) -> tuple[str, AuditEvent]:
     person = PersonFactory()
 
     def view(request):
@@ -148,16 +148,32 @@ def test_events_carry_the_request_id_of_the_request_that_caused_them():
 
         return HttpResponse("ok")
 
-    middleware = RequestIdMiddleware(view)
-    response = middleware(RequestFactory().get("/", HTTP_X_REQUEST_ID="proxy-abc.123"))
-    assert response["X-Request-ID"] == "proxy-abc.123"
-    response = middleware(RequestFactory().get("/", HTTP_X_REQUEST_ID="<script>"))
-    generated = response["X-Request-ID"]
-    assert len(generated) == 32 and generated != "<script>"
-    assert list(AuditEvent.objects.order_by("pk").values_list("request_id", flat=True)) == [
-        "proxy-abc.123",
-        generated,
-    ]
+    response = RequestIdMiddleware(view)(RequestFactory().get("/", **headers))
+    return response["X-Request-ID"], AuditEvent.objects.order_by("pk").last()
+
+
+def test_events_carry_the_request_id_the_portal_made_for_the_request():
+    returned, event = _record_through_the_middleware()
+
+    assert len(returned) == 32 and int(returned, 16) >= 0
+    assert event.request_id == returned
+
+
+def test_a_clients_request_id_is_kept_apart_from_the_portals_and_bounded():
+    forged = "task:" + "f" * 70
+    returned, event = _record_through_the_middleware(HTTP_X_REQUEST_ID=forged)
+
+    assert returned != forged and len(returned) == 32
+    assert event.request_id.startswith(returned)  # the portal's id, never the client's
+    assert event.request_id == f"{returned} (client {forged[:CLIENT_ID_LENGTH]})"
+    assert len(event.request_id) <= 80
+    assert not AuditEvent.objects.filter(request_id__startswith="task:").exists()
+
+
+def test_a_request_id_that_does_not_look_like_one_is_dropped():
+    returned, event = _record_through_the_middleware(HTTP_X_REQUEST_ID="<script>")
+
+    assert event.request_id == returned and "<script>" not in event.request_id
 
 
 def test_events_written_by_a_task_carry_its_task_id():

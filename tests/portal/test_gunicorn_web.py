@@ -1,7 +1,8 @@
 """The Procfile's web process (gunicorn with portal/gunicorn.conf.py), as it runs.
 
-It masks the token of signed file links in its access log, answers an oversized upload with 413
-before the body arrives, and keeps its control socket in the portal's var folder.
+It masks credentials (signed file links, invitation links, codes, bytedToken) in its logs,
+answers an oversized upload with 413 before the body arrives, and keeps its control socket in
+the portal's var folder.
 """
 
 from __future__ import annotations
@@ -106,6 +107,24 @@ def test_the_access_log_masks_the_token_of_signed_file_links(web: WebProcess):
     assert '"GET /files/***/portrait.jpg HTTP/1.1" 404' in access_log[1]
     assert '"GET /healthz HTTP/1.1"' in access_log[2]
     assert '"/files/***/portrait.jpg"' in access_log[2]  # the referer
+
+
+def test_the_logs_carry_no_invitation_link_code_or_bytedtoken(web: WebProcess):
+    invitation = "q3Vx-Ew2bJ0yZ_Tn8f0aGQe1rXc4nU7oKpLs9dHmAiw"
+    token, code = "20261203090000ABCDEF0123456789AB", "6AM3-ATNV"
+    callback = "/verify/callback/5f0c7a51-7a0b-4b1e-9a55-000000000000/"
+    requests.get(f"{web.base_url}/verify/{invitation}/", timeout=10)
+    requests.get(f"{web.base_url}{callback}?bytedToken={token}&resultCode=10000", timeout=10)
+    requests.get(f"{web.base_url}/verify/?code={code}", timeout=10)
+    referer = f"{web.base_url}/verify/{invitation}/?bytedToken={token}"
+    requests.get(f"{web.base_url}/healthz", headers={"Referer": referer}, timeout=10)
+
+    output = web.stop()
+
+    for secret in (invitation, token, code):
+        assert secret not in output  # the access log, Django's warnings and errors
+    assert '"GET /verify/***/ HTTP/1.1"' in output
+    assert f'"GET {callback}?bytedToken=***&resultCode=10000 HTTP/1.1"' in output
 
 
 def test_an_oversized_anonymous_upload_is_refused_before_its_body_is_sent(web: WebProcess):

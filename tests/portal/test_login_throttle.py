@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
-from portal.login_throttle import client_ip
+from portal.client_ip import client_ip
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -290,7 +290,8 @@ def test_the_timeline_tells_emails_cancellation_and_reissue_in_order(queued, set
         "Cancelled",
         "Reissued",
     ]
-    assert entries[0].detail.startswith("Invitation created by maya; code ")
+    assert entries[0].detail.startswith("Invitation created by maya; valid until ")
+    assert old.display_code not in entries[0].detail  # the code is no timeline's
     assert entries[2].tone == "red" and "550" in entries[2].detail
     assert "resend" in entries[2].explanation
     assert entries[3].detail == "Invitation cancelled by maya."

@@ -14,12 +14,14 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from assets.services.gate import asset_group_record_liveness
 from audit.services import acting_user, audit_record, audited_update
@@ -32,6 +34,7 @@ from upstream import (
     UpstreamError,
     upstream_outcome,
 )
+from upstream.errors import mask_byted_token
 from upstream.ratelimit import budgets_from_settings
 from verification.models import (
     OPEN_VERIFICATION_STATUSES,
@@ -112,11 +115,48 @@ def upstream_session_start(
 
     Refused (``InvitationUnavailable``) when the invitation ended, and (``AttemptsExhausted``)
     when a phone start would exceed ``VERIFICATION_MAX_ATTEMPTS``. When the upstream refuses,
-    the failed attempt is recorded and ``UpstreamStartFailed`` raised. Two simultaneous starts
-    may both pass the attempts check: at worst one attempt more than the limit.
+    the failed attempt is recorded and ``UpstreamStartFailed`` raised.
+
+    The limit is exact under concurrency: a phone start locks the invitation's row (``SELECT …
+    FOR UPDATE``) before it counts the attempts and keeps it until its own session is saved, so
+    simultaneous presses of Start wait for each other (one person, one phone: the wait is one
+    upstream call). The lock needs a database that has one (PostgreSQL); on SQLite, the laptop
+    default, two simultaneous presses may still make one attempt more than the limit.
     """
     if purpose not in UpstreamPurpose.values:
         raise ValueError(f"purpose must be one of {UpstreamPurpose.values}")
+    owns_client = client is None
+    client = client or AnyfastClient()
+    locking = purpose == UpstreamPurpose.PHONE and connection.features.has_select_for_update
+    try:
+        with transaction.atomic() if locking else nullcontext():
+            if locking:
+                VerificationSession.objects.select_for_update().get(pk=invitation.pk)
+                invitation.refresh_from_db()
+            row, failure = _start(
+                invitation=invitation,
+                purpose=purpose,
+                language=language,
+                created_by=created_by,
+                client=client,
+            )
+    finally:
+        if owns_client:
+            client.close()
+    if failure is not None:
+        raise UpstreamStartFailed(row) from failure
+    return row
+
+
+def _start(
+    *,
+    invitation: VerificationSession,
+    purpose: str,
+    language: str | None,
+    created_by: User,
+    client: AnyfastClient,
+) -> tuple[UpstreamSession, UpstreamError | None]:
+    """``upstream_session_start``'s work: the row, and the upstream's refusal (recorded) if any."""
     now = timezone.now()
     _expire_if_overdue(invitation, now)
     if not invitation.is_open:
@@ -135,8 +175,6 @@ def upstream_session_start(
     if language not in Language.values:
         language = Language.ENGLISH
     public_id = uuid.uuid4()
-    owns_client = client is None
-    client = client or AnyfastClient()
     row = UpstreamSession(
         public_id=public_id,
         invitation=invitation,
@@ -166,11 +204,10 @@ def upstream_session_start(
                     **upstream_outcome("CreateVisualValidateSession", error),
                 },
             )
-        logger.warning("verification start failed for invitation %s: %s", invitation.pk, error)
-        raise UpstreamStartFailed(row) from error
-    finally:
-        if owns_client:
-            client.close()
+        logger.warning(
+            "verification start failed for invitation %s: %s", invitation.pk, row.last_error
+        )
+        return row, error
     now = timezone.now()
     row.byted_token = started.byted_token
     row.h5_link = h5_link_with_language(started.h5_link, language)
@@ -196,7 +233,7 @@ def upstream_session_start(
             },
         )
         _mark_opened(invitation, now, actor=created_by)
-    return row
+    return row, None
 
 
 @dataclass(frozen=True)
@@ -220,17 +257,18 @@ def upstream_session_record_callback(
     """The person's browser came back from the H5 page to the session's CallbackURL.
 
     The first visit keeps the known parameters (``bytedToken``, ``resultCode``, …) and queues a
-    confirmation at once; nothing else changes, whatever ``resultCode`` says. A ``bytedToken``
-    that is not this session's makes the visit ``unknown`` (a callback without one is accepted:
-    it is unverified whether failure callbacks carry it, docs/upstream.md §6.1).
+    confirmation at once; nothing else changes, whatever ``resultCode`` says. A visit without
+    this session's ``bytedToken`` is ``unknown`` and records nothing: the session's id is no
+    secret (it is on the upstream-session page), the token only the person's browser holds.
+    A genuine page that sent no token loses nothing: the poller confirms the session anyway.
     """
     verification = (
         UpstreamSession.objects.select_related("invitation").filter(public_id=public_id).first()
     )
     if verification is None or verification.byted_token is None:
         return CallbackOutcome("unknown")
-    token = params.get("bytedToken")
-    if token is not None and token != verification.byted_token:
+    token = params.get("bytedToken") or ""
+    if not constant_time_compare(token, verification.byted_token):
         return CallbackOutcome("unknown")
     now = timezone.now()
     first = UpstreamSession.objects.filter(
@@ -349,7 +387,7 @@ def _record_error(verification: UpstreamSession, error: UpstreamError) -> None:
     session polled through an outage would otherwise write one every few seconds)."""
     changes = {
         "last_error_code": error.code[:100],
-        "last_error": error.message,
+        "last_error": mask_byted_token(error.message, verification.byted_token),
         "last_error_explanation": error.explanation,
         "updated_at": timezone.now(),
     }
@@ -437,13 +475,17 @@ def _end(verification: UpstreamSession, *, error: UpstreamError | None, explanat
         status = UpstreamStatus.FAILED
         code = f"resultCode={verification.callback_result_code or '(none)'}"
         message = "The verification page reported a failure" + (
-            f"; then: {error.message}" if error else "."
+            f"; then: {mask_byted_token(error.message, verification.byted_token)}" if error else "."
         )
         explanation = FAILED_ON_PAGE_EXPLANATION
     else:
         status = UpstreamStatus.EXPIRED
         code = error.code[:100] if error else ""
-        message = error.message if error else "GroupId still empty when the token expired."
+        message = (
+            mask_byted_token(error.message, verification.byted_token)
+            if error
+            else "GroupId still empty when the token expired."
+        )
     now = timezone.now()
     ended = audited_update(
         UpstreamSession.objects.filter(pk=verification.pk, status__in=PENDING_UPSTREAM_STATUSES),
