@@ -177,6 +177,7 @@ def page(request: HttpRequest, token: str) -> HttpResponse:
     assets = (
         Asset.objects.filter(group__person=person)
         .exclude(status=Asset.Status.REJECTED)
+        .select_related("group", "consent")
         .order_by("-created_at", "-pk")
     )
     copies = (
@@ -190,13 +191,27 @@ def page(request: HttpRequest, token: str) -> HttpResponse:
         "consents": _consents(link),
         "invitations": person.verification_sessions.order_by("-created_at", "-pk"),
         "assets": [
-            {"asset": asset, "preview": asset.kind != AssetKind.AUDIO and _has_media(asset)}
+            {
+                "asset": asset,
+                "preview": asset.kind != AssetKind.AUDIO and _has_media(asset),
+                "state": _asset_state(asset),
+            }
             for asset in assets
         ],
         "copies": copies,
         "link": link,
     }
     return _render(request, "consent/person/page.html", context, language=_language(request, link))
+
+
+def _asset_state(asset: Asset) -> str:
+    """``in_use`` (producers may reference it), ``leaving`` (active upstream, its consent
+    ended: its withdrawal deletes it), ``withdrawn``, ``failed`` or ``registering``."""
+    if asset.status == Asset.Status.ACTIVE:
+        return "in_use" if asset.is_usable_by_producers() else "leaving"
+    if asset.status in (Asset.Status.WITHDRAWN, Asset.Status.FAILED):
+        return str(asset.status)
+    return "registering"
 
 
 def _has_media(asset: Asset) -> bool:
