@@ -291,3 +291,18 @@ def test_legal_is_told_through_the_legal_groups_addresses_by_default(client: Cli
 
     emails = OutboundEmail.objects.filter(kind="consent_withdrawn_legal")
     assert list(emails.values_list("to", flat=True)) == ["lena@studio.test"]
+
+
+def test_the_page_and_the_link_email_speak_the_persons_language(client: Client, queued):
+    person = PersonFactory(email="mei@example.test", preferred_language="zh-Hant")
+    ConsentRecordFactory(person=person, approved=True)
+
+    ask_for_link(client, "mei@example.test")
+
+    email = OutboundEmail.objects.get(kind="personal_link")
+    assert "您的個人連結" in email.subject and "請勿轉寄" in email.body_text
+    response = client.get(path_of(link_in(email)))
+    assert response["Content-Language"] == "zh-hant"
+    assert "撤回我的同意" in response.content.decode()
+    simplified = client.get(path_of(link_in(email)) + "?lang=zh-hans").content.decode()
+    assert "撤回我的同意" in simplified and "您的同意书" in simplified
