@@ -27,6 +27,7 @@ from consent.models import (
     Language,
     Person,
     PersonalLink,
+    PersonalLinkQuerySet,
     RevocationChannel,
     django_language,
     personal_link_issue,
@@ -95,20 +96,22 @@ def personal_link_send(*, email: str) -> list[OutboundEmail]:
 
 
 @transaction.atomic
-def personal_links_revoke(*, person: Person, actor: Any) -> int:
-    """End every usable link of ``person`` at once (a mailbox lost, a link forwarded)."""
+def personal_links_revoke(*, links: PersonalLinkQuerySet, actor: Any) -> int:
+    """Switch off ``links`` at once (a mailbox lost, a link forwarded); how many were usable."""
     now = timezone.now()
-    ids = list(PersonalLink.objects.usable(now).filter(person=person).values_list("pk", flat=True))
-    PersonalLink.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=now)
-    if ids:
+    ended = list(links.usable(now).select_for_update())
+    PersonalLink.objects.filter(pk__in=[link.pk for link in ended], revoked_at__isnull=True).update(
+        revoked_at=now
+    )
+    for link in ended:
         audit_record(
             action="personal_link.revoked",
-            obj=person,
+            obj=link,
             actor=actor,
-            person_id=person.pk,
-            detail={"links": ids},
+            person_id=link.person_id,
+            detail={"sent_for": link.sent_for},
         )
-    return len(ids)
+    return len(ended)
 
 
 def withdrawable(record: ConsentRecord) -> bool:

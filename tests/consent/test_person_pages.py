@@ -138,7 +138,7 @@ def test_expired_revoked_and_forged_links_get_one_neutral_page(client: Client):
     expired = path_of(personal_link_issue(person=person, sent_for="test"))
     with time_machine.travel(timezone.now() - datetime.timedelta(days=1)):
         revoked = path_of(personal_link_issue(person=person, sent_for="test"))
-    person_links.personal_links_revoke(person=person, actor=UserFactory())
+    person_links.personal_links_revoke(links=person.personal_links.all(), actor=UserFactory())
     later = timezone.now() + datetime.timedelta(days=31)
 
     pages = []
@@ -158,7 +158,10 @@ def test_a_revoked_link_stops_working_at_once(client: Client):
     link = path_of(personal_link_issue(person=person, sent_for="test"))
     assert client.get(link).status_code == 200
 
-    assert person_links.personal_links_revoke(person=person, actor=UserFactory()) == 1
+    assert (
+        person_links.personal_links_revoke(links=person.personal_links.all(), actor=UserFactory())
+        == 1
+    )
 
     assert client.get(link).status_code == 404
 
@@ -306,3 +309,23 @@ def test_the_page_and_the_link_email_speak_the_persons_language(client: Client, 
     assert "撤回我的同意" in response.content.decode()
     simplified = client.get(path_of(link_in(email)) + "?lang=zh-hans").content.decode()
     assert "撤回我的同意" in simplified and "您的同意书" in simplified
+
+
+def test_legal_switches_a_persons_links_off_in_the_admin(client: Client, superuser_client: Client):
+    person = PersonFactory(legal_name="Ada Moreau")
+    link = path_of(personal_link_issue(person=person, sent_for="invitation"))
+    changelist = reverse("admin:consent_personallink_changelist")
+    listing = superuser_client.get(changelist).content.decode()
+    assert "Ada" in listing and "usable" in listing
+    assert link.split("/")[2] not in listing  # the token is never shown (nor stored)
+
+    response = superuser_client.post(
+        changelist,
+        {"action": "switch_off", "_selected_action": [person.personal_links.get().pk]},
+        follow=True,
+    )
+
+    assert "1 link(s) switched off." in response.content.decode()
+    assert client.get(link).status_code == 404
+    event = AuditEvent.objects.get(action="personal_link.revoked")
+    assert event.person_id == person.pk
