@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import posixpath
 import secrets
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from consent.documents import document_content_type, validate_consent_document
@@ -139,6 +141,7 @@ class RevocationChannel(models.TextChoices):
     PHONE = "phone", "Phone call"
     IN_PERSON = "in_person", "In person"
     AGENT = "agent", "Through the person's agent or counsel"
+    ONLINE = "online", "By the person, online (their own page)"
 
 
 # Each asset kind (an ``Asset.Kind`` value) and the field that says whether a consent covers it.
@@ -429,3 +432,60 @@ class ConsentUse(models.Model):
         status = ConsentRecord.objects.filter(pk=self.consent_id).values_list("status", flat=True)
         if status.first() not in (None, ConsentStatus.DRAFT):
             raise ConsentRecordLocked("The uses of a submitted consent record never change.")
+
+
+# --- The person's own link (/me/<token>/) -------------------------------------------------------
+
+
+def personal_token_digest(token: str) -> str:
+    """The SHA-256 a ``PersonalLink`` keeps of its token (the token itself is never stored)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PersonalLinkQuerySet(models.QuerySet["PersonalLink"]):
+    def usable(self, now: datetime.datetime | None = None) -> PersonalLinkQuerySet:
+        """Links neither revoked nor expired."""
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now or timezone.now())
+
+
+class PersonalLink(models.Model):
+    """A person's own link to their page (``/me/<token>/``): no login, expiring, revocable.
+
+    The token is random and handed out once (in an email); the row keeps only its SHA-256, so
+    neither the database nor its backups open anyone's page. ``personal_link_issue`` makes one.
+    """
+
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="personal_links")
+    token_sha256 = models.CharField("token SHA-256", max_length=64, unique=True, editable=False)
+    sent_for = models.CharField(
+        max_length=40, help_text="The email that carried it (invitation, link request...)."
+    )
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PersonalLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Personal link #{self.pk} of {self.person} ({self.sent_for})"
+
+
+def personal_link_issue(*, person: Person, sent_for: str) -> str:
+    """A new personal link of ``person`` (``PERSONAL_LINK_TTL_DAYS``): its absolute URL.
+
+    For every email the person receives (invitation, expiry warning, confirmations): the caller
+    puts the URL in the email's context; only the email holds the token. Runs in the caller's
+    transaction.
+    """
+    token = secrets.token_urlsafe(32)
+    PersonalLink.objects.create(
+        person=person,
+        token_sha256=personal_token_digest(token),
+        sent_for=sent_for[:40],
+        expires_at=timezone.now() + datetime.timedelta(days=settings.PERSONAL_LINK_TTL_DAYS),
+    )
+    return settings.PORTAL_PUBLIC_URL + reverse("me:page", args=[token])

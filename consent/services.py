@@ -48,6 +48,7 @@ from consent.models import (
     Person,
     RevocationChannel,
     django_language,
+    personal_link_issue,
 )
 from mail.models import OutboundEmail
 from mail.services import email_queue, render_email
@@ -257,9 +258,12 @@ def consent_revoke(
     channel: str,
     reason: str,
     requested_at: datetime.datetime | None = None,
+    actor_label: str = "",
 ) -> ConsentRecord:
     """Record that the person revoked an approved consent: it ends now, for every use, and its
-    likeness is withdrawn upstream."""
+    likeness is withdrawn upstream.
+
+    ``actor_label`` names who acted when no staff member did (the person, on their page)."""
     if channel not in RevocationChannel.values:
         raise ConsentTransitionError("Say how the person revoked their consent.")
     if not reason.strip():
@@ -272,6 +276,7 @@ def consent_revoke(
             record,
             "revoke",
             actor=actor,
+            actor_label=actor_label,
             revoked_at=now,
             revoked_by=acting_user(actor),
             revocation_channel=channel,
@@ -280,7 +285,12 @@ def consent_revoke(
             ended_at=now,
         )
         # In the same transaction: the consent never ends without its withdrawal upstream.
-        withdrawal_start(consent_id=revoked.pk, reason=WithdrawalReason.REVOKED, requested_by=actor)
+        withdrawal_start(
+            consent_id=revoked.pk,
+            reason=WithdrawalReason.REVOKED,
+            requested_by=actor,
+            requested_by_label=actor_label,
+        )
     return revoked
 
 
@@ -368,8 +378,13 @@ def _queue_expiry_warnings(record: ConsentRecord) -> list[OutboundEmail]:
     context = _expiry_warning_context(record)
     emails = []
     for to, template, language in recipients:
+        if template == "consent_expiry_warning":  # the person's own: with their page's link
+            link = personal_link_issue(person=person, sent_for=template)
+            rendered = {**context, "personal_link": link}
+        else:
+            rendered = context
         subject, text, html = render_email(
-            f"consent/email/{template}", context, language=django_language(language)
+            f"consent/email/{template}", rendered, language=django_language(language)
         )
         emails.append(
             email_queue(

@@ -12,6 +12,8 @@
   config installs it; ``MaskFileTokens``, in settings.LOGGING, too), gunicorn's access log
   (portal/gunicorn.conf.py) to every value it logs. A BytedToken keeps its last six
   characters, as on the staff's pages, to match a log line with a session.
+- A person's own link (``/me/<token>/``, ``consent.person_pages``) opens their page: its token
+  is masked as a file link's is.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 MASK = "***"
 # The prefix is where portal/urls.py mounts assets.urls; a token is URL-safe base64 and colons
 # (django.core.signing), the colons possibly percent-encoded.
-_FILE_TOKEN = re.compile(r"(?i)((?:/|%2F)files(?:/|%2F))(?:[A-Za-z0-9_.:-]|%3A)+")
+_FILE_TOKEN = re.compile(r"(?i)((?:/|%2F)(?:files|me)(?:/|%2F))(?:[A-Za-z0-9_.:-]|%3A)+")
 # /verify/<invitation token>/ (portal/urls.py mounts verification.urls at verify/); the code
 # page (/verify/) and the callback's pages (/verify/callback/<public id>/) carry none.
 _INVITATION_TOKEN = re.compile(r"(?i)((?:/|%2F)verify(?:/|%2F))(?!callback(?:/|%2F|$))[\w-]+")
@@ -40,7 +42,8 @@ _QUOTED_BYTED_TOKEN = re.compile(
 
 
 def mask_file_tokens(text: str) -> str:
-    """``text`` with the token of every ``/files/<token>/...`` path or URL replaced by ``***``."""
+    """``text`` with the token of every ``/files/<token>/...`` or ``/me/<token>/...`` path or URL
+    replaced by ``***``."""
     return _FILE_TOKEN.sub(rf"\g<1>{MASK}", text)
 
 

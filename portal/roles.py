@@ -155,6 +155,8 @@ LEGAL = Role(
             "consent.view_consentuse",
             "consent.review_consentrecord",
             "consent.revoke_consentrecord",
+            # People's own links to their page (/me/): who got one, when, revoked or not.
+            "consent.view_personallink",
             # Keeps a person's biometric media past retention (a dispute, a claim).
             "consent.legal_hold_person",
             # "Export evidence bundle" on people: consent versions, timeline, files, manifest.

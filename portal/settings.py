@@ -470,6 +470,13 @@ ASSET_NOT_FOUND_GRACE_SECONDS = env.float("ASSET_NOT_FOUND_GRACE_SECONDS", defau
 # (superusers neither); another reviewer decides.
 CONSENT_FOUR_EYES = env.bool("CONSENT_FOUR_EYES", default=True)
 
+# --- The person's own page (/me/<token>/, consent.person_pages) --------------------------------
+# Each email the person receives carries a personal link to their page; it works this long.
+PERSONAL_LINK_TTL_DAYS = env.int("PERSONAL_LINK_TTL_DAYS", default=30)
+# Where legal is told that a person withdrew their consent on their page; empty: the active
+# members of the "Legal" group who have an email address.
+LEGAL_NOTIFICATION_EMAIL = env.str("LEGAL_NOTIFICATION_EMAIL", default="")
+
 # --- Consent ends: warnings, withdrawals, retention -------------------------------------------
 # The person and the staff who recorded and reviewed a consent are emailed this many days
 # before it ends (once per consent).

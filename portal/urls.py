@@ -27,6 +27,7 @@ urlpatterns = [
     path("files/", include("assets.urls")),
     path("references/", include((references_patterns, "references"))),
     path("verify/", include("verification.urls")),
+    path("me/", include("consent.urls")),
     path("healthz", healthz, name="healthz"),
 ]
 

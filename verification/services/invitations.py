@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import acting_user, audit_record, audited_update, snapshot
-from consent.models import ConsentRecord, Person, django_language
+from consent.models import ConsentRecord, Person, django_language, personal_link_issue
 from mail.models import OutboundEmail
 from mail.services import email_queue, render_email
 from upstream.errors import EMPTY_GROUP_ID_EXPLANATION
@@ -274,6 +274,7 @@ def _invitation_email_context(invitation: VerificationSession) -> dict[str, Any]
         "code": invitation.display_code,
         "code_url": code_entry_url(),
         "expires_at": invitation.expires_at,
+        "personal_link": personal_link_issue(person=invitation.person, sent_for="invitation"),
     }
 
 
