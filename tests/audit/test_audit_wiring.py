@@ -310,7 +310,12 @@ def test_an_asset_is_audited_through_its_upstream_life(pipeline):
     assert active.detail["upstream_status"] == "Active"
     assert refreshed.actor_id == staff.pk and refreshed.after["status"] == "active"
     assert withdrawn.actor_id == staff.pk
-    assert withdrawn.detail == {"upstream_id": asset.upstream_id, "upstream": "DeleteAsset ok"}
+    assert withdrawn.detail == {
+        "upstream_id": asset.upstream_id,
+        "upstream": "DeleteAsset ok",
+        "outcome": "deleted",
+        "proven_by": "delete_answer",
+    }
     assert withdrawn.after == {"status": "withdrawn"}
     assert "/files/" not in _all_events_text().replace("/files/***", "")
     assert verify_chain().intact  # the live server's events joined the same chain
@@ -339,7 +344,12 @@ def test_failed_requeued_and_retried_assets_are_audited_with_the_upstreams_answe
     retried = next(event for event in events if event.action == "asset.retried")
     assert retried.actor_label == "onboarding-3"
     assert (retried.before["status"], retried.after["status"]) == ("failed", "queued")
-    assert retried.detail == {"upstream": "DeleteAsset ok"}  # the failed copy held its Name
+    # The failed copy held its Name: deleted first, proven by the upstream's answer.
+    assert retried.detail == {
+        "upstream": "DeleteAsset ok",
+        "outcome": "deleted",
+        "proven_by": "delete_answer",
+    }
     requeued = events[-1]
     assert requeued.action == "asset.requeued"
     assert requeued.detail["upstream"].startswith("CreateAsset failed ")
