@@ -1,7 +1,7 @@
 """``python -m benchmarks [name ...]``: run the benchmarks (all, or those named), print the table.
 
-Names: ``ratelimit``, ``media``, ``validation``, ``admin``, ``pipeline``. Exits 1 when a target
-is missed, 2 when a benchmark could not run. ``BENCH_DATABASE_URL`` (default
+Names: ``ratelimit``, ``media``, ``validation``, ``admin``, ``pipeline``, ``faults``. Exits 1
+when a target is missed, 2 when a benchmark could not run. ``BENCH_DATABASE_URL`` (default
 ``postgres://postgres@127.0.0.1:5432/portal_bench``, dropped and created again) and
 ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/14``) say where the services are.
 """
@@ -22,7 +22,7 @@ from benchmarks import environment
 from benchmarks.results import Result, table
 from sandbox.servers import free_port
 
-NAMES = ("ratelimit", "media", "validation", "admin", "pipeline")
+NAMES = ("ratelimit", "media", "validation", "admin", "pipeline", "faults")
 
 
 def main() -> int:
@@ -97,6 +97,10 @@ def run_one(name: str, workdir: Path, base_env: dict[str, str], port: int) -> li
         from benchmarks import asset_pipeline
 
         return asset_pipeline.run(workdir, base_env=base_env, port=port)
+    if name == "faults":
+        from benchmarks import worker_faults
+
+        return worker_faults.run(workdir, base_env=base_env, port=port)
     from benchmarks import admin_changelists
 
     return admin_changelists.run()
