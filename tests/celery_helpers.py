@@ -101,8 +101,10 @@ def celery_worker(
 
 
 def purge_queue() -> None:
-    """Drop task messages left in the broker by earlier runs."""
-    app.control.purge()
+    """Drop task messages left in the broker by earlier tests, from every queue."""
+    with app.connection_for_write() as broker:
+        for queue in settings.WORKER_QUEUES:
+            broker.default_channel.queue_purge(queue)
 
 
 class PrivateRedis:
