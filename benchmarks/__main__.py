@@ -1,9 +1,9 @@
 """``python -m benchmarks [name ...]``: run the benchmarks (all, or those named), print the table.
 
-Names: ``ratelimit``, ``media``, ``validation``, ``admin``, ``pipeline``, ``audit``. Exits 1
-when a target is missed, 2 when a benchmark could not run. ``scale`` (``benchmarks.scale``, its
-own options) runs alone and is not among "all": it builds databases of up to 50,000 people.
-``BENCH_DATABASE_URL`` (default
+Names: ``ratelimit``, ``media``, ``validation``, ``admin``, ``pipeline``, ``audit``,
+``faults``. Exits 1 when a target is missed, 2 when a benchmark could not run. ``scale``
+(``benchmarks.scale``, its own options) runs alone and is not among "all": it builds databases
+of up to 50,000 people. ``BENCH_DATABASE_URL`` (default
 ``postgres://postgres@127.0.0.1:5432/portal_bench``, dropped and created again) and
 ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/14``) say where the services are.
 """
@@ -24,7 +24,7 @@ from benchmarks import environment
 from benchmarks.results import Result, table
 from sandbox.servers import free_port
 
-NAMES = ("ratelimit", "media", "validation", "admin", "pipeline", "audit")
+NAMES = ("ratelimit", "media", "validation", "admin", "pipeline", "audit", "faults")
 
 
 def main() -> int:
@@ -107,6 +107,10 @@ def run_one(name: str, workdir: Path, base_env: dict[str, str], port: int) -> li
         from benchmarks import audit_chain
 
         return audit_chain.run()
+    if name == "faults":
+        from benchmarks import worker_faults
+
+        return worker_faults.run(workdir, base_env=base_env, port=port)
     from benchmarks import admin_changelists
 
     return admin_changelists.run()

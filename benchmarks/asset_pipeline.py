@@ -105,6 +105,7 @@ def verified_person(identity: str = "ada") -> Person:
     session = UpstreamSession.objects.create(
         invitation=invitation,
         byted_token=f"bench-{group_id}",
+        purpose=UpstreamSession.Purpose.DESK,
         status=UpstreamSession.Status.CONFIRMED,
         confirmed_at=timezone.now(),
         group_id=group_id,

@@ -301,9 +301,26 @@ VERIFICATION_MAX_ATTEMPTS = env.int("VERIFICATION_MAX_ATTEMPTS", default=5)
 # deployment): with the 5-second cadence of consent.services.poll_interval, a person who completes
 # and closes the phone without reaching the callback page is confirmed within about 15 s.
 VERIFICATION_POLL_SWEEP_SECONDS = env.float("VERIFICATION_POLL_SWEEP_SECONDS", default=10.0)
+# One GetVisualValidateResult may take this long, retries included (it answers in well under a
+# second): a hung call delays a confirmation by this much, and the next poll asks again.
+VERIFICATION_POLL_CALL_SECONDS = env.float("VERIFICATION_POLL_CALL_SECONDS", default=3.0)
+# "Start verification" waits this long for the upstream's session (retries included), then shows
+# the person a page to try again: the page answers within 10 s however the upstream hangs.
+VERIFICATION_START_TIMEOUT_SECONDS = env.float("VERIFICATION_START_TIMEOUT_SECONDS", default=8.0)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# How long a request waits for the broker before giving up on sending a task, in seconds.
+BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_SOCKET_TIMEOUT
+# One quick retry of a publish, then the failure is the sweepers' (portal.queue): a broker outage
+# costs a request about a second, never a 500.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BROKER_FILESYSTEM_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -319,7 +336,17 @@ if CELERY_BROKER_URL == "filesystem://":
     (CELERY_BROKER_FILESYSTEM_DIR / "processed").mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": 3600,
+        # A message a worker took but never acknowledged (acks late: the worker died) goes back
+        # to its queue after this long. Longer than a task may run (CELERY_TASK_TIME_LIMIT) and
+        # than any countdown the tasks use (ASSET_RETRY_MAX_SECONDS), so that a live worker's
+        # message is never delivered twice; a dead worker's rows do not wait for it (their
+        # leases lapse within a minute and the sweepers send them again: a late copy of the
+        # message finds its row claimed or settled and does nothing).
+        "visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=11 * 60),
+        # Publishing fails fast when Redis is away (a committed request never waits on it:
+        # portal.queue logs the failure and the sweepers send the task later).
+        "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+        "socket_timeout": BROKER_SOCKET_TIMEOUT,
         # Every key the broker writes starts with this: deployments (or test runs) sharing one
         # Redis database keep apart.
         "global_keyprefix": env.str("CELERY_BROKER_KEY_PREFIX", default=""),
@@ -328,8 +355,31 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Acknowledged once done, and sent again when the worker process dies: every task is idempotent
+# (it claims its row by a conditional UPDATE, so a second copy does nothing).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Queues by urgency: a backlog of uploads never delays a withdrawal, a verification or a sweep.
+# Locally one worker consumes them all (Procfile); production scales a worker per queue.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+WORKER_QUEUES = ("verification", "withdrawals", "emails", "sweeps", "uploads", "default")
+CELERY_TASK_ROUTES = {
+    "verification.tasks.confirm_upstream_session": {"queue": "verification"},
+    "verification.tasks.poll_upstream_sessions": {"queue": "verification"},
+    "assets.tasks.withdraw_item": {"queue": "withdrawals"},
+    "assets.tasks.notify_producers_of_withdrawal": {"queue": "withdrawals"},
+    "mail.tasks.send_email": {"queue": "emails"},
+    "assets.tasks.submit_asset": {"queue": "uploads"},
+    "assets.tasks.sweep_assets": {"queue": "sweeps"},
+    "assets.tasks.sweep_withdrawals": {"queue": "sweeps"},
+    "mail.tasks.sweep_emails": {"queue": "sweeps"},
+    "assets.tasks.apply_retention": {"queue": "sweeps"},
+    "verification.tasks.expire_invitations": {"queue": "sweeps"},
+    "consent.tasks.expire_consents": {"queue": "sweeps"},
+    "consent.tasks.warn_expiring_consents": {"queue": "sweeps"},
+    "portal.tasks.record_heartbeat": {"queue": "sweeps"},
+    "audit.tasks.anchor_audit_chain": {"queue": "sweeps"},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 10 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
@@ -342,7 +392,8 @@ HEARTBEAT_INTERVAL_SECONDS = 60
 ASSET_SWEEP_INTERVAL_SECONDS = env.float("ASSET_SWEEP_INTERVAL_SECONDS", default=3.0)
 # How often beat re-sends withdrawal items whose task was lost or whose worker died
 # (assets.services.withdrawals_sweep).
-WITHDRAWAL_SWEEP_INTERVAL_SECONDS = env.float("WITHDRAWAL_SWEEP_INTERVAL_SECONDS", default=30.0)
+# A dead worker's item is sent again within its lease and two of these.
+WITHDRAWAL_SWEEP_INTERVAL_SECONDS = env.float("WITHDRAWAL_SWEEP_INTERVAL_SECONDS", default=10.0)
 # How often beat re-sends queued emails whose task was lost (mail.services.emails_sweep).
 EMAIL_SWEEP_INTERVAL_SECONDS = env.float("EMAIL_SWEEP_INTERVAL_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
@@ -449,10 +500,15 @@ ANYFAST_RATE_LIMIT_FILE = Path(
 ANYFAST_RATE_LIMIT_MAX_WAIT = env.float("ANYFAST_RATE_LIMIT_MAX_WAIT", default=30.0)
 
 # --- The asset pipeline (assets.services) -----------------------------------------------------
-# A worker uploading an asset holds it this long; past it the sweeper queues the asset again, and
-# the next attempt first looks it up by its Name. Longer than any upload can take: the task's
-# hard time limit kills a worker before then.
-ASSET_UPLOAD_LEASE_SECONDS = env.int("ASSET_UPLOAD_LEASE_SECONDS", default=CELERY_TASK_TIME_LIMIT)
+# A worker uploading an asset holds it this long, renewed every third of it while the worker lives
+# (portal.leases: the CreateAsset call may take ANYFAST_CREATE_READ_TIMEOUT); once a dead worker's
+# lease lapses the sweeper queues the asset again, and the next attempt first looks it up by its
+# Name. A killed worker's upload is taken up again within a lease and a sweep.
+ASSET_UPLOAD_LEASE_SECONDS = env.int("ASSET_UPLOAD_LEASE_SECONDS", default=30)
+# A queued upload still unclaimed this long after it was due lost its task message (the broker was
+# down when it was sent): the sweeper sends another. A copy too many does nothing (the claim is a
+# conditional UPDATE), but a backlog of uploads should not be re-sent in full every sweep.
+ASSET_RESEND_AFTER_SECONDS = env.float("ASSET_RESEND_AFTER_SECONDS", default=120.0)
 # Retries of transient failures (429, 5xx, timeouts): exponential backoff with jitter between
 # these bounds, for ever: a 429 storm delays an upload but never fails it.
 ASSET_RETRY_BASE_SECONDS = env.float("ASSET_RETRY_BASE_SECONDS", default=2.0)
@@ -481,8 +537,9 @@ LEGAL_NOTIFICATION_EMAIL = env.str("LEGAL_NOTIFICATION_EMAIL", default="")
 # The person and the staff who recorded and reviewed a consent are emailed this many days
 # before it ends (once per consent).
 CONSENT_EXPIRY_WARNING_DAYS = env.int("CONSENT_EXPIRY_WARNING_DAYS", default=30)
-# A worker deleting a withdrawn asset upstream holds it this long; then another may take it.
-WITHDRAWAL_ITEM_LEASE_SECONDS = env.int("WITHDRAWAL_ITEM_LEASE_SECONDS", default=180)
+# A worker deleting a withdrawn asset upstream holds it this long, renewed while it lives
+# (portal.leases); a dead worker's item is due again once this lapses.
+WITHDRAWAL_ITEM_LEASE_SECONDS = env.int("WITHDRAWAL_ITEM_LEASE_SECONDS", default=30)
 # An upload whose create lost its answer may still land upstream this long after: a withdrawal
 # looks its Name up until then before it records that the asset never reached the upstream.
 WITHDRAWAL_CREATE_SETTLE_SECONDS = env.float(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,7 +68,9 @@ def celery_worker(
         **(env or {}),
     }
     # Beat's schedule lives in the database (django-celery-beat), copied from the settings.
-    options = [*WORKER_OPTIONS, "--beat"] if beat else WORKER_OPTIONS
+    options = [*WORKER_OPTIONS, "--queues", ",".join(settings.WORKER_QUEUES)]
+    if beat:
+        options.append("--beat")
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter running Celery
             [
@@ -96,5 +101,72 @@ def celery_worker(
 
 
 def purge_queue() -> None:
-    """Drop task messages left in the broker by earlier runs."""
-    app.control.purge()
+    """Drop task messages left in the broker by earlier tests, from every queue."""
+    with app.connection_for_write() as broker:
+        for queue in settings.WORKER_QUEUES:
+            broker.default_channel.queue_purge(queue)
+
+
+class PrivateRedis:
+    """A Redis server of the test's own on a free port (never the shared one): ``start`` and
+    ``stop`` it to play a broker outage."""
+
+    def __init__(self, folder: Path) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            unavailable("redis-server is not installed: no private broker to stop")
+        self.server = server
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - a Redis server of the test's own
+            [
+                self.server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@contextmanager
+def broker_at(url: str) -> Iterator[None]:
+    """This process sends its tasks to the broker at ``url`` while the block runs."""
+    previous = app.conf.broker_write_url
+
+    def use(broker: str | None) -> None:
+        # The write URL: broker_url itself prefers the CELERY_BROKER_URL environment variable.
+        app.conf.broker_write_url = broker
+        app._pool = None  # connection and producer pools are made, per broker, on next use
+        app.amqp._producer_pool = None
+
+    use(url)
+    try:
+        yield
+    finally:
+        use(previous)

@@ -213,6 +213,7 @@ class AnyfastClient:
         self.sleep = sleep
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.on_attempt = on_attempt
+        self._deadline: float | None = None
 
     def __repr__(self) -> str:
         return f"AnyfastClient(base_url={self.base_url!r}, key={self.key_fingerprint!r})"
@@ -221,6 +222,34 @@ class AnyfastClient:
         """Close the pooled connections (a client made per task should be closed, or used in
         ``with``)."""
         self.session.close()
+
+    @contextmanager
+    def within(self, seconds: float) -> Iterator[AnyfastClient]:
+        """Calls made in the block end within ``seconds``: each attempt's connect and read
+        timeouts, its wait for a rate-limit slot and the pause before a retry are cut to what
+        is left; once nothing is left the call fails as ``UpstreamTimeout`` (``BudgetSpent``).
+        Nested blocks keep the earlier end."""
+        outer = self._deadline
+        end = time.monotonic() + seconds
+        self._deadline = end if outer is None else min(outer, end)
+        try:
+            yield self
+        finally:
+            self._deadline = outer
+
+    def _remaining(self, action: str) -> float | None:
+        """Seconds left of the ``within`` budget (None: no budget); raises once it is spent."""
+        if self._deadline is None:
+            return None
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0.05:
+            raise errors.UpstreamTimeout(
+                "the time budget of this call was spent",
+                action=action,
+                code="BudgetSpent",
+                secrets=self._secrets,
+            )
+        return remaining
 
     def __enter__(self) -> AnyfastClient:
         return self
@@ -523,7 +552,14 @@ class AnyfastClient:
         attempt = 0
         while True:
             attempt += 1
-            self.rate_limiter.acquire(action)
+            remaining = self._remaining(action)
+            if remaining is None:
+                self.rate_limiter.acquire(action)
+                timeout = (self.connect_timeout, read_timeout)
+            else:
+                self.rate_limiter.acquire(action, max_wait=remaining)
+                left = self._remaining(action) or remaining
+                timeout = (min(self.connect_timeout, left), min(read_timeout, left))
             started = time.monotonic()
             status: int | None = None
             try:
@@ -536,7 +572,7 @@ class AnyfastClient:
                             "Content-Type": "application/json",
                             "Accept": "application/json",
                         },
-                        timeout=(self.connect_timeout, read_timeout),
+                        timeout=timeout,
                     )
                 except requests.RequestException as exc:
                     raise self._transport_error(action, exc, is_write) from None
@@ -545,6 +581,9 @@ class AnyfastClient:
             except errors.UpstreamError as error:
                 self._record(action, attempt, status, type(error).__name__, started)
                 delay = self._retry_delay(error, attempt)
+                deadline = self._deadline
+                if delay is not None and deadline and time.monotonic() + delay >= deadline:
+                    delay = None  # no time left for another attempt
                 if delay is None:
                     logger.warning(
                         "upstream %s failed (attempt %d, key %s): %s",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+from contextlib import AbstractContextManager
 from itertools import groupby
 from operator import attrgetter
 from typing import Any, BinaryIO, cast
@@ -55,6 +56,7 @@ from assets.services.withdrawals import delete_upstream_audited
 from assets.signing import signed_file_url
 from audit.services import audit_record
 from consent.models import ConsentRecord, Person
+from portal.leases import renewed_lease
 from portal.private_files import name_mismatch
 from portal.queue import enqueue_after_commit
 from upstream import (
@@ -80,8 +82,6 @@ ASSET_TYPES = {
     AssetKind.AUDIO: UpstreamAssetType.AUDIO,
 }
 
-# A queued row still unclaimed this long after it was due lost its task message: send another.
-RESEND_AFTER = datetime.timedelta(minutes=2)
 # Checks claimed by a sweep that died are due again after this long.
 _POLL_LEASE = datetime.timedelta(minutes=1)
 
@@ -229,7 +229,7 @@ def asset_submit(*, asset_id: int, client: AnyfastClient | None = None) -> None:
             detail={"refusals": refusals},
         )
         return
-    with client_or_default(client) as upstream:
+    with client_or_default(client) as upstream, _upload_lease_renewed(asset):
         try:
             upstream_id = _create_once(upstream, asset)
         except (TransientUpstreamError, AmbiguousWrite) as error:
@@ -276,6 +276,16 @@ def _claim_upload(asset_id: int) -> Asset | None:
             detail={"attempt": asset.attempts},
         )
     return asset
+
+
+def _upload_lease_renewed(asset: Asset) -> AbstractContextManager[None]:
+    """The claim's lease, renewed while this worker uploads (a dead one's lapses in a lease)."""
+    return renewed_lease(
+        _claimed(asset),
+        lease_end=cast(datetime.datetime, asset.next_attempt_at),
+        lease_seconds=settings.ASSET_UPLOAD_LEASE_SECONDS,
+        max_seconds=settings.CELERY_TASK_TIME_LIMIT,
+    )
 
 
 def _claimed(asset: Asset) -> QuerySet[Asset]:
@@ -635,8 +645,8 @@ def assets_sweep(*, client: AnyfastClient | None = None) -> dict[str, int]:
     """What beat runs every ``ASSET_SWEEP_INTERVAL_SECONDS``; counts of what it did.
 
     * ``requeued``: uploads whose worker's lease ran out (killed mid-upload) are queued again;
-    * ``resent``: queued uploads still unclaimed ``RESEND_AFTER`` after they were due (their
-      task message was lost) get a new task;
+    * ``resent``: queued uploads still unclaimed ``ASSET_RESEND_AFTER_SECONDS`` after they were
+      due (their task message was lost: a broker outage, a dead worker) get a new task;
     * ``polled``: the processing assets due for a check are checked (``assets_poll``).
     """
     now = timezone.now()
@@ -658,12 +668,13 @@ def assets_sweep(*, client: AnyfastClient | None = None) -> dict[str, int]:
                 requeued += 1
                 _enqueue_submit(asset.pk)
     resent = 0
-    stale = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - RESEND_AFTER)
+    resend_after = datetime.timedelta(seconds=settings.ASSET_RESEND_AFTER_SECONDS)
+    stale = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - resend_after)
     for asset_id in Asset.objects.filter(stale, status=Asset.Status.QUEUED).values_list(
         "pk", flat=True
     )[:POLL_BATCH]:
         with transaction.atomic():
-            # Due still, but not sent again before another RESEND_AFTER.
+            # Due still, but not sent again before another ASSET_RESEND_AFTER_SECONDS.
             if Asset.objects.filter(stale, pk=asset_id, status=Asset.Status.QUEUED).update(
                 next_attempt_at=now
             ):

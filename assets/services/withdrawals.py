@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 from django.conf import settings
@@ -37,6 +38,7 @@ from assets.services.proof import delete_proven
 from audit.models import AuditEvent
 from audit.services import audit_record
 from consent.models import ConsentRecord, Person
+from portal.leases import renewed_lease
 from portal.queue import enqueue_after_commit
 from upstream import (
     AmbiguousWrite,
@@ -359,7 +361,7 @@ def withdrawal_item_process(*, item_id: int, client: AnyfastClient | None = None
         logger.info("withdrawal item %s: not pending, due or ready; nothing to do", item_id)
         return
     try:
-        with client_or_default(client) as upstream:
+        with client_or_default(client) as upstream, _item_lease_renewed(item):
             if item.is_group:
                 _withdraw_group(item, upstream)
             else:
@@ -400,6 +402,16 @@ def _claim_item(item_id: int) -> WithdrawalItem | None:
     if not claimed:
         return None
     return WithdrawalItem.objects.select_related("withdrawal", "group").get(pk=item_id)
+
+
+def _item_lease_renewed(item: WithdrawalItem) -> AbstractContextManager[None]:
+    """The claim's lease, renewed while this worker works the item (a dead one's lapses)."""
+    return renewed_lease(
+        _claimed_item(item),
+        lease_end=cast(datetime.datetime, item.next_attempt_at),
+        lease_seconds=settings.WITHDRAWAL_ITEM_LEASE_SECONDS,
+        max_seconds=settings.CELERY_TASK_TIME_LIMIT,
+    )
 
 
 def _claimed_item(item: WithdrawalItem) -> QuerySet[WithdrawalItem]:

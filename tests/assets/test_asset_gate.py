@@ -281,7 +281,7 @@ def test_the_sweeper_resends_a_queued_upload_whose_message_was_lost_once_per_int
     sent, django_capture_on_commit_callbacks
 ):
     now = timezone.now()
-    lost = AssetFactory(next_attempt_at=now - pipeline.RESEND_AFTER - datetime.timedelta(hours=1))
+    lost = AssetFactory(next_attempt_at=now - datetime.timedelta(hours=1))
     legacy = AssetFactory(next_attempt_at=None)  # queued before the pipeline existed
     AssetFactory(next_attempt_at=now)  # its message is on its way
     AssetFactory(next_attempt_at=now + DAY)  # backing off

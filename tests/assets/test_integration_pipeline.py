@@ -3,8 +3,9 @@
 The sandbox and the portal's signed file links are served by the live server in this process, so
 the test holds a CreateAsset open (``HeldCreates``) while it kills the worker that
 sent it, and then lets that create land upstream: the worker died, the asset exists upstream,
-and the row says ``uploading``. Beat's sweeper in a second worker must queue it again, find it
-by its Name and follow it to Active, with no twin.
+and the row says ``uploading``. While the worker lived, its lease was renewed past the lease's
+length; once it is dead, beat's sweeper in a second worker must queue it again within a minute
+(the shipped lease and sweep settings), find it by its Name and follow it to Active, with no twin.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from tests.upstream_helpers import SANDBOX_KEY, HeldCreates
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-LEASE_SECONDS = 3
+# The shipped lease (renewed every third of it while its worker lives).
+LEASE_SECONDS = 30
 
 
 def wait_for(condition: Callable[[], bool], what: str, *logs: Any, seconds: float = 60) -> None:
@@ -57,8 +59,6 @@ def test_a_worker_killed_mid_upload_leaves_nothing_stuck_and_no_twin(
         "ANYFAST_RATE_LIMIT_REDIS_URL": "",
         "ANYFAST_RATE_LIMIT_FILE": str(tmp_path / "rate-limit.sqlite3"),
         "PRIVATE_MEDIA_ROOT": str(private_files),
-        "ASSET_UPLOAD_LEASE_SECONDS": str(LEASE_SECONDS),
-        "ASSET_SWEEP_INTERVAL_SECONDS": "1",
         "ASSET_POLL_FIRST_SECONDS": "0",
     }
     group = AssetGroupFactory(
@@ -78,21 +78,30 @@ def test_a_worker_killed_mid_upload_leaves_nothing_stuck_and_no_twin(
             "the worker sent CreateAsset",
             doomed,
         )
-        assert Asset.objects.get(pk=asset.pk).status == Asset.Status.UPLOADING
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait(timeout=30)
+        with celery_worker(tmp_path, env=worker_env, beat=True, name="rescuer") as rescuer:
+            # A live worker's call outlasts its lease: the lease is renewed, nobody takes it.
+            time.sleep(LEASE_SECONDS + 5)
+            alive = Asset.objects.get(pk=asset.pk)
+            assert (alive.status, alive.attempts) == (Asset.Status.UPLOADING, 1)
 
-    # The create lands upstream although nobody is there to hear the answer.
-    held.release(then_wait_for=1)
-    assert SandboxAsset.objects.filter(name=asset.upstream_name).count() == 1
-    assert Asset.objects.get(pk=asset.pk).status == Asset.Status.UPLOADING  # stranded
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait(timeout=30)
+            killed_at = time.monotonic()
+            # The create lands upstream although nobody is there to hear the answer.
+            held.release(then_wait_for=1)
+            assert SandboxAsset.objects.filter(name=asset.upstream_name).count() == 1
 
-    with celery_worker(tmp_path, env=worker_env, beat=True, name="rescuer") as rescuer:
-        wait_for(
-            lambda: Asset.objects.get(pk=asset.pk).status == Asset.Status.ACTIVE,
-            "beat's sweeper requeued the upload and it went Active",
-            rescuer,
-        )
+            wait_for(
+                lambda: Asset.objects.get(pk=asset.pk).attempts == 2,
+                "beat's sweeper reclaimed the dead worker's upload",
+                rescuer,
+            )
+            assert time.monotonic() - killed_at < 60
+            wait_for(
+                lambda: Asset.objects.get(pk=asset.pk).status == Asset.Status.ACTIVE,
+                "the reclaimed upload went Active",
+                rescuer,
+            )
 
     asset.refresh_from_db()
     copy = SandboxAsset.objects.get(name=asset.upstream_name)  # exactly one: no twin

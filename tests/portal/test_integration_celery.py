@@ -31,7 +31,7 @@ def test_worker_runs_a_task_enqueued_on_commit(worker):
     with transaction.atomic(), app.connection_for_write() as broker:
         record_heartbeat.delay_on_commit()
         # Nothing may reach the queue before the transaction commits.
-        assert broker.default_channel.client.llen("celery") == 0
+        assert broker.default_channel.client.llen("sweeps") == 0
 
     deadline = time.monotonic() + 60
     while last_heartbeat() is None:

@@ -33,14 +33,14 @@ def test_tasks_this_run_enqueues_wait_under_its_own_broker_prefix():
     if not broker_url.startswith("redis://"):
         unavailable("needs a Redis broker: CELERY_BROKER_URL=redis://... (bin/test sets it)")
     redis = redis_or_unavailable(broker_url)
-    queue = f"{CELERY_KEY_PREFIX}celery"
+    queue = f"{CELERY_KEY_PREFIX}sweeps"  # the heartbeat's queue (CELERY_TASK_ROUTES)
     # Earlier tests of this run may have left messages of their own in the queue.
-    waiting, unprefixed = redis.llen(queue), redis.llen("celery")
+    waiting, unprefixed = redis.llen(queue), redis.llen("sweeps")
     try:
         record_heartbeat.delay()
 
         assert redis.llen(queue) == waiting + 1
-        assert redis.llen("celery") == unprefixed  # nothing reached the shared, unprefixed queue
+        assert redis.llen("sweeps") == unprefixed  # nothing reached the shared, unprefixed queue
     finally:
         redis.delete(queue)
 

@@ -86,6 +86,8 @@ def worker(upstream, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
                 "worker",
                 "-B",
                 *WORKER_OPTIONS,
+                "--queues",
+                ",".join(settings.WORKER_QUEUES),
                 "-l",
                 "INFO",
             ],

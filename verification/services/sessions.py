@@ -186,7 +186,9 @@ def _start(
     # Phone starts are the person's (pressing Start); desk ones the staff member's.
     actor_label = PERSON if purpose == UpstreamPurpose.PHONE else ""
     try:
-        started = client.create_visual_validate_session(callback_url(public_id))
+        # The person waits on the page: a hung upstream costs them seconds, not minutes.
+        with client.within(settings.VERIFICATION_START_TIMEOUT_SECONDS):
+            started = client.create_visual_validate_session(callback_url(public_id))
     except UpstreamError as error:
         row.status = UpstreamStatus.FAILED
         row.ended_at = timezone.now()
@@ -361,7 +363,10 @@ def upstream_session_confirm(
     owns_client = client is None
     client = client or AnyfastClient()
     try:
-        result = client.get_visual_validate_result(verification.byted_token or "")
+        # Each poll is bounded on its own (and by what is left of a sweep's budget): a hung call
+        # never holds up the people behind it.
+        with client.within(settings.VERIFICATION_POLL_CALL_SECONDS):
+            result = client.get_visual_validate_result(verification.byted_token or "")
     except UpstreamError as error:
         if is_token_gone(error):
             _end(verification, error=error, explanation=SESSION_GONE_EXPLANATION)
@@ -523,7 +528,9 @@ def upstream_session_poll_due(
     (3/s) across the deployment, callbacks' confirmations included; so that a sweep never runs
     into the next one, it takes at most two thirds of that budget over ``time_budget`` seconds
     (``VERIFICATION_POLL_SWEEP_SECONDS``) and stops once the time is used or the upstream
-    pushes back (rate limited). Returns how many sessions it polled.
+    pushes back (rate limited). The budget bounds each call too: its timeouts are cut to what is
+    left of it (``AnyfastClient.within``), so a hung call cannot overrun the sweep. Returns how
+    many sessions it polled.
     """
     time_budget = time_budget or settings.VERIFICATION_POLL_SWEEP_SECONDS
     if max_sessions is None:
@@ -536,10 +543,12 @@ def upstream_session_poll_due(
     polled = 0
     try:
         for pk in ids:
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 break
             try:
-                upstream_session_confirm(upstream_session_id=pk, client=client)
+                with client.within(remaining):
+                    upstream_session_confirm(upstream_session_id=pk, client=client)
             except (RateLimited, LocalRateLimitExceeded) as error:
                 logger.info("verification poll sweep stops: %s", error)
                 break

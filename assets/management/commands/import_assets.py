@@ -5,7 +5,9 @@ admin (``pipeline.asset_create``): the good ones are stored and queued for uploa
 others are refused with every reason. A symbolic link is refused and never followed (it could
 name another person's file), nor is anything outside the folder read. A progress bar runs while
 files are checked, then a table gives each file's verdict, names printed with any control
-character escaped. Exits non-zero when any file was refused.
+character escaped. A broker outage stops nothing: every good file is stored and queued, and the
+summary says which uploads were sent to the workers and which wait for the asset sweeper (it
+sends them once the broker is back). Exits non-zero when any file was refused.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rich.text import Text
 
 from assets.services import pipeline
 from consent.models import ConsentRecord, Person
+from portal.queue import sends_recorded
 
 _SYMLINK = "A symbolic link: refused, not followed (import the file itself, from its own folder)."
 
@@ -49,6 +52,8 @@ class Verdict:
     name: str
     queued: bool
     reasons: tuple[str, ...] = ()
+    # Queued, but its upload task could not be sent (the broker was away): the sweeper sends it.
+    waits_for_sweeper: bool = False
 
 
 class Command(BaseCommand):
@@ -107,7 +112,13 @@ class Command(BaseCommand):
         console.print(self._table(verdicts))
         refused = sum(not verdict.queued for verdict in verdicts)
         queued = len(verdicts) - refused
+        waiting = sum(verdict.waits_for_sweeper for verdict in verdicts)
         console.print(f"{queued} file(s) queued for upload, {refused} refused.")
+        if waiting:
+            console.print(
+                f"{queued - waiting} sent to the workers; {waiting} wait for the asset sweeper "
+                "(the broker could not be reached): they are stored and go up once it is back."
+            )
         if refused:
             raise CommandError(f"{refused} of {len(verdicts)} files were refused.")
 
@@ -136,16 +147,18 @@ class Command(BaseCommand):
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return Verdict(name, queued=False, reasons=("Not a regular file: skipped.",))
             try:
-                asset = pipeline.asset_create(
-                    person=person,
-                    consent=consent,
-                    uploaded_file=File(handle, name=name),
-                    uploaded_by=None,
-                )
+                with sends_recorded() as sends:
+                    asset = pipeline.asset_create(
+                        person=person,
+                        consent=consent,
+                        uploaded_file=File(handle, name=name),
+                        uploaded_by=None,
+                    )
             except ValidationError as refused:
                 return Verdict(name, queued=False, reasons=tuple(refused.messages))
         warnings = tuple(f"warning: {warning}" for warning in asset.precheck_warnings)
-        return Verdict(name, queued=True, reasons=warnings)
+        waits = not all(send.sent for send in sends)
+        return Verdict(name, queued=True, reasons=warnings, waits_for_sweeper=waits)
 
     def _console(self) -> Console:
         # Rich writes to the command's own stream (OutputWrapper would add a newline per write).
@@ -163,7 +176,15 @@ class Command(BaseCommand):
             # File names and reasons as plain Text: a "[" in them is not Rich markup.
             table.add_row(
                 Text(printable(verdict.name)),
-                Text("queued", style="green") if verdict.queued else Text("refused", style="red"),
+                _verdict_text(verdict),
                 Text("\n".join(printable(reason) for reason in verdict.reasons) or "—"),
             )
         return table
+
+
+def _verdict_text(verdict: Verdict) -> Text:
+    if not verdict.queued:
+        return Text("refused", style="red")
+    if verdict.waits_for_sweeper:
+        return Text("queued (waits for the sweeper)", style="yellow")
+    return Text("queued", style="green")
