@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
@@ -58,6 +59,65 @@ from verification.models import VerificationSession
 
 def _report(model_admin: admin.ModelAdmin[Any], request: HttpRequest, outcome: Outcome) -> None:
     model_admin.message_user(request, outcome.message, outcome.level)
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """The one thing to do next for a person, shown as the person page's styled button: a link,
+    a POST (``action`` with hidden ``fields``), or only a sentence when nobody here can act."""
+
+    label: str
+    url: str = ""
+    post: bool = False
+    fields: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+
+def next_step(request: HttpRequest, person: Person) -> NextStep | None:
+    """Record consent → submit it → (Legal approves) → Invite to verify → Upload assets; steps
+    that cannot work yet are not offered (no invitation without consent in force, no upload
+    before verification)."""
+    user = request.user
+    records = person.consent_records.all()
+    if records.in_force().exists():
+        if person.asset_groups.filter(status=AssetGroup.Status.ACTIVE).exists():
+            if user.has_perm("assets.add_asset"):
+                return NextStep(
+                    "Upload assets", reverse("admin:consent_person_upload_assets", args=[person.pk])
+                )
+            return None
+        invitation = person.verification_sessions.open().first()
+        if invitation is not None:
+            return NextStep(
+                "Invitation QR code",
+                invitation_admin_url(invitation, "qr"),
+                note="Invited: waiting for the person to verify.",
+            )
+        if user.has_perm("verification.add_verificationsession"):
+            return NextStep(
+                "Invite to verify", reverse("admin:consent_person_invite", args=[person.pk]), True
+            )
+        return None
+    record_url = "admin:consent_consentrecord_change"
+    pending = records.filter(status=ConsentRecord.Status.PENDING_REVIEW).order_by("-pk").first()
+    if pending is not None:
+        if user.has_perm("consent.review_consentrecord"):
+            return NextStep("Review consent", reverse(record_url, args=[pending.pk]))
+        return NextStep("", note="Consent submitted: waiting for Legal's review.")
+    draft = records.filter(status=ConsentRecord.Status.DRAFT).order_by("-pk").first()
+    if draft is not None:
+        if not user.has_perm("consent.change_consentrecord"):
+            return None
+        return NextStep(
+            "Submit consent for review",
+            reverse("admin:consent_consentrecord_changelist"),
+            post=True,
+            fields=(("action", "submit_for_review"), (helpers.ACTION_CHECKBOX_NAME, str(draft.pk))),
+        )
+    if user.has_perm("consent.add_consentrecord"):
+        add = reverse("admin:consent_consentrecord_add")
+        return NextStep("Record consent", f"{add}?person={person.pk}")
+    return None
 
 
 # Django shows an inline only to users who may view (or change) the inline's own model
@@ -335,6 +395,7 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         if obj is not None:
             current = obj.verification_sessions.open().first()
             context.update(
+                next_step=next_step(request, obj),
                 can_export_evidence=self.has_export_evidence_permission(request),
                 can_invite=self.has_invite_permission(request) and current is None,
                 invite_url=reverse("admin:consent_person_invite", args=[obj.pk]),
