@@ -76,7 +76,7 @@ class PortalAdminSite(admin.AdminSite):
         ]
         return steps + super().get_urls()
 
-    def index(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+    def index(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:  # type: ignore[override]
         """The admin home, the user's work queues first (``work_for``); producers, who have
         nothing in the admin, go on to their references page (after login too, which lands
         here)."""
