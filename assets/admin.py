@@ -722,7 +722,7 @@ class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
     """Read-only evidence: which consent ended, why and by whom, every asset and group deleted
     upstream with the upstream's confirmation time. The only action retries failed items."""
 
-    list_display = ("__str__", "consent_link", "reason", "requested_by_label", "created_at",
+    list_display = ("__str__", "consent_link", "reason", "requester", "created_at",
                     "upstream")  # fmt: skip
     list_select_related = ("person", "consent__person")
     list_filter = (WithdrawalConfirmedFilter, "reason", "created_at")
@@ -731,7 +731,7 @@ class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = (WithdrawalItemInline,)
     actions = ("retry_failed_items",)
-    fields = ("person", "consent_link", "reason", "requested_by", "requested_by_label",
+    fields = ("person", "consent_link", "reason", "requested_by", "requester",
               "revocation", "groups_decision", "created_at", "upstream", "confirmed_at",
               "producers_notified_at")  # fmt: skip
     readonly_fields = fields
@@ -755,6 +755,10 @@ class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
             reverse("admin:consent_consentrecord_change", args=[withdrawal.consent_id]),
             withdrawal.consent,
         )
+
+    @admin.display(description="requested by (as recorded)", ordering="requested_by_label")
+    def requester(self, withdrawal: Withdrawal) -> str:
+        return withdrawal.requested_by_label
 
     @admin.display(description="revocation")
     def revocation(self, withdrawal: Withdrawal) -> str:

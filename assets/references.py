@@ -148,6 +148,9 @@ class Row:
     uses: list[ConsentUse]
     preview_url: str
     has_thumbnail: bool
+    # The project the row's menu starts on: the one the page is filtered by, or the consent's
+    # only project.
+    preselected: str
 
 
 @require_GET
@@ -164,7 +167,7 @@ def references_view(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(assets, PAGE_SIZE).get_page(request.GET.get("page"))
     chosen_project = form.cleaned_data.get("project", "") if form.is_bound else ""
-    rows = [_row(asset) for asset in page.object_list]
+    rows = [_row(asset, chosen_project) for asset in page.object_list]
     notices = (
         ProducerNotice.objects.filter(user=_producer(request), acknowledged_at__isnull=True)
         .prefetch_related(
@@ -190,7 +193,7 @@ def references_view(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "assets/references.html", context)
 
 
-def _row(asset: Asset) -> Row:
+def _row(asset: Asset, chosen_project: str) -> Row:
     has_thumbnail = asset.kind in (AssetKind.IMAGE, AssetKind.VIDEO)
     preview = (
         reverse("references:thumbnail", args=[asset.pk])
@@ -198,13 +201,19 @@ def _row(asset: Asset) -> Row:
         else static(KIND_ICONS[AssetKind(asset.kind)])
     )
     uses = list(asset.consent.uses.all()) if asset.consent else []
+    projects = references_service.consent_projects(asset.consent)
+    if chosen_project in projects:
+        preselected = chosen_project
+    else:
+        preselected = projects[0] if len(projects) == 1 else ""
     return Row(
         asset=asset,
         person=producer_name(asset.group.person),
-        projects=references_service.consent_projects(asset.consent),
+        projects=projects,
         uses=uses,
         preview_url=preview,
         has_thumbnail=has_thumbnail,
+        preselected=preselected,
     )
 
 

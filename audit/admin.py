@@ -26,21 +26,21 @@ from audit.services import audit_record, snapshot
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("occurred_at", "actor_label", "action", "what", "object_repr", "request_id")
+    list_display = ("when", "by", "action", "what", "about", "request")
     list_filter = ("action", "object_type", "occurred_at")
     search_fields = ("action", "object_repr", "actor_label", "request_id", "=object_id")
     date_hierarchy = "occurred_at"
     readonly_fields = (
-        "occurred_at",
-        "actor_label",
+        "when",
+        "by",
         "action",
-        "object_type",
-        "object_id",
-        "object_repr",
-        "person_id",
+        "kind_of_record",
+        "record_id",
+        "about",
+        "person",
         "changes",
         "detail_json",
-        "request_id",
+        "request",
         "previous_hash",
         "hash",
     )
@@ -54,6 +54,35 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    # The columns and fields in users' words (the model's field names are developers').
+    @admin.display(description="when", ordering="occurred_at")
+    def when(self, event: AuditEvent) -> Any:
+        return event.occurred_at
+
+    @admin.display(description="by", ordering="actor_label")
+    def by(self, event: AuditEvent) -> str:
+        return event.actor_label
+
+    @admin.display(description="about", ordering="object_repr")
+    def about(self, event: AuditEvent) -> str:
+        return event.object_repr or "—"
+
+    @admin.display(description="kind of record")
+    def kind_of_record(self, event: AuditEvent) -> str:
+        return event.object_type
+
+    @admin.display(description="record id")
+    def record_id(self, event: AuditEvent) -> str:
+        return event.object_id
+
+    @admin.display(description="person id")
+    def person(self, event: AuditEvent) -> Any:
+        return event.person_id or "—"
+
+    @admin.display(description="request id")
+    def request(self, event: AuditEvent) -> str:
+        return event.request_id or "—"
 
     @admin.display(description="before → after")
     def changes(self, event: AuditEvent) -> str:

@@ -15,7 +15,6 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, URLResolver, path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -44,6 +43,8 @@ class PortalAdminSite(admin.AdminSite):
     site_header = "Talent Consent Portal"
     site_title = "Talent Consent Portal"
     index_title = "People, consent, verification and likeness assets"
+    # No public site to view: the header's "View site" link is not shown.
+    site_url = None
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         """Django's admin login (same page, form and context), whose view hands users who need a
@@ -75,8 +76,12 @@ class PortalAdminSite(admin.AdminSite):
         ]
         return steps + super().get_urls()
 
-    def index(self, request: HttpRequest, extra_context: Any = None) -> TemplateResponse:
-        """The admin home, the user's work queues first (``work_for``)."""
+    def index(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:  # type: ignore[override]
+        """The admin home, the user's work queues first (``work_for``); producers, who have
+        nothing in the admin, go on to their references page (after login too, which lands
+        here)."""
+        if request.user.has_perm("assets.view_references") and not self.get_app_list(request):
+            return HttpResponseRedirect(reverse("references:list"))
         return super().index(request, {"work": self.work_for(request), **(extra_context or {})})
 
     def work_for(self, request: HttpRequest) -> list[RoleWork]:

@@ -173,6 +173,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文"), ("zh-hant", "繁體中文")]
+# Times with seconds and the time zone on every admin page (portal/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["portal.formats"]
 # The person's pages and emails (consent) in zh-Hans and zh-Hant; the .mo files are committed.
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from assets.urls import references_patterns
-from portal.views import healthz
+from portal.views import favicon, healthz
 
 # Admin pages of models that moved app keep their former addresses (bookmarks, operators'
 # scripts, links in emails already sent): each redirects to the page's new address.
@@ -29,6 +29,10 @@ urlpatterns = [
     path("verify/", include("verification.urls")),
     path("me/", include("consent.urls")),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
+    # Nothing lives at the root: staff and producers both start from the admin (producers are
+    # sent on to their references page from there).
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="root"),
 ]
 
 if settings.SANDBOX_ENABLED:

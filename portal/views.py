@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -33,3 +33,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "ok": age is not None and age <= 3 * settings.HEARTBEAT_INTERVAL_SECONDS,
     }
     return JsonResponse({"database": "ok", "worker": worker})
+
+
+_FAVICON = (settings.BASE_DIR / "static" / "portal" / "favicon.ico").read_bytes()
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, which browsers ask for whatever the pages link (the pages link the
+    SVG under /static/)."""
+    response = HttpResponse(_FAVICON, content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
@@ -24,6 +25,7 @@ from django.http import (
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -54,6 +56,65 @@ from portal.admin_helpers import (
 from verification import admin_views
 from verification.admin_views import VerificationState, invitation_admin_url
 from verification.models import VerificationSession
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """The one thing to do next for a person, shown as the person page's styled button: a link,
+    a POST (``action`` with hidden ``fields``), or only a sentence when nobody here can act."""
+
+    label: str
+    url: str = ""
+    post: bool = False
+    fields: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+
+def next_step(request: HttpRequest, person: Person) -> NextStep | None:
+    """Record consent → submit it → (Legal approves) → Invite to verify → Upload assets; steps
+    that cannot work yet are not offered (no invitation without consent in force, no upload
+    before verification)."""
+    user = request.user
+    records = person.consent_records.all()
+    if records.in_force().exists():
+        if person.asset_groups.filter(status=AssetGroup.Status.ACTIVE).exists():
+            if user.has_perm("assets.add_asset"):
+                return NextStep(
+                    "Upload assets", reverse("admin:consent_person_upload_assets", args=[person.pk])
+                )
+            return None
+        invitation = person.verification_sessions.open().first()
+        if invitation is not None:
+            return NextStep(
+                "Invitation QR code",
+                invitation_admin_url(invitation, "qr"),
+                note="Invited: waiting for the person to verify.",
+            )
+        if user.has_perm("verification.add_verificationsession"):
+            return NextStep(
+                "Invite to verify", reverse("admin:consent_person_invite", args=[person.pk]), True
+            )
+        return None
+    record_url = "admin:consent_consentrecord_change"
+    pending = records.filter(status=ConsentRecord.Status.PENDING_REVIEW).order_by("-pk").first()
+    if pending is not None:
+        if user.has_perm("consent.review_consentrecord"):
+            return NextStep("Review consent", reverse(record_url, args=[pending.pk]))
+        return NextStep("", note="Consent submitted: waiting for Legal's review.")
+    draft = records.filter(status=ConsentRecord.Status.DRAFT).order_by("-pk").first()
+    if draft is not None:
+        if not user.has_perm("consent.change_consentrecord"):
+            return None
+        return NextStep(
+            "Submit consent for review",
+            reverse("admin:consent_consentrecord_changelist"),
+            post=True,
+            fields=(("action", "submit_for_review"), (helpers.ACTION_CHECKBOX_NAME, str(draft.pk))),
+        )
+    if user.has_perm("consent.add_consentrecord"):
+        add = reverse("admin:consent_consentrecord_add")
+        return NextStep("Record consent", f"{add}?person={person.pk}")
+    return None
 
 
 # Django shows an inline only to users who may view (or change) the inline's own model
@@ -100,12 +161,12 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         "legal_name",
         "display_name",
         "email",
-        "preferred_language",
+        "language",
         "consent_in_force",
         "verification",
         "consent_count",
         "active_asset_count",
-        "created_at",
+        "added",
     )
     list_filter = (VerificationStateFilter, "preferred_language", "created_at")
     search_fields = ("legal_name", "display_name", "email", "phone")
@@ -331,6 +392,7 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
         if obj is not None:
             current = obj.verification_sessions.open().first()
             context.update(
+                next_step=next_step(request, obj),
                 can_export_evidence=self.has_export_evidence_permission(request),
                 can_invite=self.has_invite_permission(request) and current is None,
                 invite_url=reverse("admin:consent_person_invite", args=[obj.pk]),
@@ -376,6 +438,20 @@ class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
             "can_upload_assets": request.user.has_perm("assets.add_asset"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    # Short columns, so that the list fits a 1366 px screen beside its filters.
+    @admin.display(description="language", ordering="preferred_language")
+    def language(self, person: Person) -> str:
+        return person.get_preferred_language_display()
+
+    @admin.display(description="added", ordering="created_at")
+    def added(self, person: Person) -> str:
+        return f"{timezone.localdate(person.created_at):%Y-%m-%d}"
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # The list needs the width: the admin's navigation sidebar is one click away (Home).
+        context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     @admin.display(description="consent in force", boolean=True, ordering="in_force")
     def consent_in_force(self, person: Person) -> bool:

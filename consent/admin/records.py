@@ -31,6 +31,7 @@ from assets.admin import (
     withdrawals_table,
 )
 from assets.models import Withdrawal
+from assets.services.withdrawal_preview import withdrawal_preview
 from audit.admin import AuditedSavesAdmin, events_timeline
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -197,6 +198,10 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
         ),
     )
 
+    # Shown after the uses (templates/admin/consent/consentrecord/change_form.html): the terms
+    # and uses come first, what happened to them after.
+    AFTER_USES = ("Review", "Withdrawal upstream", "Versions", "Audit trail", "System")
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         # A signed document, once attached, is evidence: it is shown, never replaced.
         document = "private_file_link" if obj and obj.signed_document else "signed_document"
@@ -205,19 +210,32 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
             if obj is not None and may_view(self.admin_site, request, AuditEvent)
             else []
         )
+        has_versions = obj is not None and (obj.supersedes_id or obj.superseded_by.exists())
         return (
             *self._terms_fieldsets,
             ("Signed document", {"fields": (document,)}),
-            ("Review", {"fields": self._review_fields}),
+            # A draft has not been reviewed: no empty review or revocation fields to scroll past.
+            *([("Review", {"fields": self._review_fields_of(obj)})] if self._reviewed(obj) else []),
             *(
                 [("Withdrawal upstream", {"fields": ("withdrawal_record",)})]
-                if obj is not None and may_view(self.admin_site, request, Withdrawal)
+                if obj is not None
+                and may_view(self.admin_site, request, Withdrawal)
+                and obj.ended_at is not None
                 else []
             ),
-            ("Versions", {"fields": ("version_history",)}),
+            *([("Versions", {"fields": ("version_history",)})] if has_versions else []),
             *audit,
             ("System", {"classes": ("collapse",), "fields": SYSTEM_FIELDS}),
         )
+
+    @staticmethod
+    def _reviewed(obj: ConsentRecord | None) -> bool:
+        return obj is not None and obj.status != ConsentRecord.Status.DRAFT
+
+    def _review_fields_of(self, obj: ConsentRecord) -> tuple[str, ...]:
+        """The status, red flags and the lifecycle fields that hold something."""
+        written = [f for f in ConsentRecord.LIFECYCLE_FIELDS if getattr(obj, f) not in (None, "")]
+        return ("status_badge", "red_flags", *written)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -281,8 +299,19 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
                 four_eyes = services.consent_four_eyes_problem(record=record, actor=request.user)
             if four_eyes:
                 buttons = [button for button in buttons if button[0] not in decide]
-        context = {**(extra_context or {}), "lifecycle_buttons": buttons, "four_eyes": four_eyes}
+        context = {
+            **(extra_context or {}),
+            "lifecycle_buttons": buttons,
+            "four_eyes": four_eyes,
+            "after_uses": self.AFTER_USES,
+        }
         return super().change_view(request, object_id, form_url, context)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {**(extra_context or {}), "after_uses": self.AFTER_USES}
+        return super().add_view(request, form_url, context)
 
     # --- Lifecycle actions ---------------------------------------------------------------------
 
@@ -328,11 +357,11 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
                 ):
                     entry["problems"].insert(0, problem)
         ready = [entry["record"] for entry in entries if not entry["problems"]]
+        # Always confirmed on this page, wherever the action was pressed: the problems, red
+        # flags and (for a revocation) what will be withdrawn are read before anything changes.
         posted = "confirm" in request.POST
         form = action.form(request.POST if posted else None) if action.form else None
-        # Without a form to fill in, a selection with nothing to explain needs no confirmation.
-        confirmed = posted or (form is None and len(ready) == len(records))
-        if confirmed and ready and (form is None or form.is_valid()):
+        if posted and ready and (form is None or form.is_valid()):
             self._apply(request, ready, transition, form.cleaned_data if form else {})
             return None
         return TemplateResponse(
@@ -369,12 +398,14 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
             f"{record.starts_on} to {record.expires_on or 'no end date'} · "
             f"{len(record.uses.all())} use(s)"
         )
+        revoking = transition == "revoke" and record.status in allowed_from
         return {
             "record": record,
             "problems": problems,
             "flags": flags,
             "reviewing": reviewing,
             "summary": summary,
+            "withdrawal": withdrawal_preview(consent=record) if revoking else None,
         }
 
     def _apply(

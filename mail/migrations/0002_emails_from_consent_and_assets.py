@@ -3,7 +3,8 @@
 ``consent.OutboundEmail`` rows keep their ids (audit events name them); producer notice emails
 (``assets.NoticeEmail``) get new ids, their notice as what they are about. The former rows kept no
 body (it was rendered when sending): sent and failed ones keep a note instead; those still queued
-are rendered now, by the portal's own email builders, and sent by the outbox.
+are left without a body here and rendered by ``0004_render_emails_queued_before_the_outbox``,
+once every table their templates read exists.
 """
 
 from django.db import migrations
@@ -14,24 +15,6 @@ NO_BODY = "(sent before the outbox kept the bodies of emails)"
 def _content_type(apps, app_label, model):
     content_type = apps.get_model("contenttypes", "ContentType")
     return content_type.objects.get_or_create(app_label=app_label, model=model)[0]
-
-
-def _queued_bodies(row):
-    """Text and HTML of a former queued email, rendered as it would have been when sent."""
-    from consent.models import ConsentRecord, django_language
-    from consent.services import _expiry_warning_context
-    from mail.services import render_email
-    from verification.models import VerificationSession
-    from verification.services.invitations import _invitation_email_context
-
-    if row.invitation_id:
-        context = _invitation_email_context(VerificationSession.objects.get(pk=row.invitation_id))
-        template = f"verification/email/{row.template}"
-    else:
-        context = _expiry_warning_context(ConsentRecord.objects.get(pk=row.consent_id))
-        template = f"consent/email/{row.template}"
-    _, text, html = render_email(template, context, language=django_language(row.language))
-    return text, html
 
 
 def move_emails(apps, schema_editor):
@@ -54,12 +37,7 @@ def move_emails(apps, schema_editor):
         apps.get_model("consent", "ConsentRecord").objects.values_list("pk", "person_id")
     )
     for row in apps.get_model("consent", "OutboundEmail").objects.all():
-        text, html, status, error = NO_BODY, "", row.status, row.last_error
-        if row.status == "queued":
-            try:
-                text, html = _queued_bodies(row)
-            except Exception as exc:  # noqa: BLE001 - a row that cannot be rendered is failed
-                status, error = "failed", f"not rendered when moved to the outbox: {exc}"
+        text = "" if row.status == "queued" else NO_BODY
         if row.invitation_id:
             about_id, person_id = row.invitation_id, invitation_people[row.invitation_id]
         else:
@@ -72,13 +50,12 @@ def move_emails(apps, schema_editor):
                 language=row.language,
                 subject=row.subject,
                 body_text=text,
-                body_html=html,
                 about_type=invitation_type if row.invitation_id else consent_type,
                 about_id=about_id,
                 person_id=person_id,
-                status=status,
+                status=row.status,
                 attempts=row.attempts,
-                last_error=error,
+                last_error=row.last_error,
                 next_attempt_at=row.created_at,
                 sent_at=row.sent_at,
                 created_by_id=row.created_by_id,

@@ -221,6 +221,10 @@
     if (!arrayProject.value && common.indexOf(root.dataset.project) !== -1) {
       arrayProject.value = root.dataset.project;
     }
+    // Only one project in common: nothing to choose.
+    if (!arrayProject.value && common.length === 1) {
+      arrayProject.value = common[0];
+    }
     arrayProject.disabled = !common.length;
 
     selectionCount.textContent = selected.length

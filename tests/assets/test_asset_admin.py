@@ -18,6 +18,7 @@ from tests.factories import (
     AssetGroupFactory,
     ConsentRecordFactory,
     PersonFactory,
+    UsableAssetFactory,
     UserFactory,
 )
 from tests.upstream_helpers import SANDBOX_KEY
@@ -45,7 +46,11 @@ def changelist_action(client: Client, action: str, *assets: Asset):
 def test_a_persons_page_links_to_the_upload_for_staff_who_may_add_assets(
     superuser_client: Client, client: Client
 ):
-    person = PersonFactory()
+    # Uploading is offered once the person is verified (before, it could not work).
+    unverified = PersonFactory()
+    unverified_page = reverse("admin:consent_person_change", args=[unverified.pk])
+    assert upload_url(unverified) not in superuser_client.get(unverified_page).content.decode()
+    person = UsableAssetFactory().group.person
     change = reverse("admin:consent_person_change", args=[person.pk])
 
     assert upload_url(person) in superuser_client.get(change).content.decode()

@@ -280,8 +280,37 @@ def test_project_filter_states_the_project_for_each_row(producer_client: Client)
 
     assert f'<option value="{PROJECT}" selected>' in page
     assert "— choose —</option>" not in page.split("<tbody>")[1]
-    assert "— choose —</option>" in unfiltered.split("<tbody>")[1]
+    # The consent has one project: it is the row's project without a filter too.
+    assert f'<option value="{PROJECT}" selected>' in unfiltered.split("<tbody>")[1]
     assert asset.pk in listed(producer_client.get(LIST_URL, {"project": PROJECT}))
+
+
+def test_a_consent_of_several_projects_asks_which_one(producer_client: Client):
+    UsableAssetFactory(consent__uses=["Spring campaign 2027", "Summer campaign 2027"])
+
+    body = producer_client.get(LIST_URL).content.decode().split("<tbody>")[1]
+
+    assert "— choose —</option>" in body and " selected>" not in body
+
+
+def test_each_row_shows_the_files_name_size_dimensions_and_upload_date(producer_client: Client):
+    group = AssetGroupFactory()
+    first = UsableAssetFactory(group=group, original_filename="ada-1.jpg", size_bytes=250_000)
+    UsableAssetFactory(
+        group=group,
+        consent=first.consent,
+        original_filename="ada-2.jpg",
+        width=1080,
+        height=1080,
+        size_bytes=3_500_000,
+    )
+
+    body = producer_client.get(LIST_URL).content.decode().split("<tbody>")[1]
+
+    today = timezone.localdate().isoformat()
+    assert "ada-1.jpg" in body and "1200 \u00d7 1600 px \u00b7 244.1\u00a0KB" in body
+    assert "ada-2.jpg" in body and "1080 \u00d7 1080 px \u00b7 3.3\u00a0MB" in body
+    assert body.count(f"uploaded {today}") == 2
 
 
 def test_a_filter_for_someone_not_listed_is_shown_as_an_error(producer_client: Client):

@@ -194,6 +194,8 @@ def _producer_client(client: Client, username: str = "maya") -> tuple[Client, An
 
 def test_notice_shows_on_the_references_page_and_admin_until_acknowledged(client: Client):
     client, maya = _producer_client(client)
+    # A producer who also works in the admin (one with nothing there is sent to /references/).
+    maya.user_permissions.add(Permission.objects.get(codename="view_person"))
     asset = _asset("Ada")
     notice = ProducerNoticeFactory(
         user=maya, reason=REASON, copies=[ReferenceCopyFactory(user=maya, asset=asset)]

@@ -294,9 +294,12 @@ def test_the_revoke_action_records_the_channel_and_reason(superuser_client, supe
     assert record.revocation_channel == "in_writing"
 
 
-def test_submit_for_review_from_the_changelist(superuser_client):
+def test_submit_for_review_from_the_changelist_is_confirmed_first(superuser_client):
     record = ConsentRecordFactory(complete=True)
-    response = _changelist_action(superuser_client, "submit_for_review", [record])
+    page = _changelist_action(superuser_client, "submit_for_review", [record])
+    assert page.status_code == 200 and "Submit (1)" in page.content.decode()
+    assert ConsentRecord.objects.get(pk=record.pk).status == S.DRAFT
+    response = _changelist_action(superuser_client, "submit_for_review", [record], confirm="yes")
     assert response.status_code == 302
     assert ConsentRecord.objects.get(pk=record.pk).status == S.PENDING_REVIEW
 

@@ -215,7 +215,7 @@ def test_invite_button_answers_get_with_405(superuser_client: Client):
 def test_person_page_shows_the_invite_button_or_the_open_invitations_qr_page(
     superuser_client: Client,
 ):
-    person = PersonFactory()
+    person = _consenting()
 
     page = superuser_client.get(_url("person_change", person.pk)).content.decode()
     assert f'action="{_url("person_invite", person.pk)}"' in page

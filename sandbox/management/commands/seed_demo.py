@@ -6,8 +6,8 @@ sandbox holds the same group and assets (``sandbox.demo``), so the command comes
 sandbox app (``SANDBOX_ENABLED``) and the portal itself never imports the sandbox.
 
 Runs only with DEBUG on, since it makes users with known passwords. Running it again changes
-nothing but those passwords and the role groups, which it sets back to what it prints and to
-``portal.roles.ROLES``.
+nothing but those users' passwords, names and role groups, which it sets back to what it prints
+and to ``portal.roles.ROLES``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ USERNAME = "admin"
 PASSWORD = "admin"  # noqa: S105 - a demo account, refused without DEBUG
 # One staff user per role, each with its username as password (demo accounts, as above).
 ROLE_USERS = [("onboarding", ONBOARDING), ("legal", LEGAL), ("producer", PRODUCERS)]
+# Full names: invitation emails and pages name the inviter ("Olivia Reyes at …").
+FULL_NAMES = {
+    USERNAME: ("Sam", "Taylor"),
+    "onboarding": ("Olivia", "Reyes"),
+    "legal": ("Lena", "Hartmann"),
+    "producer": ("Pat", "Morgan"),
+}
+TERRITORY = "United Kingdom, Ireland"  # the consent's and its use's: the same places
 
 Status = ConsentRecord.Status
 
@@ -95,6 +103,7 @@ class Command(BaseCommand):
         user, _ = get_user_model().objects.get_or_create(
             username=USERNAME, defaults={"email": "admin@studio.test"}
         )
+        user.first_name, user.last_name = FULL_NAMES[USERNAME]
         user.is_staff = user.is_superuser = True
         user.set_password(PASSWORD)
         user.save()
@@ -104,6 +113,7 @@ class Command(BaseCommand):
         user, _ = get_user_model().objects.get_or_create(
             username=username, defaults={"email": f"{username}@studio.test"}
         )
+        user.first_name, user.last_name = FULL_NAMES[username]
         user.is_staff, user.is_superuser = True, False
         user.set_password(username)
         user.save()
@@ -144,6 +154,7 @@ class Command(BaseCommand):
             consent_text_language=person.preferred_language,
             intended_uses="Reference likeness for AI-generated promotional video.",
             projects="Spring campaign",
+            territory=TERRITORY,
             covers_audio=True,
             likeness_voice=True,
             prohibited_uses="Political, adult or endorsement content.",
@@ -162,7 +173,7 @@ class Command(BaseCommand):
             project="Spring campaign",
             medium="AI-generated video advertisement, 30 seconds",
             channels="YouTube, Instagram, in-store screens",
-            territory="United Kingdom, Ireland",
+            territory=TERRITORY,
             languages="English",
             description="The person walking through a spring market, holding the product.",
         )
