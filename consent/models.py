@@ -74,6 +74,9 @@ class Person(models.Model):
 
     class Meta:
         ordering = ["legal_name", "pk"]
+        indexes = [
+            models.Index(fields=["legal_name", "id"], name="person_by_legal_name"),
+        ]
         verbose_name_plural = "people"
         permissions = [
             ("legal_hold_person", "Can place or lift a legal hold on a person's biometric data"),
@@ -303,6 +306,9 @@ class ConsentRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="consent_record_newest_first"),
+        ]
         permissions = [
             ("review_consentrecord", "Can approve or reject consent records"),
             ("revoke_consentrecord", "Can record that a person revoked consent"),
