@@ -55,7 +55,7 @@ from assets.models import (
 from assets.services import notices
 from assets.services import references as references_service
 from assets.thumbnails import NoThumbnail, thumbnail_jpeg
-from consent.models import ConsentUse, Person
+from consent.models import ConsentUse
 
 logger = logging.getLogger(__name__)
 
@@ -95,34 +95,37 @@ def _producer(request: HttpRequest) -> User:
 
 
 class ReferenceFilterForm(forms.Form):
-    """The page's filters; the choices are those of the assets producers may use today."""
+    """The page's filters: a person by name (a search box, not a list of everyone: issue 16),
+    or by number (a link to one person's assets), a kind, and a project of the usable assets."""
 
-    person = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    name = forms.CharField(required=False, max_length=100, strip=True)
+    person = forms.IntegerField(required=False, widget=forms.HiddenInput)
     kind = forms.ChoiceField(required=False)
     project = forms.ChoiceField(required=False)
 
     def __init__(self, data: Any, *, usable: QuerySet[Asset]) -> None:
         super().__init__(data)
-        people = (
-            Person.objects.filter(asset_groups__assets__in=usable)
-            .distinct()
-            .order_by("display_name", "pk")
-        )
+        self.usable = usable
         projects = (
             ConsentUse.objects.filter(consent__assets__in=usable)
             .order_by("project")
             .values_list("project", flat=True)
             .distinct()
         )
-        self.fields["person"].choices = [  # type: ignore[attr-defined]
-            ("", "Everyone"),
-            *((person.pk, producer_name(person)) for person in people),
-        ]
+        self.fields["name"].widget.attrs.update(
+            {"type": "search", "placeholder": "Display name", "aria-label": "Person"}
+        )
         self.fields["kind"].choices = [("", "Any kind"), *AssetKind.choices]  # type: ignore[attr-defined]
         self.fields["project"].choices = [  # type: ignore[attr-defined]
             ("", "Any project"),
             *((project, project) for project in projects),
         ]
+
+    def clean_person(self) -> int | None:
+        person: int | None = self.cleaned_data.get("person")
+        if person is not None and not self.usable.filter(group__person_id=person).exists():
+            raise ValidationError("This person has no asset you may use.")
+        return person
 
     def filter(self, assets: QuerySet[Asset]) -> QuerySet[Asset]:
         """``assets`` narrowed by the valid filters (an invalid one is ignored, and shown)."""
@@ -130,6 +133,8 @@ class ReferenceFilterForm(forms.Form):
         data = getattr(self, "cleaned_data", {})
         if person := data.get("person"):
             assets = assets.filter(group__person_id=person)
+        if name := data.get("name"):
+            assets = assets.filter(group__person__display_name__icontains=name)
         if kind := data.get("kind"):
             assets = assets.filter(kind=kind)
         if project := data.get("project"):

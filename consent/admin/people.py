@@ -83,7 +83,8 @@ class AssetGroupInline(ReadOnlyInline):
 
 class VerificationStateFilter(admin.SimpleListFilter):
     """People by where their verification stands (their latest invitation), in the changelist's
-    own query (``verification_state`` is annotated by ``PersonAdmin.get_queryset``)."""
+    own query (``people_in_verification_state``: from the invitations' side, not a subquery per
+    person on the ``verification_state`` column that ``PersonAdmin.get_queryset`` annotates)."""
 
     title = "verification"
     parameter_name = "verification"
@@ -95,7 +96,7 @@ class VerificationStateFilter(admin.SimpleListFilter):
         value = self.value()
         if value not in VerificationState.values:
             return queryset
-        return queryset.filter(verification_state=value)
+        return queryset.filter(pk__in=admin_views.people_in_verification_state(value))
 
 
 @admin.register(Person)
