@@ -421,6 +421,8 @@ class ConsentUse(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        # The references page's projects, one by one (``assets.references.projects_of``).
+        indexes = [models.Index(fields=["project", "consent"], name="consent_use_by_project")]
 
     def __str__(self) -> str:
         return f"{self.project}: {self.medium} ({self.channels}; {self.territory})"
