@@ -386,7 +386,7 @@ class ReferenceCopyInline(ReadOnlyInline):
 
 
 @admin.register(Asset)
-class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
+class AssetAdmin(ScalableChangelist, KeepRows, AssetColumns, PrivateFileAdmin):
     private_file_field = "file"
     content_type_field = "content_type"
     private_file_permission = ASSET_FILE_PERMISSION

@@ -45,7 +45,7 @@ class TypedValueFilter(admin.FieldListFilter):
         if field.is_relation:
             self.lookup_kwarg = f"{field_path}__{field.target_field.name}__exact"
         else:
-            self.lookup_kwarg = f"{field_path}__exact"
+            self.lookup_kwarg = field_path  # as the field's own filter names it
         super().__init__(field, request, params, model, model_admin, field_path)
 
     def expected_parameters(self) -> list[str | None]:

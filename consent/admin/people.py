@@ -42,6 +42,7 @@ from audit.models import AuditEvent
 from consent import evidence, services
 from consent.forms import LegalHoldForm
 from consent.models import ConsentRecord, Person
+from portal.admin_filters import ScalableChangelist
 from portal.admin_helpers import (
     SYSTEM_FIELDS,
     CreatedByAdmin,
@@ -100,7 +101,7 @@ class VerificationStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Person)
-class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
+class PersonAdmin(ScalableChangelist, AuditedSavesAdmin, CreatedByAdmin):
     list_display = (
         "legal_name",
         "display_name",
