@@ -40,6 +40,7 @@ from assets.models import (
 )
 from assets.services import gate, pipeline, withdrawals
 from consent.models import ConsentRecord, Person
+from portal.admin_filters import ScalableChangelist, TypedValueFilter
 from portal.admin_helpers import (
     KeepRows,
     PrivateFileAdmin,
@@ -390,7 +391,7 @@ class ReferenceCopyInline(ReadOnlyInline):
 
 
 @admin.register(Asset)
-class AssetAdmin(KeepRows, AssetColumns, PrivateFileAdmin):
+class AssetAdmin(ScalableChangelist, KeepRows, AssetColumns, PrivateFileAdmin):
     private_file_field = "file"
     content_type_field = "content_type"
     private_file_permission = ASSET_FILE_PERMISSION
@@ -800,17 +801,19 @@ class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
 
 
 @admin.register(ReferenceCopy)
-class ReferenceCopyAdmin(ReadOnlyAdmin):
+class ReferenceCopyAdmin(ScalableChangelist, ReadOnlyAdmin):
     """Every reference handed to a producer, by asset, person, user and project (for legal)."""
 
     list_display = ("copied_at", "user", "person", "asset_link", "reference", "project", "kind")
     list_select_related = ("user", "asset__group__person")
+    # Users are the few staff accounts; a person, an asset or a project is typed in (or comes
+    # from a link): listing every one of them is megabytes of HTML at 50,000 people (issue 16).
     list_filter = (
         "kind",
-        ("user", admin.RelatedOnlyFieldListFilter),
-        ("asset__group__person", admin.RelatedOnlyFieldListFilter),
-        ("asset", admin.RelatedOnlyFieldListFilter),
-        "project",
+        ("user", admin.RelatedFieldListFilter),
+        ("asset__group__person", TypedValueFilter),
+        ("asset", TypedValueFilter),
+        ("project", TypedValueFilter),
         "copied_at",
     )
     search_fields = (
@@ -821,7 +824,6 @@ class ReferenceCopyAdmin(ReadOnlyAdmin):
         "asset__group__person__legal_name",
         "asset__group__person__display_name",
     )
-    date_hierarchy = "copied_at"
     fields = (
         "copied_at",
         "user",

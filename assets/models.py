@@ -65,6 +65,9 @@ class AssetGroup(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="asset_group_newest_first"),
+        ]
         constraints = [
             FieldCheckConstraint(
                 condition=Q(status__in=GroupStatus.values),
@@ -289,6 +292,8 @@ class Asset(models.Model):
         indexes = [
             # The sweeper's queries: rows of one status whose next attempt is due.
             models.Index(fields=["status", "next_attempt_at"], name="asset_status_due"),
+            # The changelist's default order (issue 16)
+            models.Index(fields=["-created_at", "-id"], name="asset_newest_first"),
         ]
 
     def __str__(self) -> str:
@@ -399,6 +404,9 @@ class Withdrawal(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="withdrawal_newest_first"),
+        ]
         constraints = [
             FieldCheckConstraint(
                 condition=Q(reason__in=WithdrawalReason.values),
@@ -609,6 +617,9 @@ class ReferenceCopy(models.Model):
 
     class Meta:
         ordering = ["-copied_at", "-pk"]
+        indexes = [
+            models.Index(fields=["-copied_at", "-id"], name="reference_copy_newest_first"),
+        ]
         verbose_name_plural = "reference copies"
         permissions = [
             (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.apps import apps
 from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.db.models.fields.files import FieldFile
@@ -19,17 +20,49 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from audit.labels import action_label, detail_summary
+from audit.labels import ACTION_LABELS, action_label, detail_summary
 from audit.models import AuditEvent
 from audit.services import audit_record, snapshot
+from portal.admin_filters import ScalableChangelist
+
+
+class ActionFilter(admin.SimpleListFilter):
+    """The actions in words (``ACTION_LABELS``): fixed choices, not a DISTINCT over every event.
+    Same parameter as the field's own filter (``?action=consent.approve``)."""
+
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return sorted(ACTION_LABELS.items(), key=lambda item: item[1])
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+class ObjectTypeFilter(admin.SimpleListFilter):
+    """The installed models (``app_label.modelname``, as events name them): fixed choices."""
+
+    title = "object type"
+    parameter_name = "object_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return sorted(
+            (model._meta.label_lower, f"{model._meta.verbose_name} ({model._meta.label_lower})")
+            for model in apps.get_models()
+        )
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(object_type=self.value()) if self.value() else queryset
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ScalableChangelist, admin.ModelAdmin):
     list_display = ("when", "by", "action", "what", "about", "request")
-    list_filter = ("action", "object_type", "occurred_at")
+    # Fixed choices and no date hierarchy: both would scan every event to find their values
+    # (1.6 million at 50,000 people); "occurred_at" offers fixed periods, on an index.
+    list_filter = (ActionFilter, ObjectTypeFilter, "occurred_at")
     search_fields = ("action", "object_repr", "actor_label", "request_id", "=object_id")
-    date_hierarchy = "occurred_at"
     readonly_fields = (
         "when",
         "by",

@@ -82,7 +82,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-pk"]
-        indexes = [models.Index(fields=["object_type", "object_id"])]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"]),
+            # The list's periods ("occurred_at" filter) and its newest first (issue 16).
+            models.Index(fields=["occurred_at"], name="audit_event_occurred_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

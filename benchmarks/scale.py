@@ -230,12 +230,12 @@ def pages(size: int) -> list[tuple[str, str]]:
         ("Asset changelist", reverse("admin:assets_asset_changelist")),
         ("ConsentRecord changelist", reverse("admin:consent_consentrecord_changelist")),
         ("Withdrawal changelist", reverse("admin:assets_withdrawal_changelist")),
-        ("invitation changelist", reverse("admin:consent_verificationsession_changelist")),
+        ("invitation changelist", reverse("admin:verification_verificationsession_changelist")),
         ("person page (timelines)", reverse("admin:consent_person_change", args=[person])),
         ("consent page (timeline)", reverse("admin:consent_consentrecord_change", args=[person])),
         (
             "invitation page (timeline)",
-            reverse("admin:consent_verificationsession_change", args=[person]),
+            reverse("admin:verification_verificationsession_change", args=[person]),
         ),
     ]
 

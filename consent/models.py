@@ -76,6 +76,9 @@ class Person(models.Model):
 
     class Meta:
         ordering = ["legal_name", "pk"]
+        indexes = [
+            models.Index(fields=["legal_name", "id"], name="person_by_legal_name"),
+        ]
         verbose_name_plural = "people"
         permissions = [
             ("legal_hold_person", "Can place or lift a legal hold on a person's biometric data"),
@@ -304,6 +307,9 @@ class ConsentRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="consent_record_newest_first"),
+        ]
         permissions = [
             ("review_consentrecord", "Can approve or reject consent records"),
             ("revoke_consentrecord", "Can record that a person revoked consent"),
@@ -416,6 +422,8 @@ class ConsentUse(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        # The references page's projects, one by one (``assets.references.projects_of``).
+        indexes = [models.Index(fields=["project", "consent"], name="consent_use_by_project")]
 
     def __str__(self) -> str:
         return f"{self.project}: {self.medium} ({self.channels}; {self.territory})"

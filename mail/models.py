@@ -91,6 +91,7 @@ class OutboundEmail(models.Model):
                 condition=Q(status="queued"),
                 name="mail_queued_due",
             ),
+            models.Index(fields=["-created_at", "-id"], name="email_newest_first"),
         ]
         constraints = [
             FieldCheckConstraint(

@@ -31,6 +31,17 @@ def _fixed(params: dict[str, Any]) -> Params:
     return lambda today: params
 
 
+def _people_in_state(state: str) -> Params:
+    """People by verification state, counted from the invitations' side (issue 16)."""
+
+    def lookups(today: datetime.date) -> dict[str, Any]:
+        from verification.admin_views import people_in_verification_state
+
+        return {"pk__in": people_in_verification_state(state)}
+
+    return lookups
+
+
 @dataclass(frozen=True)
 class WorkQueue:
     """Rows waiting for a role: a count on its admin home, linked to the changelist showing them.
@@ -113,21 +124,21 @@ ONBOARDING = Role(
             "consent.person",
             "verification.change_verificationsession",
             params=_fixed({"verification": "waiting"}),
-            lookups=_fixed({"verification_state": "waiting"}),
+            lookups=_people_in_state("waiting"),
         ),
         WorkQueue(
             "People whose verification failed",
             "consent.person",
             "verification.change_verificationsession",
             params=_fixed({"verification": "failed"}),
-            lookups=_fixed({"verification_state": "failed"}),
+            lookups=_people_in_state("failed"),
         ),
         WorkQueue(
             "People whose invitation expired unused",
             "consent.person",
             "verification.change_verificationsession",
             params=_fixed({"verification": "expired"}),
-            lookups=_fixed({"verification_state": "expired"}),
+            lookups=_people_in_state("expired"),
         ),
         WorkQueue(
             "Failed uploads",

@@ -28,6 +28,7 @@ from django.utils.html import format_html
 
 from consent.models import Person
 from mail.admin import OutboundEmailInline
+from portal.admin_filters import ScalableChangelist
 from portal.admin_helpers import (
     SYSTEM_FIELDS,
     CreatedByAdmin,
@@ -90,7 +91,7 @@ class UpstreamSessionInline(UpstreamSessionDisplay, ReadOnlyInline):
 
 
 @admin.register(VerificationSession)
-class VerificationSessionAdmin(KeepRows, CreatedByAdmin):
+class VerificationSessionAdmin(ScalableChangelist, KeepRows, CreatedByAdmin):
     """Invitations. They are made by "Invite to verify" on a person (never typed in here), and
     resent, cancelled, reissued and shown at the desk through ``consent.admin_views``.
 

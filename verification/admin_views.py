@@ -19,6 +19,7 @@ from django.contrib.admin import ModelAdmin
 from django.db.models import (
     Case,
     CharField,
+    Exists,
     OuterRef,
     Q,
     QuerySet,
@@ -382,6 +383,41 @@ def with_verification_state(people: QuerySet[Person]) -> QuerySet[Person]:
             Subquery(latest, output_field=CharField()), Value(VerificationState.NEVER)
         )
     )
+
+
+def people_in_verification_state(state: str) -> QuerySet[Any]:
+    """The ids of the people whose verification stands at ``state`` (``pk__in=`` this), the
+    same people as ``with_verification_state`` says, found from the invitations' side.
+
+    A filter on that annotation runs its subquery once per person (16 ms a queue at 10,000
+    people); this reads the invitations in ``state`` (on their status indexes) and keeps those
+    no later invitation of the same person follows (on ``invitation_person_latest``).
+    """
+    if state == VerificationState.NEVER:
+        invited = VerificationSession.objects.filter(person=OuterRef("pk"))
+        return Person.objects.filter(~Exists(invited)).values("pk")
+    is_open = Q(status__in=OPEN_VERIFICATION_STATUSES)
+    conditions = {
+        VerificationState.WAITING: is_open & ~past_expiry(Now()),
+        VerificationState.EXPIRED: (is_open & past_expiry(Now()))
+        | Q(status=VerificationStatus.EXPIRED),
+        VerificationState.VERIFIED: Q(status=VerificationStatus.VERIFIED),
+        VerificationState.FAILED: Q(status=VerificationStatus.FAILED),
+        VerificationState.CANCELLED: ~is_open
+        & ~Q(
+            status__in=[
+                VerificationStatus.VERIFIED,
+                VerificationStatus.FAILED,
+                VerificationStatus.EXPIRED,
+            ]
+        ),
+    }
+    later = VerificationSession.objects.filter(person=OuterRef("person")).filter(
+        Q(created_at__gt=OuterRef("created_at"))
+        | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
+    )
+    latest = VerificationSession.objects.filter(conditions[VerificationState(state)])
+    return latest.filter(~Exists(later)).values("person_id")
 
 
 def verification_state_badge(state: str) -> str:

@@ -149,6 +149,12 @@ class VerificationSession(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="invitation_newest_first"),
+            # A person's latest invitation, and the invitations of one status (the people queues),
+            models.Index(fields=["person", "-created_at", "-id"], name="invitation_person_latest"),
+            models.Index(fields=["status"], name="invitation_status"),
+        ]
         verbose_name = "invitation"
         constraints = [
             FieldCheckConstraint(
@@ -303,6 +309,9 @@ class UpstreamSession(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="upstream_session_newest_first"),
+        ]
         verbose_name = "upstream session"
         constraints = [
             FieldCheckConstraint(

@@ -44,6 +44,7 @@ from audit.models import AuditEvent
 from consent import evidence, services
 from consent.forms import LegalHoldForm
 from consent.models import ConsentRecord, Person
+from portal.admin_filters import ScalableChangelist
 from portal.admin_helpers import (
     SYSTEM_FIELDS,
     CreatedByAdmin,
@@ -140,7 +141,8 @@ class AssetGroupInline(ReadOnlyInline):
 
 class VerificationStateFilter(admin.SimpleListFilter):
     """People by where their verification stands (their latest invitation), in the changelist's
-    own query (``verification_state`` is annotated by ``PersonAdmin.get_queryset``)."""
+    own query (``people_in_verification_state``: from the invitations' side, not a subquery per
+    person on the ``verification_state`` column that ``PersonAdmin.get_queryset`` annotates)."""
 
     title = "verification"
     parameter_name = "verification"
@@ -152,11 +154,11 @@ class VerificationStateFilter(admin.SimpleListFilter):
         value = self.value()
         if value not in VerificationState.values:
             return queryset
-        return queryset.filter(verification_state=value)
+        return queryset.filter(pk__in=admin_views.people_in_verification_state(value))
 
 
 @admin.register(Person)
-class PersonAdmin(AuditedSavesAdmin, CreatedByAdmin):
+class PersonAdmin(ScalableChangelist, AuditedSavesAdmin, CreatedByAdmin):
     list_display = (
         "legal_name",
         "display_name",

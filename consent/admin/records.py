@@ -46,6 +46,7 @@ from consent.services import (
     consent_red_flags,
     consent_version_differences,
 )
+from portal.admin_filters import ScalableChangelist
 from portal.admin_helpers import (
     SYSTEM_FIELDS,
     CreatedByAdmin,
@@ -107,7 +108,9 @@ _LIFECYCLE_ACTIONS = {
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedByAdmin):
+class ConsentRecordAdmin(
+    ScalableChangelist, KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedByAdmin
+):
     """Consent records and their lifecycle (``consent.services``): drafts are edited here,
     everything after goes through the actions, and an approved record never changes."""
 
@@ -136,6 +139,8 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
         "allows_model_training",
         "starts_on",
         "expires_on",
+        # Fixed periods, on an index: a date hierarchy scanned every record for its days.
+        "created_at",
     )
     search_fields = (
         "person__legal_name",
@@ -146,7 +151,6 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
         "uses__project",
     )
     autocomplete_fields = ("person",)
-    date_hierarchy = "created_at"
     _review_fields = ("status_badge", "red_flags", *ConsentRecord.LIFECYCLE_FIELDS)
     _readonly_always = (
         "private_file_link",

@@ -337,6 +337,39 @@ def test_pages_of_assets_keep_the_filters(producer_client: Client):
     assert 'href="?kind=image&amp;page=2"' in first.content.decode()
 
 
+def test_a_person_is_searched_by_name_never_listed(producer_client: Client):
+    ada = UsableAssetFactory(group=AssetGroupFactory(person=PersonFactory(display_name="Ada Q")))
+    grace = UsableAssetFactory(group=AssetGroupFactory(person=PersonFactory(display_name="Grace")))
+
+    page = producer_client.get(LIST_URL)
+    filters = page.content.decode().split('class="ref-filters"')[1].split("</form>")[0]
+    by_name = producer_client.get(LIST_URL, {"name": "ada q"})
+    by_link = producer_client.get(LIST_URL, {"person": grace.group.person_id})
+
+    # The filters name nobody (at 50,000 people the list of everyone was megabytes).
+    assert "Ada Q" not in filters and "Grace" not in filters
+    assert 'type="search"' in filters
+    assert listed(by_name) == [ada.pk]
+    assert listed(by_link) == [grace.pk]
+    # Each row's name links to that person's assets.
+    assert f'href="?person={ada.group.person_id}"' in page.content.decode()
+
+
+def test_pages_link_back_and_forth_without_counting(producer_client: Client):
+    consent = UsableAssetFactory().consent
+    group = consent.person.asset_groups.get()
+    for _ in range(PAGE_SIZE):
+        UsableAssetFactory(group=group, consent=consent)
+
+    first = producer_client.get(LIST_URL).content.decode()
+    second = producer_client.get(LIST_URL, {"page": 2}).content.decode()
+    third = producer_client.get(LIST_URL, {"page": 3})
+
+    assert 'href="?page=2">Next' in first and "Previous" not in first
+    assert 'href="?page=1">' in second and "Next" not in second
+    assert third.status_code == 200 and listed(third) == []
+
+
 def test_page_runs_the_same_number_of_queries_for_1_and_20_assets(producer, producer_client):
     asset = UsableAssetFactory()
     ProducerNoticeFactory(user=producer, copies=[ReferenceCopyFactory(user=producer, asset=asset)])
