@@ -422,6 +422,8 @@ ASSET_NOT_FOUND_GRACE_SECONDS = env.float("ASSET_NOT_FOUND_GRACE_SECONDS", defau
 # Four eyes: the user who submitted a consent record for review cannot approve or reject it
 # (superusers neither); another reviewer decides.
 CONSENT_FOUR_EYES = env.bool("CONSENT_FOUR_EYES", default=True)
+# The jurisdiction named in the consent receipt of an electronically signed consent.
+CONSENT_RECEIPT_JURISDICTION = env.str("CONSENT_RECEIPT_JURISDICTION", default="")
 
 # --- Consent ends: warnings, withdrawals, retention -------------------------------------------
 # The person and the staff who recorded and reviewed a consent are emailed this many days

@@ -1,5 +1,5 @@
 """Admin of people and their consent records (registered by importing the modules)."""
 
-from consent.admin import people, records
+from consent.admin import people, records, texts
 
-__all__ = ["people", "records"]
+__all__ = ["people", "records", "texts"]

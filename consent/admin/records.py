@@ -109,11 +109,39 @@ _LIFECYCLE_ACTIONS = {
 }
 
 
+class ConsentRecordForm(forms.ModelForm):
+    """A draft's form: a picked template version gives the text's version, language and hash;
+    without one (older paper texts) the version and hash are typed."""
+
+    class Meta:
+        model = ConsentRecord
+        # The admin's fieldsets give the rest.
+        fields = ("template_version", "consent_text_version", "consent_text_language",
+                  "consent_text_sha256")  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "consent_text_version" in self.fields:
+            self.fields["consent_text_version"].required = False
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        version = data.get("template_version")
+        if version is not None:
+            data["consent_text_version"] = version.version
+            data["consent_text_language"] = version.language
+            data["consent_text_sha256"] = version.sha256
+        elif not data.get("consent_text_version"):
+            self.add_error("template_version", "Pick the consent text the person agrees to.")
+        return data
+
+
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedByAdmin):
     """Consent records and their lifecycle (``consent.services``): drafts are edited here,
     everything after goes through the actions, and an approved record never changes."""
 
+    form = ConsentRecordForm
     private_file_field = "signed_document"
     audit_prefix = "consent"
     audit_change_action = "draft_changed"  # only a draft is edited
@@ -160,10 +188,19 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
         *SYSTEM_FIELDS,
     )
     _terms_fieldsets = (
-        (None, {"fields": ("person", "consent_text_version", "capture_method")}),
+        (None, {"fields": ("person", "capture_method")}),
         (
             "Consent text",
-            {"fields": (("consent_text_sha256", "consent_text_language"),)},
+            {
+                "description": "Pick the published consent text the person agrees to: its "
+                "version, language and SHA-256 are taken from it. Captured by electronic "
+                "signature, the person signs it on their invitation page.",
+                "fields": (
+                    "template_version",
+                    "consent_text_version",
+                    ("consent_text_sha256", "consent_text_language"),
+                ),
+            },
         ),
         (
             "Likeness and media",
