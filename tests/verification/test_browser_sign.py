@@ -32,9 +32,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 __all__ = ["phone", "upstream"]  # fixtures
 
 
-def test_a_person_signs_on_the_phone_then_verifies_in_the_same_visit(
-    upstream, phone: Page, queued
-):
+def test_a_person_signs_on_the_phone_then_verifies_in_the_same_visit(upstream, phone: Page, queued):
     record = draft_awaiting_signature()
     invitation = invitations.invitation_create(
         person=record.person, consent=record, created_by=UserFactory(first_name="Maya"),
