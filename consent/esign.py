@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from audit.services import audit_record
 from consent.models import (
@@ -59,32 +60,40 @@ class SigningRefused(Exception):
 
 def signing_terms(record: ConsentRecord) -> list[tuple[str, str]]:
     """The terms the person signs beside the text: specific uses, territory, period, what is
-    prohibited; in the order the page and the PDF show them."""
-    period = f"{record.starts_on:%Y-%m-%d} to " + (
-        f"{record.expires_on:%Y-%m-%d}" if record.expires_on else "no end date (until withdrawn)"
+    prohibited; in the order the page and the PDF show them (labels in the active language)."""
+    end = (
+        f"{record.expires_on:%Y-%m-%d}"
+        if record.expires_on
+        else gettext("no end date (until withdrawn)")
     )
-    media = ", ".join(record.media_types())
     terms = [
-        (f"Use {number}: {use.project}", f"{use.medium}; {use.channels}; {use.territory}; "
-         f"{use.languages}. {use.description}")
+        (
+            gettext("Use %(number)s: %(project)s") % {"number": number, "project": use.project},
+            f"{use.medium}; {use.channels}; {use.territory}; {use.languages}. {use.description}",
+        )
         for number, use in enumerate(record.uses.all(), start=1)
-    ]  # fmt: skip
+    ]
     terms += [
-        ("Intended uses", record.intended_uses),
-        ("Likeness covered", ", ".join(record.likeness_elements())),
-        ("Media covered", media),
-        ("Territory", record.territory),
-        ("Period", period),
-        ("Prohibited uses", record.prohibited_uses),
-        ("Permitted alterations", record.permitted_alterations),
-        ("Model training", "allowed" if record.allows_model_training else "not allowed"),
+        (gettext("Intended uses"), record.intended_uses),
+        (gettext("Likeness covered"), ", ".join(record.likeness_elements())),
+        (gettext("Media covered"), ", ".join(record.media_types())),
+        (gettext("Territory"), record.territory),
+        (gettext("Period"), f"{record.starts_on:%Y-%m-%d} – {end}"),  # noqa: RUF001
+        (gettext("Prohibited uses"), record.prohibited_uses),
+        (gettext("Permitted alterations"), record.permitted_alterations),
+        (
+            gettext("Model training"),
+            gettext("allowed") if record.allows_model_training else gettext("not allowed"),
+        ),
     ]
     return terms
 
 
 def terms_digest(record: ConsentRecord) -> str:
-    """SHA-256 of the text's hash and the terms: what the page showed, to check on signing."""
-    shown = {"text": record.consent_text_sha256, "terms": signing_terms(record)}
+    """SHA-256 of the text's hash and the terms (in English, whatever the page's language):
+    what the page showed, checked again on signing."""
+    with translation.override("en"):
+        shown = {"text": record.consent_text_sha256, "terms": signing_terms(record)}
     return hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 

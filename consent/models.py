@@ -13,6 +13,7 @@ from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from consent.documents import document_content_type, validate_consent_document
 from portal.constraints import FieldCheckConstraint
@@ -149,8 +150,8 @@ COVERS_FIELDS = {"image": "covers_images", "video": "covers_video", "audio": "co
 class TemplateNotice(models.TextChoices):
     """Notices a consent text may contain; each one the person confirms when signing."""
 
-    BIOMETRIC = "biometric", "Biometric data notice (BIPA, GDPR Art. 9)"
-    RETENTION = "retention", "Retention and destruction policy"
+    BIOMETRIC = "biometric", _("Biometric data notice (BIPA, GDPR Art. 9)")
+    RETENTION = "retention", _("Retention and destruction policy")
 
 
 class TemplateField(models.TextChoices):

@@ -232,12 +232,14 @@ def _render_signing(
     consent = invitation.consent
     assert consent is not None and consent.template_version is not None
     version = consent.template_version
+    with translation.override(language):
+        terms = esign.signing_terms(consent)
     context = {
         "invitation": invitation,
         "person": invitation.person,
         "consent": consent,
         "version": version,
-        "terms": esign.signing_terms(consent),
+        "terms": terms,
         "digest": esign.terms_digest(consent),
         "notices": [(code, TemplateNotice(code).label) for code in version.notices],
         "needs_drawing": "drawn_signature" in version.required_fields,

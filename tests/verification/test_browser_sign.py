@@ -13,9 +13,9 @@ import pytest
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
-from consent.models import ConsentRecord, ConsentSignature
+from consent.models import ConsentRecord, ConsentSignature, Language
 from mail.models import OutboundEmail
-from tests.consent.esign_helpers import draft_awaiting_signature
+from tests.consent.esign_helpers import CHINESE_TEXT, draft_awaiting_signature, published_version
 from tests.factories import UserFactory
 from tests.verification.test_browser_verify import (  # the same phone and sandbox
     IPHONE,
@@ -81,3 +81,25 @@ def test_a_person_signs_on_the_phone_then_verifies_in_the_same_visit(upstream, p
     expect(phone.locator("#verify-done")).to_be_visible()
     invitation.refresh_from_db()
     assert invitation.status == VerificationSession.Status.VERIFIED
+
+
+def test_a_person_signs_in_traditional_chinese(upstream, phone: Page, queued):
+    version = published_version(text=CHINESE_TEXT, language=Language.CHINESE_TRADITIONAL)
+    record = draft_awaiting_signature(version, preferred_language=Language.CHINESE_TRADITIONAL)
+    invitation = invitations.invitation_create(
+        person=record.person, consent=record, created_by=None, send_email=False
+    )
+
+    phone.goto(invitations.invitation_url(invitation))
+    expect(phone.locator("#consent-text")).to_contain_text("肖像授權書")
+    expect(phone.locator("#signing-terms")).to_contain_text("預期用途")
+    phone.get_by_label("生物特徵資料告知").check()
+    phone.get_by_label("保存與銷毀政策").check()
+    phone.get_by_label("輸入您的法定全名").fill("Ada Moreau")
+    screenshot(phone, "sign-page-zh-hant")
+    phone.get_by_role("button", name="簽署", exact=True).click()
+
+    expect(phone.locator("#signed-notice")).to_contain_text("您的同意書已簽署")
+    record.refresh_from_db()
+    assert record.status == ConsentRecord.Status.PENDING_REVIEW
+    assert record.signature.text_sha256 == version.sha256
