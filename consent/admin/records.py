@@ -37,7 +37,7 @@ from consent import services
 from consent.documents import ACCEPT_ATTRIBUTE, document_rules
 from consent.exports import consent_records_csv
 from consent.forms import ApproveForm, RejectForm, RevokeForm
-from consent.models import ConsentRecord, ConsentUse
+from consent.models import ConsentRecord, ConsentSignature, ConsentUse
 from consent.services import (
     CONSENT_TRANSITIONS,
     consent_problems,
@@ -181,6 +181,7 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
     _review_fields = ("status_badge", "red_flags", *ConsentRecord.LIFECYCLE_FIELDS)
     _readonly_always = (
         "private_file_link",
+        "signature_evidence",
         "version_history",
         "withdrawal_record",
         "audit_timeline",
@@ -248,7 +249,7 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
         )
         return (
             *self._terms_fieldsets,
-            ("Signed document", {"fields": (document,)}),
+            ("Signed document", {"fields": (document, "signature_evidence")}),
             ("Review", {"fields": self._review_fields}),
             *(
                 [("Withdrawal upstream", {"fields": ("withdrawal_record",)})]
@@ -470,6 +471,24 @@ class ConsentRecordAdmin(KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedB
         if record.pk is None:
             return "—"
         return withdrawals_table(Withdrawal.objects.filter(consent=record))
+
+    @admin.display(description="electronic signature")
+    def signature_evidence(self, record: ConsentRecord) -> str:
+        """Who signed on the phone, when, from where, and the hashes (``ConsentSignature``)."""
+        signature = ConsentSignature.objects.filter(consent_id=record.pk).first()
+        if signature is None:
+            return "— (not signed electronically)"
+        rows = [
+            ("signed by", signature.typed_name),
+            ("at", timezone.localtime(signature.signed_at).strftime("%Y-%m-%d %H:%M:%S %Z")),
+            ("address", signature.ip_address or "unknown"),
+            ("browser", signature.user_agent),
+            ("notices confirmed", ", ".join(signature.notices_confirmed)),
+            ("text SHA-256", signature.text_sha256),
+            ("PDF SHA-256", signature.document_sha256),
+            ("receipt", signature.receipt.get("consentReceiptID", "")),
+        ]
+        return format_html("<dl>{}</dl>", format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows))
 
     @admin.display(description="versions")
     def version_history(self, record: ConsentRecord) -> str:

@@ -171,3 +171,12 @@ def test_a_chinese_text_is_rendered_and_its_hash_kept(client, queued):
     assert hashlib.sha256(attachments(pdf)["consent-text.txt"]).hexdigest() == version.sha256
     text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
     assert "肖像授權書" in text
+
+
+def test_legal_sees_the_signature_evidence_on_the_record(client, invited, superuser):
+    sign(client, invited)
+    record = ConsentRecord.objects.get(pk=invited.consent_id)
+    client.force_login(superuser)
+    page = client.get(f"/admin/consent/consentrecord/{record.pk}/change/").content.decode()
+    signature = record.signature
+    assert "ada  MOREAU" in page and signature.document_sha256 in page and "127.0.0.1" in page
