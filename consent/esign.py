@@ -103,7 +103,7 @@ def esign_problems(record: ConsentRecord) -> list[str]:
     if not record.awaiting_signature:
         return ["it is not a draft awaiting an electronic signature"]
     signed = copy.copy(record)
-    signed.signed_document.name = SIGNED_COPY_NAME
+    signed.signed_document = SIGNED_COPY_NAME  # type: ignore[assignment]  # on the copy only
     signed.biometric_notice_accepted = True
     return consent_problems(signed)
 

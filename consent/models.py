@@ -224,7 +224,12 @@ class ConsentTemplateVersion(models.Model):
         permissions = [("publish_consenttemplateversion", "Can publish consent text versions")]
         constraints = [
             models.UniqueConstraint(
-                fields=["template", "version", "language"], name="consent_template_version_unique"
+                fields=["template", "version", "language"],
+                name="consent_template_version_unique",
+                violation_error_message=(
+                    "This consent text already has this version in this language: give the new "
+                    "text a new version."
+                ),
             ),
         ]
 

@@ -77,6 +77,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='consenttemplateversion',
-            constraint=models.UniqueConstraint(fields=('template', 'version', 'language'), name='consent_template_version_unique'),
+            constraint=models.UniqueConstraint(fields=('template', 'version', 'language'), name='consent_template_version_unique', violation_error_message='This consent text already has this version in this language: give the new text a new version.'),
         ),
     ]

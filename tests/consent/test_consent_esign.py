@@ -17,6 +17,7 @@ from assets.services.gate import consent_for_upload
 from audit.models import AuditEvent
 from consent import services
 from consent.esign import terms_digest
+from consent.evidence import collect_evidence
 from consent.models import ConsentRecord, ConsentSignature, Language
 from consent.signed_pdf import CJK_FONTS
 from mail import tasks as mail_tasks
@@ -180,3 +181,22 @@ def test_legal_sees_the_signature_evidence_on_the_record(client, invited, superu
     page = client.get(f"/admin/consent/consentrecord/{record.pk}/change/").content.decode()
     signature = record.signature
     assert "ada  MOREAU" in page and signature.document_sha256 in page and "127.0.0.1" in page
+
+
+def test_an_incomplete_e_signature_draft_is_not_sent_to_be_signed(queued):
+    record = draft_awaiting_signature()
+    record.uses.all().delete()
+    with pytest.raises(invitations.VerificationRefused, match="no intended use is described"):
+        invitations.invitation_create(
+            person=record.person, consent=record, created_by=None, send_email=False
+        )
+    record.refresh_from_db()
+    assert record.awaiting_signature and not record.signed_document
+
+
+def test_the_evidence_bundle_carries_the_signature(client, invited):
+    sign(client, invited)
+    evidence = collect_evidence(invited.person)
+    (consent,) = evidence["consent_versions"]
+    assert consent["electronic_signature"]["text_sha256"] == invited.consent.template_version.sha256
+    assert consent["electronic_signature"]["ip_address"] == "127.0.0.1"

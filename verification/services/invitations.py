@@ -222,7 +222,15 @@ def _refuse_unless_consent_in_force(*, person: Person, consent: ConsentRecord | 
     if consent.person_id != person.pk:
         raise VerificationRefused("This consent record is another person's.")
     if consent.awaiting_signature:
-        return  # the person signs it on the invitation page, before verifying
+        # The person signs it on the invitation page, before verifying: it must be complete.
+        from consent.esign import esign_problems  # consent.services imports this module
+
+        problems = esign_problems(consent)
+        if problems:
+            raise VerificationRefused(
+                "This consent cannot be signed electronically as it is: " + "; ".join(problems)
+            )
+        return
     if not ConsentRecord.objects.backing_verification().filter(pk=consent.pk).exists():
         raise VerificationRefused(
             f"This consent record is {consent.get_status_display().lower()} and not in force "
