@@ -45,7 +45,7 @@ from assets.models import Asset, AssetGroup, ReferenceCopy, Withdrawal
 from audit.labels import action_label, detail_summary
 from audit.models import AuditEvent
 from audit.services import audit_record, snapshot
-from consent.models import ConsentRecord, Person
+from consent.models import ConsentRecord, ConsentSignature, Person
 from consent.services import consent_terms
 from portal.logredact import mask_file_tokens
 from verification.models import VerificationSession
@@ -379,6 +379,7 @@ def _consent(record: ConsentRecord) -> dict[str, Any]:
             for use in record.uses.all()
         ],
         "signed_document": document,
+        "electronic_signature": _signature(record),
         "review": {
             "submitted_by": _username(record.submitted_by),
             "submitted_at": record.submitted_at,
@@ -399,6 +400,16 @@ def _consent(record: ConsentRecord) -> dict[str, Any]:
         "created_by": _username(record.created_by),
         "created_at": record.created_at,
     }
+
+
+def _signature(record: ConsentRecord) -> dict[str, Any] | None:
+    """The evidence of an electronic signature (the drawing is in the signed PDF)."""
+    signature = ConsentSignature.objects.filter(consent_id=record.pk).first()
+    if signature is None:
+        return None
+    return snapshot(
+        signature, [f.name for f in ConsentSignature._meta.fields if f.name != "drawn_signature"]
+    )
 
 
 def _invitation(

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from consent.documents import document_content_type, validate_consent_document
 from mail.models import emails_about
@@ -151,6 +152,119 @@ class RevocationChannel(models.TextChoices):
 COVERS_FIELDS = {"image": "covers_images", "video": "covers_video", "audio": "covers_audio"}
 
 
+class TemplateNotice(models.TextChoices):
+    """Notices a consent text may contain; each one the person confirms when signing."""
+
+    BIOMETRIC = "biometric", _("Biometric data notice (BIPA, GDPR Art. 9)")
+    RETENTION = "retention", _("Retention and destruction policy")
+
+
+class TemplateField(models.TextChoices):
+    """What a consent text needs of the person when signing, beyond their typed legal name."""
+
+    DRAWN_SIGNATURE = "drawn_signature", "A drawn signature"
+
+
+def consent_text_sha256(text: str) -> str:
+    """SHA-256 (hex) of the exact UTF-8 bytes of a consent text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ConsentTemplate(models.Model):
+    """A consent text legal maintains (e.g. "Likeness release"), in versions and languages."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True, help_text="What it is for (staff only).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateVersionFrozen(Exception):
+    """A published consent text version was about to change (or be deleted)."""
+
+
+class ConsentTemplateVersion(models.Model):
+    """One version of a consent text in one language: the exact words a person agrees to.
+
+    Written while unpublished; ``consent.template_versions.template_version_publish`` freezes it
+    (``published_at``) and from then on it never changes nor goes away (``save``/``delete`` here,
+    a trigger in the database). ``sha256`` is the portal's, of the exact text bytes.
+    """
+
+    template = models.ForeignKey(ConsentTemplate, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(max_length=50, help_text="E.g. 2026-12 or 3.1.")
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.ENGLISH)
+    text = models.TextField(help_text="The exact text the person reads and agrees to.")
+    notices = models.JSONField(
+        default=list, blank=True, help_text="The notices the text contains, each confirmed."
+    )
+    required_fields = models.JSONField(
+        default=list, blank=True, help_text="What the person gives when signing, beyond the name."
+    )
+    sha256 = models.CharField("SHA-256", max_length=64, editable=False)
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["template__name", "-created_at", "language"]
+        permissions = [("publish_consenttemplateversion", "Can publish consent text versions")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["template", "version", "language"],
+                name="consent_template_version_unique",
+                violation_error_message=(
+                    "This consent text already has this version in this language: give the new "
+                    "text a new version."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} v{self.version} ({self.language})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self._refuse_if_published()
+        self.text = self.text.replace("\r\n", "\n").replace("\r", "\n")
+        self.sha256 = consent_text_sha256(self.text)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        self._refuse_if_published()
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+    def _refuse_if_published(self) -> None:
+        if self.pk is None:
+            return
+        stored = type(self).objects.filter(pk=self.pk).values_list("published_at", flat=True)
+        if stored.first() is not None:
+            raise TemplateVersionFrozen(
+                f"{self} is published: it never changes. Write a new version instead."
+            )
+
+
 class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
     def in_force(self, on: datetime.date | None = None) -> ConsentRecordQuerySet:
         """Approved records whose period includes ``on`` (today by default)."""
@@ -158,6 +272,16 @@ class ConsentRecordQuerySet(models.QuerySet["ConsentRecord"]):
         return self.filter(status=ConsentStatus.APPROVED, starts_on__lte=day).filter(
             Q(expires_on__isnull=True) | Q(expires_on__gte=day)
         )
+
+    def backing_verification(self, on: datetime.date | None = None) -> ConsentRecordQuerySet:
+        """Those a verification may go ahead on: in force, or signed electronically by the
+        person and waiting for legal's review (the signature is BIPA's written release; uploads
+        and references still wait for approval, ``in_force``)."""
+        day = on or timezone.localdate()
+        signed = self.filter(
+            status=ConsentStatus.PENDING_REVIEW, signature__isnull=False, starts_on__lte=day
+        ).filter(Q(expires_on__isnull=True) | Q(expires_on__gte=day))
+        return self.in_force(on) | signed
 
     def covering(self, kind: str) -> ConsentRecordQuerySet:
         """Those that cover the asset kind ``kind`` (``image``, ``video`` or ``audio``)."""
@@ -198,6 +322,16 @@ class ConsentRecord(models.Model):
     RevocationChannel = RevocationChannel
 
     person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="consent_records")
+    template_version = models.ForeignKey(
+        ConsentTemplateVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="consent_records",
+        limit_choices_to={"published_at__isnull": False},
+        help_text="The published consent text: its version, language and SHA-256 are taken "
+        "from it.",
+    )
     consent_text_version = models.CharField(
         max_length=50, help_text="Version of the consent text the person agreed to."
     )
@@ -372,7 +506,27 @@ class ConsentRecord(models.Model):
                     f"{self} is {ConsentStatus(stored).label.lower()}: it never changes. "
                     "Make a new version instead."
                 )
+        self.apply_template_version()
         super().save(*args, **kwargs)
+
+    def apply_template_version(self) -> None:
+        """A draft that picked a template version takes its version, language and hash."""
+        version = self.template_version
+        if version is not None:
+            self.consent_text_version = version.version
+            self.consent_text_language = version.language
+            self.consent_text_sha256 = version.sha256
+
+    @property
+    def awaiting_signature(self) -> bool:
+        """A draft to be signed electronically by the person (on their invitation page)."""
+        return (
+            self.status == ConsentStatus.DRAFT
+            and self.capture_method == CaptureMethod.E_SIGNATURE
+            and self.template_version is not None
+            and self.template_version.is_published
+            and not self.signed_document
+        )
 
     def is_in_force(self, on: datetime.date | None = None) -> bool:
         """Whether ``ConsentRecord.objects.in_force(on)`` holds this row (same rule)."""
@@ -497,3 +651,45 @@ def personal_link_issue(*, person: Person, sent_for: str) -> str:
         expires_at=timezone.now() + datetime.timedelta(days=settings.PERSONAL_LINK_TTL_DAYS),
     )
     return settings.PORTAL_PUBLIC_URL + reverse("me:page", args=[token])
+
+
+class ConsentSignature(models.Model):
+    """The evidence of an electronic signature: who signed what, when, from where.
+
+    Written once, when the person signs on their invitation page (``consent.esign``); it never
+    changes. ``text_sha256`` is the template version's hash as shown, ``terms_sha256`` that of
+    the terms shown beside it, ``document_sha256`` that of the signed PDF rendered from both.
+    """
+
+    consent = models.OneToOneField(
+        ConsentRecord, on_delete=models.PROTECT, related_name="signature"
+    )
+    template_version = models.ForeignKey(
+        ConsentTemplateVersion, on_delete=models.PROTECT, related_name="+"
+    )
+    invitation = models.ForeignKey(
+        "verification.VerificationSession", on_delete=models.PROTECT, related_name="+"
+    )
+    signed_at = models.DateTimeField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    typed_name = models.CharField(max_length=200)
+    drawn_signature = models.TextField(
+        blank=True, help_text="The drawn signature, as a PNG data URL (when drawn)."
+    )
+    notices_confirmed = models.JSONField(default=list)
+    text_sha256 = models.CharField(max_length=64)
+    terms_sha256 = models.CharField(max_length=64)
+    document_sha256 = models.CharField(max_length=64)
+    receipt = models.JSONField(help_text="The consent receipt (ISO/IEC 27560, Kantara fields).")
+
+    class Meta:
+        ordering = ["-signed_at"]
+
+    def __str__(self) -> str:
+        return f"Signature of {self.typed_name} ({self.signed_at:%Y-%m-%d %H:%M})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ConsentRecordLocked("An electronic signature's evidence never changes.")
+        super().save(*args, **kwargs)

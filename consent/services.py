@@ -105,6 +105,11 @@ def consent_problems(record: ConsentRecord) -> list[str]:
         problems.append("the signed consent document is missing")
     if not re.fullmatch(r"[0-9a-f]{64}", record.consent_text_sha256 or ""):
         problems.append("the SHA-256 of the consent text shown is missing")
+    version = record.template_version
+    if version is not None and (
+        not version.is_published or record.consent_text_sha256 != version.sha256
+    ):
+        problems.append(f"the consent text does not match the published version {version}")
     if not record.biometric_notice_accepted:
         problems.append("the biometric data notice was not acknowledged (BIPA, GDPR Art. 9)")
     if record.is_minor and not (record.guardian_name and record.guardian_relationship):
@@ -198,6 +203,22 @@ def consent_submit(*, record: ConsentRecord, actor: User) -> ConsentRecord:
         raise ConsentIncomplete(record, problems)
     return _transition(
         record, "submit", actor=actor, submitted_by=acting_user(actor), submitted_at=timezone.now()
+    )
+
+
+def consent_submit_signed(*, record: ConsentRecord, actor_label: str) -> ConsentRecord:
+    """Send a draft the person just signed electronically to review: the person submits it (no
+    staff member), so under four eyes any reviewer may decide on it."""
+    problems = consent_problems(record)
+    if problems:
+        raise ConsentIncomplete(record, problems)
+    return _transition(
+        record,
+        "submit",
+        actor=None,
+        actor_label=actor_label,
+        submitted_by=None,
+        submitted_at=timezone.now(),
     )
 
 

@@ -60,6 +60,15 @@ class OutboundEmail(models.Model):
     subject = models.CharField(max_length=200)
     body_text = models.TextField()
     body_html = models.TextField(blank=True)
+    attachment = models.FileField(
+        blank=True,
+        max_length=300,
+        editable=False,
+        help_text="A stored file sent attached (e.g. a signed consent's copy), by storage name.",
+    )
+    attachment_name = models.CharField(
+        max_length=200, blank=True, editable=False, help_text="The attachment's file name."
+    )
     about_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
     about_id = models.PositiveBigIntegerField()
     about = GenericForeignKey("about_type", "about_id")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import mimetypes
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -66,8 +67,13 @@ def email_queue(
     person_id: int | None,
     language: str = "",
     created_by: AbstractBaseUser | AnonymousUser | None = None,
+    attachment: str = "",
+    attachment_name: str = "",
 ) -> OutboundEmail:
-    """Record an email to ``to`` about ``about`` and send it after commit."""
+    """Record an email to ``to`` about ``about`` and send it after commit.
+
+    ``attachment`` is the storage name of a file already stored (default storage), sent
+    attached as ``attachment_name``; the file is read when the email is sent."""
     email = OutboundEmail.objects.create(
         kind=kind,
         to=to,
@@ -78,6 +84,8 @@ def email_queue(
         person_id=person_id,
         language=language,
         created_by=acting_user(created_by),
+        attachment=attachment,
+        attachment_name=attachment_name,
     )
     enqueue_after_commit(SEND_TASK, email.pk)
     return email
@@ -99,6 +107,11 @@ def email_send(*, email_id: int) -> OutboundEmail:
             message = EmailMultiAlternatives(email.subject, email.body_text, to=[email.to])
             if email.body_html:
                 message.attach_alternative(email.body_html, "text/html")
+            if email.attachment:
+                name = email.attachment_name or str(email.attachment.name).rsplit("/", 1)[-1]
+                with email.attachment.open("rb") as attached:
+                    content = attached.read()
+                message.attach(name, content, mimetypes.guess_type(name)[0])
             message.send()
         except Exception as exc:  # SMTP, DNS, TLS: every failure is recorded on the row
             email.last_error = f"{type(exc).__name__}: {exc}"[:2000]

@@ -103,6 +103,10 @@ ONBOARDING = Role(
             "consent.change_consentuse",
             "consent.delete_consentuse",
             "consent.view_consentuse",
+            # Drafts pick a published consent text; signatures are shown on the record.
+            "consent.view_consenttemplate",
+            "consent.view_consenttemplateversion",
+            "consent.view_consentsignature",
             # "Invite to verify" takes add; resend, cancel, the QR and desk pages change;
             # reissue both.
             "verification.add_verificationsession",
@@ -152,8 +156,9 @@ ONBOARDING = Role(
 LEGAL = Role(
     name="Legal",
     summary=(
-        "Reviews consent records (approve, reject), records revocations and follows their "
-        "withdrawals upstream (retrying failed items), places legal holds, exports evidence "
+        "Writes and publishes the consent texts (versioned, per language, frozen once "
+        "published), reviews consent records (approve, reject), records revocations and follows "
+        "their withdrawals upstream (retrying failed items), places legal holds, exports evidence "
         "bundles, reads the audit trail "
         "and everything a review needs, read-only: people, consent records and their documents, "
         "invitations and upstream sessions, assets and their files, where references went and "
@@ -172,6 +177,15 @@ LEGAL = Role(
             "consent.legal_hold_person",
             # "Export evidence bundle" on people: consent versions, timeline, files, manifest.
             "consent.export_evidence",
+            # Consent texts: written, then published (frozen for good); signatures' evidence.
+            "consent.add_consenttemplate",
+            "consent.change_consenttemplate",
+            "consent.view_consenttemplate",
+            "consent.add_consenttemplateversion",
+            "consent.change_consenttemplateversion",
+            "consent.view_consenttemplateversion",
+            "consent.publish_consenttemplateversion",
+            "consent.view_consentsignature",
             "verification.view_verificationsession",
             "verification.view_upstreamsession",
             "mail.view_outboundemail",

@@ -527,6 +527,8 @@ ASSET_NOT_FOUND_GRACE_SECONDS = env.float("ASSET_NOT_FOUND_GRACE_SECONDS", defau
 # Four eyes: the user who submitted a consent record for review cannot approve or reject it
 # (superusers neither); another reviewer decides.
 CONSENT_FOUR_EYES = env.bool("CONSENT_FOUR_EYES", default=True)
+# The jurisdiction named in the consent receipt of an electronically signed consent.
+CONSENT_RECEIPT_JURISDICTION = env.str("CONSENT_RECEIPT_JURISDICTION", default="")
 
 # --- The person's own page (/me/<token>/, consent.person_pages) --------------------------------
 # Each email the person receives carries a personal link to their page; it works this long.

@@ -84,9 +84,15 @@ def _refused(subject: object, exc: invitations.VerificationRefused) -> Outcome:
 
 def consent_to_back(person: Person) -> ConsentRecord | None:
     """The consent record a new invitation of ``person`` backs: the latest approved one in force
-    today (verification collects biometric data), else none, which ``invitation_create``
-    refuses with the reason."""
-    return person.consent_records.in_force().order_by("-created_at", "-pk").first()
+    today (verification collects biometric data), else one signed electronically and waiting for
+    review, else a draft awaiting the person's electronic signature (signed on the invitation
+    page), else none, which ``invitation_create`` refuses with the reason."""
+    records = person.consent_records.order_by("-created_at", "-pk")
+    backing = records.in_force().first() or records.backing_verification().first()
+    if backing is not None:
+        return backing
+    drafts = records.filter(status=ConsentRecord.Status.DRAFT).select_related("template_version")
+    return next((draft for draft in drafts if draft.awaiting_signature), None)
 
 
 def _qr_link(invitation: VerificationSession) -> SafeString:

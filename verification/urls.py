@@ -12,4 +12,5 @@ urlpatterns = [
     path("callback/<uuid:public_id>/status/", views.callback_status, name="callback_status"),
     path("<str:token>/", views.invitation, name="invitation"),
     path("<str:token>/start/", views.start, name="start"),
+    path("<str:token>/sign/", views.sign, name="sign"),
 ]

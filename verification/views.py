@@ -25,7 +25,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from consent.models import django_language, upstream_language
+from consent import esign
+from consent.models import TemplateNotice, django_language, upstream_language
 from portal.client_ip import client_ip
 from portal.qr import qr_svg
 from verification import throttle
@@ -201,12 +202,91 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             language=language,
             status=status,
         )
-    return _render(
-        request,
-        "verification/invitation.html",
-        _invitation_context(request, invitation),
-        language=language,
-    )
+    if invitation.consent is not None and invitation.consent.awaiting_signature:
+        return _render_signing(request, invitation, language=language)
+    context = {**_invitation_context(request, invitation), "signed": "signed" in request.GET}
+    return _render(request, "verification/invitation.html", context, language=language)
+
+
+# What the signing page says when a signature is refused, by ``SigningRefused.code``.
+_SIGNING_PROBLEMS = {
+    "name": _("Type your full legal name exactly as it appears above."),
+    "notices": _("Please confirm each notice before signing."),
+    "drawing": _("Please draw your signature in the box."),
+    "changed": _("The consent was changed since you opened this page: please read it again."),
+    "unavailable": _("This consent cannot be signed right now. Please contact the studio."),
+}
+
+
+def _render_signing(
+    request: HttpRequest,
+    invitation: VerificationSession,
+    *,
+    language: str,
+    problem: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    """The signing step: the consent text in full, the terms, each notice, name and signature."""
+    consent = invitation.consent
+    assert consent is not None and consent.template_version is not None
+    version = consent.template_version
+    with translation.override(language):
+        terms = esign.signing_terms(consent)
+    context = {
+        "invitation": invitation,
+        "person": invitation.person,
+        "consent": consent,
+        "version": version,
+        "terms": terms,
+        "digest": esign.terms_digest(consent),
+        "notices": [(code, TemplateNotice(code).label) for code in version.notices],
+        "needs_drawing": "drawn_signature" in version.required_fields,
+        "problem": _SIGNING_PROBLEMS.get(problem, "") if problem else "",
+        "posted": request.POST if request.method == "POST" else {},
+        "confirmed": request.POST.getlist("notices") if request.method == "POST" else [],
+    }
+    return _render(request, "verification/sign.html", context, language=language, status=status)
+
+
+def _client_address(request: HttpRequest) -> str | None:
+    """The address the request came from (the proxy's ``X-Forwarded-For`` is trusted only as
+    far as Django's ``REMOTE_ADDR`` is set by the deployment)."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@never_cache
+@require_POST
+def sign(request: HttpRequest, token: str) -> HttpResponse:
+    """The person signs their consent (``consent.esign.consent_esign``), then goes on to verify."""
+    try:
+        invitation = invitations.invitation_open(token=token)
+    except invitations.InvitationUnavailable:
+        return _not_found(request)
+    language = _page_language(request, django_language(invitation.person.preferred_language))
+    page = reverse("verify:invitation", args=[token]) + f"?lang={language}"
+    consent = invitation.consent
+    if not invitation.is_open or consent is None or not consent.awaiting_signature:
+        return redirect(page)
+    try:
+        esign.consent_esign(
+            invitation=invitation,
+            typed_name=request.POST.get("typed_name", "")[:200],
+            notices_confirmed=request.POST.getlist("notices"),
+            digest=request.POST.get("digest", ""),
+            drawing=request.POST.get("drawing", "")[: 2 * 300_000],
+            ip_address=_client_address(request),
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+    except esign.SigningRefused as refused:
+        invitation.refresh_from_db()
+        if refused.code == "changed" and invitation.consent is not None:
+            invitation.consent.refresh_from_db()
+        if invitation.consent is None or not invitation.consent.awaiting_signature:
+            return redirect(page)
+        return _render_signing(
+            request, invitation, language=language, problem=refused.code, status=400
+        )
+    return redirect(page + "&signed=1")
 
 
 @never_cache

@@ -39,7 +39,7 @@ from consent import services
 from consent.documents import ACCEPT_ATTRIBUTE, document_rules
 from consent.exports import consent_records_csv
 from consent.forms import ApproveForm, RejectForm, RevokeForm
-from consent.models import ConsentRecord, ConsentUse
+from consent.models import ConsentRecord, ConsentSignature, ConsentUse
 from consent.services import (
     CONSENT_TRANSITIONS,
     consent_problems,
@@ -107,6 +107,33 @@ _LIFECYCLE_ACTIONS = {
 }
 
 
+class ConsentRecordForm(forms.ModelForm):
+    """A draft's form: a picked template version gives the text's version, language and hash;
+    without one (older paper texts) the version and hash are typed."""
+
+    class Meta:
+        model = ConsentRecord
+        # The admin's fieldsets give the rest.
+        fields = ("template_version", "consent_text_version", "consent_text_language",
+                  "consent_text_sha256")  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "consent_text_version" in self.fields:
+            self.fields["consent_text_version"].required = False
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        version = data.get("template_version")
+        if version is not None:
+            data["consent_text_version"] = version.version
+            data["consent_text_language"] = version.language
+            data["consent_text_sha256"] = version.sha256
+        elif not data.get("consent_text_version"):
+            self.add_error("template_version", "Pick the consent text the person agrees to.")
+        return data
+
+
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(
     ScalableChangelist, KeepRows, AuditedSavesAdmin, PrivateFileAdmin, CreatedByAdmin
@@ -114,6 +141,7 @@ class ConsentRecordAdmin(
     """Consent records and their lifecycle (``consent.services``): drafts are edited here,
     everything after goes through the actions, and an approved record never changes."""
 
+    form = ConsentRecordForm
     private_file_field = "signed_document"
     audit_prefix = "consent"
     audit_change_action = "draft_changed"  # only a draft is edited
@@ -154,6 +182,7 @@ class ConsentRecordAdmin(
     _review_fields = ("status_badge", "red_flags", *ConsentRecord.LIFECYCLE_FIELDS)
     _readonly_always = (
         "private_file_link",
+        "signature_evidence",
         "version_history",
         "withdrawal_record",
         "audit_timeline",
@@ -161,10 +190,19 @@ class ConsentRecordAdmin(
         *SYSTEM_FIELDS,
     )
     _terms_fieldsets = (
-        (None, {"fields": ("person", "consent_text_version", "capture_method")}),
+        (None, {"fields": ("person", "capture_method")}),
         (
             "Consent text",
-            {"fields": (("consent_text_sha256", "consent_text_language"),)},
+            {
+                "description": "Pick the published consent text the person agrees to: its "
+                "version, language and SHA-256 are taken from it. Captured by electronic "
+                "signature, the person signs it on their invitation page.",
+                "fields": (
+                    "template_version",
+                    "consent_text_version",
+                    ("consent_text_sha256", "consent_text_language"),
+                ),
+            },
         ),
         (
             "Likeness and media",
@@ -217,7 +255,7 @@ class ConsentRecordAdmin(
         has_versions = obj is not None and (obj.supersedes_id or obj.superseded_by.exists())
         return (
             *self._terms_fieldsets,
-            ("Signed document", {"fields": (document,)}),
+            ("Signed document", {"fields": (document, "signature_evidence")}),
             # A draft has not been reviewed: no empty review or revocation fields to scroll past.
             *([("Review", {"fields": self._review_fields_of(obj)})] if self._reviewed(obj) else []),
             *(
@@ -463,6 +501,24 @@ class ConsentRecordAdmin(
         if record.pk is None:
             return "—"
         return withdrawals_table(Withdrawal.objects.filter(consent=record))
+
+    @admin.display(description="electronic signature")
+    def signature_evidence(self, record: ConsentRecord) -> str:
+        """Who signed on the phone, when, from where, and the hashes (``ConsentSignature``)."""
+        signature = ConsentSignature.objects.filter(consent_id=record.pk).first()
+        if signature is None:
+            return "— (not signed electronically)"
+        rows = [
+            ("signed by", signature.typed_name),
+            ("at", timezone.localtime(signature.signed_at).strftime("%Y-%m-%d %H:%M:%S %Z")),
+            ("address", signature.ip_address or "unknown"),
+            ("browser", signature.user_agent),
+            ("notices confirmed", ", ".join(signature.notices_confirmed)),
+            ("text SHA-256", signature.text_sha256),
+            ("PDF SHA-256", signature.document_sha256),
+            ("receipt", signature.receipt.get("consentReceiptID", "")),
+        ]
+        return format_html("<dl>{}</dl>", format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows))
 
     @admin.display(description="versions")
     def version_history(self, record: ConsentRecord) -> str:

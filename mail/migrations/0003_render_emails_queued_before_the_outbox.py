@@ -43,9 +43,10 @@ def render_queued(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("mail", "0002_emails_from_consent_and_assets"),
-        ("consent", "0011_personal_links_and_online_revocation"),
-        ("verification", "0002_code_tries"),
-        ("assets", "0011_withdrawal_item_proven_by"),
+        # The builders are today's code: every migration of the models they read runs first.
+        ("consent", "0016_consent_texts_frozen_in_database"),
+        ("verification", "0003_invitation_and_session_order_indexes"),
+        ("assets", "0012_asset_copy_withdrawal_order_indexes"),
     ]
 
     operations = [migrations.RunPython(render_queued, migrations.RunPython.noop)]

@@ -511,7 +511,7 @@ def test_setup_roles_creates_each_group_with_exactly_its_permissions(capsys):
     assert {role.name: _group_permissions(role.name) for role in ROLES} == {
         role.name: set(role.permissions) for role in ROLES
     }
-    assert "Onboarding: created with 20 permissions." in capsys.readouterr().out
+    assert "Onboarding: created with 23 permissions." in capsys.readouterr().out
     assert AuditEvent.objects.filter(action="role.permissions_set").count() == len(ROLES)
 
 

@@ -179,7 +179,9 @@ def invitation_create(
     """Invite ``person`` to verify, for ``consent``; emails them when they have an address.
 
     Verification collects biometric data, which needs the person's consent first (BIPA's written
-    release, GDPR Art. 9): ``consent`` must be theirs, approved and in force today. Refuses too
+    release, GDPR Art. 9): ``consent`` must be theirs, approved and in force today, or signed
+    electronically and waiting for review, or a draft awaiting their electronic signature
+    (signed on the invitation page before verification starts). Refuses too
     when the person already has an open invitation (resend, cancel or reissue it instead).
     """
     now = timezone.now()
@@ -219,7 +221,17 @@ def _refuse_unless_consent_in_force(*, person: Person, consent: ConsentRecord | 
         )
     if consent.person_id != person.pk:
         raise VerificationRefused("This consent record is another person's.")
-    if not ConsentRecord.objects.in_force().filter(pk=consent.pk).exists():
+    if consent.awaiting_signature:
+        # The person signs it on the invitation page, before verifying: it must be complete.
+        from consent.esign import esign_problems  # consent.services imports this module
+
+        problems = esign_problems(consent)
+        if problems:
+            raise VerificationRefused(
+                "This consent cannot be signed electronically as it is: " + "; ".join(problems)
+            )
+        return
+    if not ConsentRecord.objects.backing_verification().filter(pk=consent.pk).exists():
         raise VerificationRefused(
             f"This consent record is {consent.get_status_display().lower()} and not in force "
             "today: it cannot back a verification."

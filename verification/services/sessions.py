@@ -164,8 +164,10 @@ def _start(
             f"This invitation is {invitation.get_status_display().lower()}.", invitation
         )
     consent_id = invitation.consent_id
-    if consent_id is None or not ConsentRecord.objects.in_force().filter(pk=consent_id).exists():
-        # Its consent ended since (its end date passed; ending it by review cancels invitations).
+    backing = ConsentRecord.objects.backing_verification()
+    if consent_id is None or not backing.filter(pk=consent_id).exists():
+        # Its consent ended since (its end date passed; ending it by review cancels invitations),
+        # or awaits the person's electronic signature still.
         raise InvitationUnavailable(
             "The consent this invitation backs is not in force: no verification now.", invitation
         )
