@@ -21,6 +21,7 @@ from django.db.models.fields.files import FieldFile
 from django.db.models.functions import Coalesce
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern, path, reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
 
 from audit.services import audit_record
@@ -224,3 +225,13 @@ def may_view(admin_site: admin.AdminSite, request: HttpRequest, model: type[Mode
 def post_only(request: HttpRequest) -> HttpResponse | None:
     """A 405 for anything but POST (operations change rows; a GET never does)."""
     return None if request.method == "POST" else HttpResponseNotAllowed(["POST"])
+
+
+def local_time(moment: Any) -> str:
+    """``moment`` in the portal's time zone, as the admin shows times; "—" for none."""
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
+
+
+def local_time_to_the_second(moment: Any) -> str:
+    """``moment`` in the portal's time zone, to the second, naming the zone (evidence)."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}" if moment else "—"

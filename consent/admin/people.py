@@ -29,15 +29,15 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from assets.admin import (
+from assets.admin.files import (
     asset_file,
     asset_reference,
     asset_state,
     may_open_asset_files,
     measured,
     upload_view,
-    withdrawals_table,
 )
+from assets.admin.withdrawals import withdrawals_table
 from assets.models import Asset, AssetGroup, Withdrawal
 from audit.admin import AuditedSavesAdmin, events_timeline
 from audit.models import AuditEvent

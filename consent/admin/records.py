@@ -27,9 +27,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from assets.admin import (
-    withdrawals_table,
-)
+from assets.admin.withdrawals import withdrawals_table
 from assets.models import Withdrawal
 from assets.services.withdrawal_preview import withdrawal_preview
 from audit.admin import AuditedSavesAdmin, events_timeline

@@ -20,7 +20,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from assets import tasks
-from assets.admin import asset_state
+from assets.admin.files import asset_state
 from assets.models import Asset, AssetGroup
 from assets.services import pipeline as asset_pipeline
 from assets.services import withdrawals

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assets import tasks
-from assets.admin import asset_reference
+from assets.admin.files import asset_reference
 from assets.models import (
     Asset,
     AssetGroup,

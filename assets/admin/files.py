@@ -1,30 +1,20 @@
-"""Admin for verified asset groups, the likeness assets registered in them, and where they went.
-
-Producers use their own page, ``/references/`` (``assets.references``), which records every
-copy; here staff see an active asset's ``asset://<Id>`` reference, and producers see asset rows
-but never the original files (``ASSET_FILE_PERMISSION``). Staff upload files (one on the add
-page, several on a person's page), see each asset's state in plain words, and retry, withdraw or
-refresh assets; every one of those goes through ``assets.services``. Legal reads the reference
-ledger (``ReferenceCopy``, also on each asset's page) and what producers were told
-(``ProducerNotice``): read-only.
-"""
+"""Admin of asset groups and assets: uploads (one or several files), states, references, files."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -32,25 +22,19 @@ from assets.media import LIMITS
 from assets.models import (
     Asset,
     AssetGroup,
-    ProducerNotice,
     ReferenceCopy,
-    Withdrawal,
-    WithdrawalItem,
-    WithdrawalQuerySet,
 )
 from assets.services import gate, pipeline, withdrawals
 from consent.models import ConsentRecord, Person
-from portal.admin_filters import ScalableChangelist, TypedValueFilter
+from portal.admin_filters import ScalableChangelist
 from portal.admin_helpers import (
     KeepRows,
     PrivateFileAdmin,
-    ReadOnlyAdmin,
     ReadOnlyInline,
     StatusColumn,
-    badge,
     fieldsets_without,
     file_link,
-    status_badge,
+    local_time,
 )
 from upstream import UpstreamError
 
@@ -98,15 +82,6 @@ def measured(asset: Asset) -> str:
     return ", ".join(parts) or "—"
 
 
-def _to_the_second(moment: Any) -> str:
-    """``moment`` in the portal's time zone, to the second, naming the zone (evidence)."""
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}" if moment else "—"
-
-
-def _when(moment: Any) -> str:
-    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
-
-
 @admin.display(description="state")
 def asset_state(asset: Asset) -> str:
     """The asset's state in plain words: what happens now, why it waits, or what to do."""
@@ -118,7 +93,7 @@ def asset_state(asset: Asset) -> str:
                 "Queued: the last attempt failed ({}: {}). Trying again at {}.",
                 asset.error_code,
                 asset.error_explanation or asset.error_message,
-                _when(asset.next_attempt_at),
+                local_time(asset.next_attempt_at),
             )
         return "Queued: waiting for a worker to send it upstream."
     if status == Status.UPLOADING:
@@ -130,7 +105,7 @@ def asset_state(asset: Asset) -> str:
         text = format_html(
             "Processing upstream: the upstream checks {} (usually seconds); next check at {}.",
             checks,
-            _when(asset.next_attempt_at),
+            local_time(asset.next_attempt_at),
         )
         if asset.error_code:
             text = format_html(
@@ -154,7 +129,7 @@ def asset_state(asset: Asset) -> str:
     if status == Status.WITHDRAWN:
         return format_html(
             "Withdrawn on {}: deleted upstream, its reference no longer works.",
-            _when(asset.withdrawn_at),
+            local_time(asset.withdrawn_at),
         )
     return "Rejected locally: it never left the portal."
 
@@ -572,317 +547,3 @@ class AssetAdmin(ScalableChangelist, KeepRows, AssetColumns, PrivateFileAdmin):
                 succeeded += 1
         if succeeded:
             self.message_user(request, f"{succeeded} asset(s) {done}.", messages.SUCCESS)
-
-
-# --- Withdrawals: the evidence that a consent's end reached the upstream ------------------------
-
-
-def withdrawal_progress(withdrawal: Withdrawal) -> str:
-    """Confirmed, or how far the upstream's confirmations have come (and what needs staff).
-
-    Reads the ``items_total``, ``items_confirmed`` and ``items_failed`` annotations of
-    ``withdrawals_with_progress`` when present, else counts.
-    """
-    total = getattr(withdrawal, "items_total", None)
-    if total is None:
-        items = withdrawal.items.all()
-        total = items.count()
-        confirmed = items.filter(status=WithdrawalItem.Status.CONFIRMED).count()
-        failed = items.filter(status=WithdrawalItem.Status.FAILED).count()
-    else:
-        confirmed = withdrawal.items_confirmed  # type: ignore[attr-defined]
-        failed = withdrawal.items_failed  # type: ignore[attr-defined]
-    if withdrawal.confirmed_at is not None:
-        return format_html(
-            "{} Confirmed upstream on {} ({} item{}).",
-            badge("confirmed", "Confirmed"),
-            _when(withdrawal.confirmed_at),
-            total,
-            "" if total == 1 else "s",
-        )
-    text = format_html(
-        "{} {} of {} confirmed upstream.", badge("pending", "Not yet confirmed"), confirmed, total
-    )
-    if failed:
-        text = format_html("{} {} failed: staff must retry them.", text, failed)
-    return text
-
-
-def withdrawals_with_progress(withdrawals: QuerySet[Withdrawal]) -> QuerySet[Withdrawal]:
-    """``withdrawals`` with the counts ``withdrawal_progress`` shows, in the same query."""
-    return withdrawals.annotate(
-        items_total=Count("items"),
-        items_confirmed=Count("items", filter=Q(items__status=WithdrawalItem.Status.CONFIRMED)),
-        items_failed=Count("items", filter=Q(items__status=WithdrawalItem.Status.FAILED)),
-    )
-
-
-def withdrawals_table(withdrawals: QuerySet[Withdrawal]) -> str:
-    """The withdrawals as a small table (a consent's or a person's page), "—" when none."""
-    rows = format_html_join(
-        "",
-        "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        (
-            (
-                reverse("admin:assets_withdrawal_change", args=[withdrawal.pk]),
-                f"#{withdrawal.pk}",
-                withdrawal.get_reason_display(),
-                withdrawal.requested_by_label,
-                _when(withdrawal.created_at),
-                withdrawal_progress(withdrawal),
-            )
-            for withdrawal in withdrawals_with_progress(withdrawals).order_by("-created_at")
-        ),
-    )
-    if not rows:
-        return "—"
-    return format_html(
-        '<table class="withdrawal-list"><thead><tr><th>withdrawal</th><th>why</th>'
-        "<th>triggered by</th><th>started</th><th>upstream</th></tr></thead><tbody>{}</tbody>"
-        "</table>",
-        rows,
-    )
-
-
-class WithdrawalItemInline(StatusColumn, admin.TabularInline):
-    """Every upstream deletion of the withdrawal with the upstream's confirmation time."""
-
-    model = WithdrawalItem
-    extra = 0
-    can_delete = False
-    fields = ("deleted", "upstream_id", "status_badge", "outcome", "confirmed_at", "proof",
-              "attempts", "last_problem")  # fmt: skip
-    readonly_fields = fields
-    ordering = (F("asset").asc(nulls_last=True), "pk")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[WithdrawalItem]:
-        return super().get_queryset(request).select_related("asset", "group")
-
-    @admin.display(description="deleted upstream")
-    def deleted(self, item: WithdrawalItem) -> str:
-        if item.asset is None:
-            return format_html("Asset group {} (DeleteAssetGroup)", item.group)
-        return format_html(
-            '<a href="{}">{}</a> (DeleteAsset)',
-            reverse("admin:assets_asset_change", args=[item.asset.pk]),
-            item.asset,
-        )
-
-    @admin.display(description="proven by")
-    def proof(self, item: WithdrawalItem) -> str:
-        """How the deletion was proven, when (to the second, with the time zone), and when the
-        portal's first delete left."""
-        sent = ""
-        if item.delete_sent_at:
-            sent = f"First delete sent {_to_the_second(item.delete_sent_at)}."
-        if item.status != WithdrawalItem.Status.CONFIRMED:
-            return sent or "—"
-        if item.proven_by:
-            how = item.get_proven_by_display()
-        elif item.outcome == WithdrawalItem.Outcome.NEVER_UPLOADED:
-            how = "Nothing to prove: never sent upstream"
-        else:
-            how = "Not recorded (confirmed before proofs were recorded)"
-        return format_html("{}, {}. {}", how, _to_the_second(item.confirmed_at), sent)
-
-    @admin.display(description="last problem")
-    def last_problem(self, item: WithdrawalItem) -> str:
-        if not item.last_error_code:
-            return "—"
-        text = format_html("{}: {}", item.last_error_code, item.last_error)
-        if item.status == WithdrawalItem.Status.PENDING and item.next_attempt_at:
-            text = format_html("{} Trying again at {}.", text, _when(item.next_attempt_at))
-        return text
-
-
-class WithdrawalConfirmedFilter(admin.SimpleListFilter):
-    """Legal's queue: withdrawals the upstream has not yet confirmed."""
-
-    title = "confirmed upstream"
-    parameter_name = "confirmed"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("no", "Not yet confirmed"), ("yes", "Confirmed")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if self.value() == "no":
-            return cast(WithdrawalQuerySet, queryset).unconfirmed()
-        if self.value() == "yes":
-            return queryset.filter(confirmed_at__isnull=False)
-        return queryset
-
-
-@admin.register(Withdrawal)
-class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
-    """Read-only evidence: which consent ended, why and by whom, every asset and group deleted
-    upstream with the upstream's confirmation time. The only action retries failed items."""
-
-    list_display = ("__str__", "consent_link", "reason", "requester", "created_at",
-                    "upstream")  # fmt: skip
-    list_select_related = ("person", "consent__person")
-    list_filter = (WithdrawalConfirmedFilter, "reason", "created_at")
-    search_fields = ("person__legal_name", "person__display_name", "items__upstream_id",
-                     "items__group__group_id")  # fmt: skip
-    date_hierarchy = "created_at"
-    inlines = (WithdrawalItemInline,)
-    actions = ("retry_failed_items",)
-    fields = ("person", "consent_link", "reason", "requested_by", "requester",
-              "revocation", "groups_decision", "created_at", "upstream", "confirmed_at",
-              "producers_notified_at")  # fmt: skip
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Withdrawal]:
-        return withdrawals_with_progress(super().get_queryset(request))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # evidence: shown, never edited
-
-    def has_retry_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("assets.change_withdrawal")
-
-    @admin.display(description="consent", ordering="consent")
-    def consent_link(self, withdrawal: Withdrawal) -> str:
-        return format_html(
-            '<a href="{}">{}</a>',
-            reverse("admin:consent_consentrecord_change", args=[withdrawal.consent_id]),
-            withdrawal.consent,
-        )
-
-    @admin.display(description="requested by (as recorded)", ordering="requested_by_label")
-    def requester(self, withdrawal: Withdrawal) -> str:
-        return withdrawal.requested_by_label
-
-    @admin.display(description="revocation")
-    def revocation(self, withdrawal: Withdrawal) -> str:
-        """How the person withdrew consent, as recorded (for a revocation)."""
-        consent = withdrawal.consent
-        if withdrawal.reason != Withdrawal.Reason.REVOKED:
-            return "—"
-        return format_html(
-            "{} by {}, asked {} ({}): {}",
-            _when(consent.revoked_at),
-            withdrawal.requested_by_label,
-            _when(consent.revocation_requested_at),
-            consent.get_revocation_channel_display(),
-            consent.revocation_reason,
-        )
-
-    @admin.display(description="upstream")
-    def upstream(self, withdrawal: Withdrawal) -> str:
-        return withdrawal_progress(withdrawal)
-
-    @admin.action(description="Retry the failed items of the selected withdrawals",
-                  permissions=["retry"])  # fmt: skip
-    def retry_failed_items(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> None:
-        retried = 0
-        failed = WithdrawalItem.objects.filter(
-            withdrawal__in=queryset, status=WithdrawalItem.Status.FAILED
-        )
-        for item in failed.select_related("withdrawal"):
-            try:
-                withdrawals.withdrawal_item_retry(item=item, actor=request.user)
-            except ValidationError as refused:
-                self.message_user(request, " ".join(refused.messages), messages.WARNING)
-            else:
-                retried += 1
-        self.message_user(request, f"{retried} failed item(s) sent again.", messages.SUCCESS)
-
-
-# --- Where a likeness went: the reference ledger and what producers were told ------------------
-
-
-@admin.register(ReferenceCopy)
-class ReferenceCopyAdmin(ScalableChangelist, ReadOnlyAdmin):
-    """Every reference handed to a producer, by asset, person, user and project (for legal)."""
-
-    list_display = ("copied_at", "user", "person", "asset_link", "reference", "project", "kind")
-    list_select_related = ("user", "asset__group__person")
-    # Users are the few staff accounts; a person, an asset or a project is typed in (or comes
-    # from a link): listing every one of them is megabytes of HTML at 50,000 people (issue 16).
-    list_filter = (
-        "kind",
-        ("user", admin.RelatedFieldListFilter),
-        ("asset__group__person", TypedValueFilter),
-        ("asset", TypedValueFilter),
-        ("project", TypedValueFilter),
-        "copied_at",
-    )
-    search_fields = (
-        "reference",
-        "project",
-        "user__username",
-        "asset__upstream_id",
-        "asset__group__person__legal_name",
-        "asset__group__person__display_name",
-    )
-    fields = (
-        "copied_at",
-        "user",
-        "person",
-        "asset_link",
-        "reference",
-        "project",
-        "kind",
-        "request_id",
-    )
-    readonly_fields = fields
-
-    @admin.display(description="person", ordering="asset__group__person__legal_name")
-    def person(self, copy: ReferenceCopy) -> str:
-        return str(copy.asset.group.person)
-
-    @admin.display(description="asset", ordering="asset")
-    def asset_link(self, copy: ReferenceCopy) -> str:
-        url = reverse("admin:assets_asset_change", args=[quote(copy.asset_id)])
-        return format_html('<a href="{}">{}</a>', url, copy.asset)
-
-
-@admin.register(ProducerNotice)
-class ProducerNoticeAdmin(ReadOnlyAdmin):
-    """What producers were told about withdrawn references, and whether they acknowledged it."""
-
-    list_display = (
-        "created_at", "user", "reason", "reference_count", "acknowledged_at", "email"
-    )  # fmt: skip
-    list_select_related = ("user",)
-    list_filter = (("acknowledged_at", admin.EmptyFieldListFilter), "created_at")
-    search_fields = ("user__username", "reason", "copies__reference")
-    fields = ("user", "created_at", "reason", "references", "acknowledged_at", "email")
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ProducerNotice]:
-        queryset = super().get_queryset(request).prefetch_related("emails")
-        return queryset.annotate(reference_count=Count("copies"))
-
-    @admin.display(description="email")
-    def email(self, notice: ProducerNotice) -> str:
-        emails = list(notice.emails.all())
-        return status_badge(emails[0]) if emails else "— (no address)"
-
-    @admin.display(description="copies", ordering="reference_count")
-    def reference_count(self, notice: ProducerNotice) -> int:
-        return notice.reference_count  # type: ignore[attr-defined]
-
-    @admin.display(description="references")
-    def references(self, notice: ProducerNotice) -> str:
-        copies = ReferenceCopy.objects.select_related("asset__group__person")
-        notice = ProducerNotice.objects.prefetch_related(Prefetch("copies", queryset=copies)).get(
-            pk=notice.pk
-        )
-        return format_html_join(
-            mark_safe("<br>"),
-            "{} ({}): {}, copied for {}",
-            (
-                (line["person"], line["kind"].lower(), line["reference"], line["project"])
-                for line in notice.lines()
-            ),
-        )
