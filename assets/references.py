@@ -26,7 +26,6 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
@@ -54,7 +53,7 @@ from assets.models import (
 )
 from assets.services import notices
 from assets.services import references as references_service
-from assets.thumbnails import NoThumbnail, thumbnail_jpeg
+from assets.thumbnails import cached_thumbnail
 from consent.models import ConsentUse
 
 logger = logging.getLogger(__name__)
@@ -63,9 +62,8 @@ logger = logging.getLogger(__name__)
 PERMISSION = "assets.view_references"
 PAGE_SIZE = 24
 THUMBNAIL_SIZE = 160
-# Previews are made once per file and kept a day; the ETag lets a browser keep its own copy
+# Previews are cached per file (``cached_thumbnail``); the ETag lets a browser keep its own copy
 # while it asks every time (an asset whose consent ended is refused at once).
-THUMBNAIL_CACHE_SECONDS = 24 * 3600
 KIND_ICONS = {
     AssetKind.IMAGE: "assets/icons/image.svg",
     AssetKind.VIDEO: "assets/icons/video.svg",
@@ -333,15 +331,9 @@ def thumbnail_view(request: HttpRequest, asset_id: int) -> HttpResponse:
     if request.headers.get("If-None-Match") == etag:
         response: HttpResponse = HttpResponseNotModified()
     else:
-        key = f"references:thumbnail:{asset.pk}:{asset.sha256}:{THUMBNAIL_SIZE}"
-        data = cache.get(key)
+        data = cached_thumbnail(asset, size=THUMBNAIL_SIZE)
         if data is None:
-            try:
-                data = thumbnail_jpeg(asset, size=THUMBNAIL_SIZE)
-            except NoThumbnail as exc:
-                logger.warning("no preview of asset %s: %s", asset.pk, exc)
-                return HttpResponseRedirect(static(KIND_ICONS[AssetKind(asset.kind)]))
-            cache.set(key, data, THUMBNAIL_CACHE_SECONDS)
+            return HttpResponseRedirect(static(KIND_ICONS[AssetKind(asset.kind)]))
         response = HttpResponse(data, content_type="image/jpeg")
     response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"

@@ -8,13 +8,17 @@ re-encoded by Pillow without any of the original's metadata (no EXIF, no locatio
 from __future__ import annotations
 
 import io
+import logging
 from typing import BinaryIO, cast
 
 import av
+from django.core.cache import cache
 from PIL import Image, ImageOps
 
 from assets.media import FORMATS  # importing assets.media also registers the HEIF opener
 from assets.models import Asset, AssetKind
+
+logger = logging.getLogger(__name__)
 
 JPEG_QUALITY = 80
 _PILLOW_FORMATS = {fmt.content_type: fmt.pillow for fmt in FORMATS.values() if fmt.pillow}
@@ -28,6 +32,25 @@ _UNREADABLE = (OSError, ValueError, StopIteration, av.FFmpegError, Image.Decompr
 
 class NoThumbnail(Exception):
     """The asset has no picture to show (audio), or its file could not be read."""
+
+
+# Previews are kept this long in the cache (keyed by the file's hash: a new file, a new key).
+CACHE_SECONDS = 24 * 3600
+
+
+def cached_thumbnail(asset: Asset, *, size: int) -> bytes | None:
+    """``thumbnail_jpeg`` of ``asset``, from the cache when it is there; None (logged) when the
+    file makes no preview (the caller shows its kind's icon instead)."""
+    key = f"thumbnail:{asset.pk}:{asset.sha256}:{size}"
+    data = cache.get(key)
+    if data is None:
+        try:
+            data = thumbnail_jpeg(asset, size=size)
+        except NoThumbnail as exc:
+            logger.warning("no preview of asset %s: %s", asset.pk, exc)
+            return None
+        cache.set(key, data, CACHE_SECONDS)
+    return cast(bytes, data)
 
 
 def thumbnail_jpeg(asset: Asset, *, size: int) -> bytes:

@@ -32,7 +32,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from assets.models import Asset, AssetKind, ReferenceCopy, Withdrawal, WithdrawalItemStatus
 from assets.references import KIND_ICONS
-from assets.thumbnails import NoThumbnail, thumbnail_jpeg
+from assets.thumbnails import cached_thumbnail
 from audit.services import audit_record
 from consent import person_links
 from consent.models import ConsentRecord, ConsentStatus, PersonalLink, django_language
@@ -56,7 +56,6 @@ REQUESTS_PER_CLIENT = 10
 EMAILS_PER_ADDRESS = 3
 LIMIT_WINDOW_SECONDS = 3600
 THUMBNAIL_SIZE = 240
-THUMBNAIL_CACHE_SECONDS = 24 * 3600
 
 
 class LinkRequestForm(forms.Form):
@@ -255,15 +254,9 @@ def thumbnail(request: HttpRequest, token: str, asset_id: int) -> HttpResponse:
     asset = get_object_or_404(Asset, pk=asset_id, group__person=link.person)
     if not _has_media(asset):
         return HttpResponseRedirect(static(KIND_ICONS[AssetKind(asset.kind)]))
-    key = f"me:thumbnail:{asset.pk}:{asset.sha256}:{THUMBNAIL_SIZE}"
-    data = cache.get(key)
+    data = cached_thumbnail(asset, size=THUMBNAIL_SIZE)
     if data is None:
-        try:
-            data = thumbnail_jpeg(asset, size=THUMBNAIL_SIZE)
-        except NoThumbnail as exc:
-            logger.warning("no preview of asset %s: %s", asset.pk, exc)
-            return HttpResponseRedirect(static(KIND_ICONS[AssetKind(asset.kind)]))
-        cache.set(key, data, THUMBNAIL_CACHE_SECONDS)
+        return HttpResponseRedirect(static(KIND_ICONS[AssetKind(asset.kind)]))
     response = HttpResponse(data, content_type="image/jpeg")
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
