@@ -108,6 +108,7 @@ def test_producer_copies_a_reference_an_item_and_an_array_and_each_copy_is_recor
     expect(page.locator("tr[data-asset-id]")).to_have_count(8)
     # Previews are small JPEGs made for the page (the audio clip has an icon).
     preview = _row(page, portrait).locator("img")
+    preview.scroll_into_view_if_needed()  # previews load lazily, as the producer scrolls
     expect(preview).to_have_js_property("complete", True)
     assert preview.evaluate("img => img.naturalWidth") > 0
     assert "/references/thumbnails/" in str(preview.get_attribute("src"))

@@ -156,7 +156,9 @@ def test_staff_invite_show_the_qr_code_and_verify_the_person_at_the_desk(
     # The person page and the People list say so too.
     staff.goto(f"/admin/consent/person/{person.pk}/change/")
     expect(staff.locator(".timeline-block")).to_contain_text("Group created")
-    expect(staff.get_by_role("button", name="Invite to verify")).to_be_visible()
+    # Verified: the next step is uploading, no longer inviting.
+    expect(staff.get_by_role("link", name="Upload assets")).to_be_visible()
+    expect(staff.get_by_role("button", name="Invite to verify")).to_have_count(0)
     staff.goto("/admin/consent/person/")
     staff.locator("#changelist-filter").get_by_role("link", name="Verified").click()
     expect(staff.locator("#result_list tbody tr")).to_have_count(1)
