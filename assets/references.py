@@ -16,7 +16,6 @@ no longer usable).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -55,8 +54,6 @@ from assets.services import notices
 from assets.services import references as references_service
 from assets.thumbnails import cached_thumbnail
 from consent.models import ConsentUse
-
-logger = logging.getLogger(__name__)
 
 # The one permission the page and its endpoints need.
 PERMISSION = "assets.view_references"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import posixpath
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +39,6 @@ from consent.services import ConsentTransitionError, consent_terms
 from portal.client_ip import client_ip
 from portal.private_files import content_type_of_stored_name, private_file_response
 from verification.views import _page_language, _render
-
-logger = logging.getLogger(__name__)
 
 # The consent versions the person sees: every one they signed, not drafts or refused ones.
 SHOWN_STATUSES = (
