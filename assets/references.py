@@ -15,6 +15,7 @@ no longer usable).
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -166,30 +167,81 @@ def projects_of(usable: QuerySet[Asset]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class PageOf:
-    """One page of assets, and whether there are pages before and after it (no count: counting
-    every usable asset cost more than the page)."""
+class Position:
+    """Where a page starts or ends in the newest-first order: an asset's creation time and id.
 
-    number: int
-    object_list: list[Asset]
-    has_next: bool
+    In the URL as ``<microseconds since the epoch>-<id>`` (``?older=`` or ``?newer=``): a page
+    is read from its position on the ``asset_newest_first`` index, so page 6,000 costs what
+    page 1 costs (an OFFSET read and dropped every asset before it). A position names no asset
+    the user may not see: the page still shows only usable assets.
+    """
+
+    created_at: datetime.datetime
+    pk: int
 
     @classmethod
-    def read(cls, assets: QuerySet[Asset], number: str | None) -> PageOf:
-        page = int(number) if number and number.isdigit() and int(number) > 0 else 1
-        start = (page - 1) * PAGE_SIZE
-        found = list(assets[start : start + PAGE_SIZE + 1])
-        return cls(page, found[:PAGE_SIZE], has_next=len(found) > PAGE_SIZE)
+    def of(cls, asset: Asset) -> Position:
+        return cls(asset.created_at, asset.pk)
 
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
+    @classmethod
+    def parse(cls, value: str | None) -> Position | None:
+        """The position in ``value``, or None when it is missing or not one."""
+        micros, _, pk = (value or "").partition("-")
+        if not (micros.isdigit() and pk.isdigit() and len(micros) <= 17 and len(pk) <= 18):
+            return None
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+        return cls(epoch + datetime.timedelta(microseconds=int(micros)), int(pk))
 
-    def previous_page_number(self) -> int:
-        return self.number - 1
+    def __str__(self) -> str:
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+        return f"{(self.created_at - epoch) // datetime.timedelta(microseconds=1)}-{self.pk}"
 
-    def next_page_number(self) -> int:
-        return self.number + 1
+    def older(self) -> Q:
+        """Assets after this position in the newest-first order. The first term bounds the
+        index scan (it starts here), the second breaks ties of one instant by id."""
+        return Q(created_at__lte=self.created_at) & (
+            Q(created_at__lt=self.created_at) | Q(pk__lt=self.pk)
+        )
+
+    def newer(self) -> Q:
+        return Q(created_at__gte=self.created_at) & (
+            Q(created_at__gt=self.created_at) | Q(pk__gt=self.pk)
+        )
+
+
+@dataclass(frozen=True)
+class PageOf:
+    """One page of assets, newest first, from a position (``?older=``: the page after it;
+    ``?newer=``: the page before it; neither: the first), and the positions of the pages
+    around it. No count and no OFFSET: one query of ``PAGE_SIZE + 1`` rows at any depth."""
+
+    object_list: list[Asset]
+    newer: Position | None
+    older: Position | None
+
+    @classmethod
+    def read(cls, assets: QuerySet[Asset], query: Any) -> PageOf:
+        newest_first = assets.order_by("-created_at", "-pk")
+        if after := Position.parse(query.get("older")):
+            found = list(newest_first.filter(after.older())[: PAGE_SIZE + 1])
+            rows, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
+            # The page came after ``after``, so newer ones exist (unless they just ended).
+            return cls.around(rows, newer=bool(rows), older=more)
+        if before := Position.parse(query.get("newer")):
+            oldest_first = assets.order_by("created_at", "pk").filter(before.newer())
+            found = list(oldest_first[: PAGE_SIZE + 1])
+            rows, more = found[:PAGE_SIZE][::-1], len(found) > PAGE_SIZE
+            return cls.around(rows, newer=more, older=bool(rows))
+        found = list(newest_first[: PAGE_SIZE + 1])
+        return cls.around(found[:PAGE_SIZE], newer=False, older=len(found) > PAGE_SIZE)
+
+    @classmethod
+    def around(cls, rows: list[Asset], *, newer: bool, older: bool) -> PageOf:
+        return cls(
+            rows,
+            newer=Position.of(rows[0]) if newer and rows else None,
+            older=Position.of(rows[-1]) if older and rows else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -213,15 +265,14 @@ def references_view(request: HttpRequest) -> HttpResponse:
     """The list: usable assets, filtered and paginated, at a constant number of queries."""
     usable = Asset.objects.usable_by_producers()
     form = ReferenceFilterForm(request.GET or None, usable=usable)
-    # Newest first, on the asset_newest_first index: the page reads 25 assets, never sorts all
-    # of them, and counts none (issue 16); a person is found by name.
+    # Newest first, on the asset_newest_first index: the page reads 25 assets from its position,
+    # never sorts all of them, and counts none (issue 16); a person is found by name.
     assets = (
         form.filter(usable)
         .select_related("group__person", "consent")
         .prefetch_related("consent__uses")
-        .order_by("-created_at", "-pk")
     )
-    page = PageOf.read(assets, request.GET.get("page"))
+    page = PageOf.read(assets, request.GET)
     chosen_project = form.cleaned_data.get("project", "") if form.is_bound else ""
     rows = [_row(asset, chosen_project) for asset in page.object_list]
     notices = (
@@ -232,7 +283,8 @@ def references_view(request: HttpRequest) -> HttpResponse:
         .order_by("-created_at", "-pk")
     )
     query = request.GET.copy()
-    query.pop("page", None)
+    for position in ("older", "newer"):
+        query.pop(position, None)
     context = {
         **admin.site.each_context(request),
         "is_nav_sidebar_enabled": False,

@@ -2,11 +2,14 @@
 
 Each person has an approved consent with one specific use, a completed verification (an
 invitation and its confirmed upstream session), one verified asset group, 3 active assets, 6
-reference copies made by the producer and 33 audit events, chained as ``audit_record`` chains
-them (``verify_audit`` passes). A few have more, so that the filtered lists show rows: every
-25th person an open invitation sent after the verification ("waiting"), every 100th an earlier
-consent, revoked, with its confirmed withdrawal. Every consent ends within 400 days, some within
-30 (legal's "ending soon" queue).
+reference copies made by the producer, the invitation's email (sent) and 33 audit events,
+chained as ``audit_record`` chains them (``verify_audit`` passes). Every 2nd person signed their
+consent in the portal (a ``ConsentSignature`` of the one published consent text), every 10th
+holds a personal link to their page. A few have more, so that the filtered lists show rows:
+every 25th person an open invitation sent after the verification ("waiting", its email queued),
+every 100th an earlier consent, revoked, with its confirmed withdrawal and the producer's
+notice of it (read). Every consent ends within 400 days, some within 30 (legal's "ending soon"
+queue).
 
 Rows are written with PostgreSQL's COPY, their ids given here (the database is new), so 50,000
 people take minutes. Import this module only once Django is set up: the model imports below are
@@ -23,14 +26,24 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from assets.models import Asset, AssetGroup, ReferenceCopy, Withdrawal
+from assets.models import Asset, AssetGroup, ProducerNotice, ReferenceCopy, Withdrawal
 from audit.chain import current_key_id
 from audit.models import GENESIS_HASH, AuditEvent
-from consent.models import ConsentRecord, ConsentUse, Person
+from consent.models import (
+    ConsentRecord,
+    ConsentSignature,
+    ConsentTemplate,
+    ConsentTemplateVersion,
+    ConsentUse,
+    Person,
+    PersonalLink,
+)
+from mail.models import OutboundEmail
 from verification.models import UpstreamSession, VerificationSession
 
 # The roles the pages are measured as: username -> the group of ``setup_roles`` (None: superuser).
@@ -45,6 +58,8 @@ ASSETS_PER_PERSON = 3
 COPIES_PER_PERSON = 6
 WAITING_EVERY = 25
 WITHDRAWN_EVERY = 100
+SIGNED_EVERY = 2
+LINK_EVERY = 10
 BATCH = 2000  # people written per round
 
 
@@ -53,6 +68,7 @@ def build(size: int, *, progress: Callable[[str], None] = print) -> dict[str, An
     call_command("setup_roles", verbosity=0)
     users = _users()
     now = timezone.now()
+    text = _consent_text(users["legal"], now)
     # setup_roles audited its changes: the people's events follow them.
     next_hash = AuditEvent.objects.order_by("-pk").values_list("hash", flat=True).first()
     next_hash = next_hash or GENESIS_HASH
@@ -60,10 +76,12 @@ def build(size: int, *, progress: Callable[[str], None] = print) -> dict[str, An
         numbers = range(start, min(size, start + BATCH))
         with transaction.atomic():
             _people(numbers, size=size, users=users, now=now)
+            _paperwork(numbers, size=size, users=users, now=now, text=text)
             next_hash = _copy_audit_events(numbers, users=users, now=now, previous=next_hash)
         progress(f"  {numbers.stop} of {size} people")
     for model in (Person, ConsentRecord, ConsentUse, VerificationSession, UpstreamSession,
-                  AssetGroup, Asset, ReferenceCopy, Withdrawal, AuditEvent):  # fmt: skip
+                  AssetGroup, Asset, ReferenceCopy, Withdrawal, AuditEvent, OutboundEmail,
+                  ConsentSignature, PersonalLink, ProducerNotice):  # fmt: skip
         table = connection.ops.quote_name(model._meta.db_table)
         with connection.cursor() as cursor:  # the names are the models' own, not input
             cursor.execute(
@@ -180,6 +198,69 @@ def _people(numbers: range, *, size: int, users: dict[str, Any], now: datetime.d
         for i in ids for c in range(COPIES_PER_PERSON)
         for a in [(i - 1) * ASSETS_PER_PERSON + c % ASSETS_PER_PERSON + 1]
     ))  # fmt: skip
+
+
+def _consent_text(legal: Any, now: datetime.datetime) -> ConsentTemplateVersion:
+    """The one published consent text the portal's signatures are of."""
+    template = ConsentTemplate.objects.create(name="Likeness for AI video", created_by=legal)
+    body = "I agree that my likeness may be used as described in the uses below."
+    return ConsentTemplateVersion.objects.create(
+        template=template, version="2026.1", text=body,
+        sha256=hashlib.sha256(body.encode()).hexdigest(), published_at=now, published_by=legal,
+        created_by=legal,
+    )  # fmt: skip
+
+
+def _paperwork(
+    numbers: range, *, size: int, users: dict[str, Any], now: datetime.datetime,
+    text: ConsentTemplateVersion,
+) -> None:  # fmt: skip
+    """The emails, signatures, personal links and producer notices of people ``numbers``."""
+    ids = [n + 1 for n in numbers]
+    invitation_type = ContentType.objects.get_for_model(VerificationSession)
+    sent, queued = OutboundEmail.Status.SENT, OutboundEmail.Status.QUEUED
+
+    def email(pk: int, person: int, invitation: int, status: str) -> OutboundEmail:
+        return OutboundEmail(
+            id=pk, kind="invitation", to=f"person{person}@talent.test", language="en",
+            subject="Verify your identity for Northlight Studios",
+            body_text="Open the link to verify: (not kept in the benchmark).",
+            about_type=invitation_type, about_id=invitation, person_id=person, status=status,
+            attempts=1 if status == sent else 0, sent_at=now if status == sent else None,
+            created_by=users["onboarding"],
+        )  # fmt: skip
+
+    _copy(OutboundEmail, (email(i, i, i, sent) for i in ids))
+    _copy(OutboundEmail, (
+        email(size + i, i, size + i, queued) for i in ids if i % WAITING_EVERY == 0
+    ))  # fmt: skip
+    _copy(ConsentSignature, (
+        ConsentSignature(
+            id=i, consent_id=i, template_version=text, invitation_id=i, signed_at=now,
+            ip_address="203.0.113.7", user_agent="Mozilla/5.0 (iPhone)",
+            typed_name=f"Person {i:06d}",
+            notices_confirmed=["biometric", "retention"], text_sha256=text.sha256,
+            terms_sha256=text.sha256, document_sha256=hashlib.sha256(b"%d" % i).hexdigest(),
+            receipt={"version": "1.1.0", "piiPrincipalId": f"person{i}@talent.test"},
+        )
+        for i in ids if i % SIGNED_EVERY == 0
+    ))  # fmt: skip
+    _copy(PersonalLink, (
+        PersonalLink(id=i, person_id=i, token_sha256=hashlib.sha256(b"link %d" % i).hexdigest(),
+                     sent_for="invitation", expires_at=now + datetime.timedelta(days=30))
+        for i in ids if i % LINK_EVERY == 0
+    ))  # fmt: skip
+    withdrawn = [i for i in ids if i % WITHDRAWN_EVERY == 0]
+    _copy(ProducerNotice, (
+        ProducerNotice(id=i, user=users["producer"], acknowledged_at=now,
+                       reason="The person revoked their consent.")
+        for i in withdrawn
+    ))  # fmt: skip
+    noticed = ProducerNotice.copies.through
+    noticed.objects.bulk_create(
+        noticed(producernotice_id=i, referencecopy_id=(i - 1) * COPIES_PER_PERSON + c + 1)
+        for i in withdrawn for c in range(COPIES_PER_PERSON)
+    )  # fmt: skip
 
 
 def audit_events(

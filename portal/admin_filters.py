@@ -8,19 +8,30 @@ field uses (``asset__id__exact``), so links into a filtered list keep working.
 ``EstimatedCountPaginator``: an unfiltered changelist of a large table counts its rows from
 PostgreSQL's statistics (``pg_class.reltuples``) instead of ``COUNT(*)`` over all of them; a
 filtered one, or a small table, is counted exactly. One query either way.
+
+``ScalableChangelist``: a ModelAdmin mixin with both, and rows that cost little to render: a
+page of 100 rows must not cost several times one of 4 (the People "waiting" list at 100 and at
+10,000 people), so each row's checkbox and link are built without what Django spends on them
+(a form widget's template, a URL resolved again per row to carry the filters).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 # Below this many rows (by the statistics) a table is counted exactly: it is quick, and exact.
 ESTIMATE_FROM_ROWS = 20_000
@@ -129,8 +140,37 @@ class EstimatedCountPaginator(Paginator):
         return int(row[0]) if row else super().count
 
 
+class FilteredLinksChangeList(ChangeList):
+    """Each row's link carries the list's filters (``_changelist_filters``) as Django's does,
+    joined once per page: Django's ``add_preserved_filters`` resolves every row's URL again to
+    check it is not the changelist's own (it never is), 0.15 to 0.3 ms a row."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        filters = dict(parse_qsl(self.preserved_filters))
+        self._row_query = f"?{urlencode(filters)}" if filters else ""
+        # Read by Django's row rendering only, which then has nothing to add to the links.
+        self.preserved_filters = ""
+
+    def url_for_result(self, result: Model) -> str:
+        return super().url_for_result(result) + self._row_query
+
+
 class ScalableChangelist:
-    """A ModelAdmin mixin: the estimated count, and no second count of the whole table."""
+    """A ModelAdmin mixin: the estimated count, no second count of the whole table, and rows
+    whose checkbox and link cost no template and no URL resolving each."""
 
     paginator: ClassVar[type] = EstimatedCountPaginator
     show_full_result_count = False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return FilteredLinksChangeList
+
+    def action_checkbox(self, obj: Model) -> SafeString:
+        """Django's checkbox column, the same HTML, without rendering a widget's template."""
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            ACTION_CHECKBOX_NAME,
+            obj.pk,
+            format_html(gettext("Select this object for an action - {}"), str(obj)),
+        )

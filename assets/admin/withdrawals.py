@@ -17,6 +17,7 @@ from assets.models import (
     WithdrawalQuerySet,
 )
 from assets.services import withdrawals
+from portal.admin_filters import ScalableChangelist
 from portal.admin_helpers import (
     KeepRows,
     StatusColumn,
@@ -177,7 +178,7 @@ class WithdrawalConfirmedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Withdrawal)
-class WithdrawalAdmin(KeepRows, admin.ModelAdmin):
+class WithdrawalAdmin(ScalableChangelist, KeepRows, admin.ModelAdmin):
     """Read-only evidence: which consent ended, why and by whom, every asset and group deleted
     upstream with the upstream's confirmation time. The only action retries failed items."""
 

@@ -114,3 +114,22 @@ def test_the_audit_list_is_counted_in_one_query(superuser_client: Client):
     counts = [sql for sql in sqls if "count(" in sql and "audit_auditevent" in sql]
     assert len(counts) == 1  # no second count of the whole table (show_full_result_count)
     assert response.context["cl"].result_count == AuditEvent.objects.count()
+
+
+def test_a_filtered_lists_rows_link_back_to_it_and_select_for_an_action(superuser_client: Client):
+    person = PersonFactory(legal_name="Ada <Lovelace> & Co", display_name="Ada <L> & Co")
+    url = reverse("admin:consent_person_changelist")
+
+    listed = superuser_client.get(url, {"q": "Lovelace", "preferred_language__exact": "en"})
+    html = listed.content.decode()
+    change = reverse("admin:consent_person_change", args=[person.pk])
+
+    # As Django's own rows: the change page keeps the list's filters for the way back...
+    filters = "_changelist_filters=q%3DLovelace%26preferred_language__exact%3Den"
+    assert f'<a href="{change}?{filters}">' in html
+    # ... and the checkbox selects the row for an action, labelled with the escaped name.
+    assert (
+        f'<input type="checkbox" name="_selected_action" value="{person.pk}" '
+        'class="action-select" aria-label="Select this object for an action - '
+        'Ada &lt;L&gt; &amp; Co">'
+    ) in html

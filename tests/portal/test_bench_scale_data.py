@@ -14,7 +14,8 @@ from django.test import Client
 from assets.models import Asset, ReferenceCopy, Withdrawal
 from audit.models import AuditEvent
 from audit.verification import verify_chain
-from consent.models import ConsentRecord, Person
+from consent.models import ConsentRecord, ConsentSignature, Person, PersonalLink
+from mail.models import OutboundEmail
 
 pytestmark = [
     pytest.mark.django_db,
@@ -32,6 +33,10 @@ def test_the_built_people_have_complete_data_and_a_valid_audit_chain():
     assert Asset.objects.usable_by_producers().count() == SIZE * 3
     assert ReferenceCopy.objects.count() == SIZE * 6
     assert Withdrawal.objects.count() == SIZE // 100
+    assert OutboundEmail.objects.filter(status="sent").count() == SIZE
+    assert OutboundEmail.objects.filter(status="queued").count() == SIZE // 25
+    assert ConsentSignature.objects.count() == SIZE // 2
+    assert PersonalLink.objects.usable().count() == SIZE // 10
     people_events = AuditEvent.objects.filter(person_id__isnull=False)
     assert people_events.count() == SIZE * 33
     report = verify_chain()
