@@ -665,6 +665,16 @@ class ProducerNotice(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The changelist's default order (issue 16)
+            models.Index(fields=["-created_at", "-id"], name="producer_notice_newest_first"),
+            # A producer's unread notices, looked up on every page they open.
+            models.Index(
+                fields=["user"],
+                condition=models.Q(acknowledged_at__isnull=True),
+                name="producer_notice_unread",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Notice to {self.user} of {self.created_at:%Y-%m-%d}"

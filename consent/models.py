@@ -443,6 +443,9 @@ class ConsentRecord(models.Model):
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="consent_record_newest_first"),
+            # The queues on the admin home: awaiting review (a status), ending soon (approved,
+            # by end date); counted from the index, not by reading every record.
+            models.Index(fields=["status", "expires_on"], name="consent_record_by_status"),
         ]
         permissions = [
             ("review_consentrecord", "Can approve or reject consent records"),
@@ -631,6 +634,8 @@ class PersonalLink(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        # The changelist's default order (issue 16)
+        indexes = [models.Index(fields=["-created_at", "-id"], name="personal_link_newest_first")]
 
     def __str__(self) -> str:
         return f"Personal link #{self.pk} of {self.person} ({self.sent_for})"
@@ -684,7 +689,9 @@ class ConsentSignature(models.Model):
     receipt = models.JSONField(help_text="The consent receipt (ISO/IEC 27560, Kantara fields).")
 
     class Meta:
-        ordering = ["-signed_at"]
+        ordering = ["-signed_at", "-pk"]
+        # The changelist's default order (issue 16)
+        indexes = [models.Index(fields=["-signed_at", "-id"], name="signature_newest_first")]
 
     def __str__(self) -> str:
         return f"Signature of {self.typed_name} ({self.signed_at:%Y-%m-%d %H:%M})"

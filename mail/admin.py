@@ -10,6 +10,7 @@ from django.contrib.contenttypes.admin import GenericTabularInline
 from django.http import HttpRequest
 
 from mail.models import OutboundEmail
+from portal.admin_filters import ScalableChangelist
 from portal.admin_helpers import ReadOnlyAdmin, StatusColumn
 
 _COLUMNS = ("created_at", "to", "kind", "language", "status_badge", "sent_at", "attempts")
@@ -42,7 +43,7 @@ class OutboundEmailInline(StatusColumn, GenericTabularInline):
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(StatusColumn, ReadOnlyAdmin):
+class OutboundEmailAdmin(ScalableChangelist, StatusColumn, ReadOnlyAdmin):
     """Every email, with what became of it; the row is written by ``mail.services`` only."""
 
     list_display = _COLUMNS

@@ -274,7 +274,9 @@ class VerificationSessionAdmin(ScalableChangelist, KeepRows, CreatedByAdmin):
 
 
 @admin.register(UpstreamSession)
-class UpstreamSessionAdmin(UpstreamSessionDisplay, KeepRows, StatusColumn, admin.ModelAdmin):
+class UpstreamSessionAdmin(
+    ScalableChangelist, UpstreamSessionDisplay, KeepRows, StatusColumn, admin.ModelAdmin
+):
     """Every upstream session (CreateVisualValidateSession) the portal made: read-only, a log.
 
     BytedTokens are shown by their last characters only; the API key never appears (its

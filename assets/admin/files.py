@@ -10,7 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -32,6 +32,7 @@ from portal.admin_helpers import (
     PrivateFileAdmin,
     ReadOnlyInline,
     StatusColumn,
+    count_of,
     fieldsets_without,
     file_link,
     local_time,
@@ -300,7 +301,7 @@ class AssetInline(AssetColumns, ReadOnlyInline):
 
 
 @admin.register(AssetGroup)
-class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
+class AssetGroupAdmin(ScalableChangelist, KeepRows, StatusColumn, admin.ModelAdmin):
     list_display = (
         "group_id",
         "group_type",
@@ -326,7 +327,9 @@ class AssetGroupAdmin(KeepRows, StatusColumn, admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AssetGroup]:
-        return super().get_queryset(request).annotate(asset_count=Count("assets"))
+        # A subquery per row shown, not a join of every asset grouped by group (all of them).
+        assets = Asset.objects.filter(group=OuterRef("pk"))
+        return super().get_queryset(request).annotate(asset_count=count_of(assets))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # A real person's group comes only from their completed verification; a GroupId typed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -17,6 +17,7 @@ from assets.models import (
 from portal.admin_filters import ScalableChangelist, TypedValueFilter
 from portal.admin_helpers import (
     ReadOnlyAdmin,
+    count_of,
     status_badge,
 )
 
@@ -77,7 +78,7 @@ class ReferenceCopyAdmin(ScalableChangelist, ReadOnlyAdmin):
 
 
 @admin.register(ProducerNotice)
-class ProducerNoticeAdmin(ReadOnlyAdmin):
+class ProducerNoticeAdmin(ScalableChangelist, ReadOnlyAdmin):
     """What producers were told about withdrawn references, and whether they acknowledged it."""
 
     list_display = (
@@ -91,7 +92,8 @@ class ProducerNoticeAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ProducerNotice]:
         queryset = super().get_queryset(request).prefetch_related("emails")
-        return queryset.annotate(reference_count=Count("copies"))
+        copies = ProducerNotice.copies.through.objects.filter(producernotice=OuterRef("pk"))
+        return queryset.annotate(reference_count=count_of(copies))
 
     @admin.display(description="email")
     def email(self, notice: ProducerNotice) -> str:

@@ -15,11 +15,12 @@ from django.utils import timezone
 
 from consent.models import PersonalLink
 from consent.person_links import personal_links_revoke
+from portal.admin_filters import ScalableChangelist
 from portal.admin_helpers import ReadOnlyAdmin
 
 
 @admin.register(PersonalLink)
-class PersonalLinkAdmin(ReadOnlyAdmin):
+class PersonalLinkAdmin(ScalableChangelist, ReadOnlyAdmin):
     list_display = ("person", "sent_for", "created_at", "expires_at", "state", "last_used_at")
     list_filter = ("sent_for",)
     list_select_related = ("person",)

@@ -9,12 +9,8 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import (
-    Exists,
-    Model,
-    OuterRef,
-    QuerySet,
-)
+from django.db.models import Model, OuterRef, QuerySet, Subquery
+from django.db.models.lookups import IsNull
 from django.http import (
     FileResponse,
     Http404,
@@ -205,12 +201,16 @@ class PersonAdmin(ScalableChangelist, AuditedSavesAdmin, CreatedByAdmin):
         # Each count in its own subquery: joining consent records and assets in one query would
         # multiply them per person before counting.
         consents = ConsentRecord.objects.filter(person=OuterRef("pk"))
+        in_force = ConsentRecord.objects.in_force().filter(person=OuterRef("pk"))
         active_assets = Asset.objects.active().filter(group__person=OuterRef("pk"))
         people = (
             super()
             .get_queryset(request)
             .annotate(
-                in_force=Exists(ConsentRecord.objects.in_force().filter(person=OuterRef("pk"))),
+                # Not EXISTS: PostgreSQL may answer an EXISTS for all 50,000 people at once
+                # (a hashed subplan reading every consent) to show 100 of them; a scalar
+                # subquery is looked up per row shown, on the person's index.
+                in_force=IsNull(Subquery(in_force.order_by().values("pk")[:1]), False),
                 consent_count=count_of(consents),
                 active_asset_count=count_of(active_assets),
             )

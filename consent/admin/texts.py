@@ -24,6 +24,7 @@ from consent.models import (
     TemplateVersionFrozen,
 )
 from consent.template_versions import template_version_publish
+from portal.admin_filters import ScalableChangelist
 from portal.admin_helpers import CreatedByAdmin
 
 
@@ -125,7 +126,7 @@ class ConsentTemplateVersionAdmin(AuditedSavesAdmin, CreatedByAdmin):
 
 
 @admin.register(ConsentSignature)
-class ConsentSignatureAdmin(admin.ModelAdmin):
+class ConsentSignatureAdmin(ScalableChangelist, admin.ModelAdmin):
     """The evidence of electronic signatures: read-only, written by the signing only."""
 
     list_display = ("consent", "typed_name", "signed_at", "ip_address")

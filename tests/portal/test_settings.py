@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 ENV_EXAMPLE = settings.BASE_DIR / ".env.example"
 PRODUCTION_SECRETS = {
@@ -279,3 +280,22 @@ def test_env_example_documents_every_variable_the_settings_read():
 
     assert len(read) > 40
     assert read - documented == set()
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL planner setting")
+def test_the_portals_postgresql_sessions_plan_for_ssd_storage():
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW random_page_cost")
+        assert cursor.fetchone() == ("1.1",)
+
+
+def test_an_operators_database_options_are_kept(tmp_path: Path):
+    url = "postgres://portal@db.internal:5432/portal"
+    tuned = _settings_with(tmp_path, "DATABASES", DEBUG="true", DATABASE_URL=url,
+                           DATABASE_RANDOM_PAGE_COST="1.5")  # fmt: skip
+    own = _settings_with(tmp_path / "own", "DATABASES", DEBUG="true",
+                         DATABASE_URL=f"{url}?options=-c%20work_mem%3D64MB")  # fmt: skip
+
+    assert tuned["DATABASES"]["default"]["OPTIONS"] == {"options": "-c random_page_cost=1.5"}  # type: ignore[index]
+    assert own["DATABASES"]["default"]["OPTIONS"] == {"options": "-c work_mem=64MB"}  # type: ignore[index]
