@@ -445,6 +445,11 @@ class WithdrawalProof(models.TextChoices):
 
     DELETE_ANSWER = "delete_answer", "DeleteAsset answered OK"
     LISTING = "listing", "ListAssets of its group no longer lists it"
+    GROUP_LISTING = (
+        "group_listing",
+        "ListAssets shows nothing of its group after DeleteAssetGroup",
+    )
+    # Items confirmed before a group's deletion was proven by its listing: the answer alone.
     GROUP_DELETED = "group_deleted", "DeleteAssetGroup answered (its group is gone)"
 
 
@@ -507,7 +512,8 @@ class WithdrawalItem(models.Model):
         blank=True,
         help_text=(
             "How the confirmation was proven: the DeleteAsset answer, a listing of the group that "
-            "no longer shows it (after an ambiguous or NotFound answer), or DeleteAssetGroup. "
+            "no longer shows it (after an ambiguous or NotFound answer), or, for a group and what "
+            "was left in it, a listing that shows nothing of the group after DeleteAssetGroup. "
             "Empty when nothing ever reached the upstream."
         ),
     )

@@ -13,18 +13,17 @@ or revoked gets one neutral page.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import posixpath
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import translation
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -38,6 +37,7 @@ from consent.models import ConsentRecord, ConsentStatus, PersonalLink, django_la
 from consent.services import ConsentTransitionError, consent_terms
 from portal.client_ip import client_ip
 from portal.private_files import content_type_of_stored_name, private_file_response
+from portal.throttle import throttle_take
 from verification.views import _page_language, _render
 
 # The consent versions the person sees: every one they signed, not drafts or refused ones.
@@ -48,7 +48,8 @@ SHOWN_STATUSES = (
     ConsentStatus.EXPIRED,
     ConsentStatus.SUPERSEDED,
 )
-# "Send me my link": so many requests per client address, and emails per address, an hour.
+# "Send me my link": so many requests per client address, and emails per address, an hour
+# (``portal.throttle``: one count for every web process).
 REQUESTS_PER_CLIENT = 10
 EMAILS_PER_ADDRESS = 3
 LIMIT_WINDOW_SECONDS = 3600
@@ -94,17 +95,6 @@ def withdrawal_progress(withdrawal: Withdrawal) -> Progress:
     )
 
 
-def _over_limit(key: str, limit: int) -> bool:
-    """Counts one more request under ``key``; whether it is past ``limit`` in the window."""
-    cache.add(key, 0, LIMIT_WINDOW_SECONDS)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, LIMIT_WINDOW_SECONDS)
-        count = 1
-    return count > limit
-
-
 @never_cache
 @require_http_methods(["GET", "POST"])
 def link_request(request: HttpRequest) -> HttpResponse:
@@ -113,7 +103,11 @@ def link_request(request: HttpRequest) -> HttpResponse:
     form = LinkRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         client = client_ip(request)
-        if _over_limit(f"me-link:client:{client}", REQUESTS_PER_CLIENT):
+        if not throttle_take(
+            key=f"me-link:client:{client}",
+            limit=REQUESTS_PER_CLIENT,
+            window_seconds=LIMIT_WINDOW_SECONDS,
+        ):
             with translation.override(language):
                 form.add_error(None, _("Too many requests. Please wait an hour."))
             return _render(
@@ -121,9 +115,15 @@ def link_request(request: HttpRequest) -> HttpResponse:
                 language=language, status=429,
             )  # fmt: skip
         address = form.cleaned_data["email"].strip().lower()
-        digest = hashlib.sha256(address.encode()).hexdigest()
+        # Keyed by SECRET_KEY: the count's row holds no address, nor a digest that a list of
+        # addresses could be matched against.
+        digest = salted_hmac("me-link", address, algorithm="sha256").hexdigest()
         # Past the address's limit nothing is sent, and the answer is still the same.
-        if not _over_limit(f"me-link:address:{digest}", EMAILS_PER_ADDRESS):
+        if throttle_take(
+            key=f"me-link:address:{digest}",
+            limit=EMAILS_PER_ADDRESS,
+            window_seconds=LIMIT_WINDOW_SECONDS,
+        ):
             person_links.personal_link_send(email=address)
         return _render(request, "consent/person/link_sent.html", {}, language=language)
     return _render(request, "consent/person/link_request.html", {"form": form}, language=language)

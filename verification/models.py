@@ -361,20 +361,3 @@ class UpstreamSession(models.Model):
         """
         value = self.callback_params.get("resultCode", "")
         return value if isinstance(value, str) else ""
-
-
-class CodeTries(models.Model):
-    """Typed invitation codes per client address (``verification.throttle``): one row per
-    address, counted atomically in the database so that every web process shares the count."""
-
-    address = models.CharField(max_length=64, unique=True)
-    window_started_at = models.DateTimeField(db_index=True)
-    tries = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        verbose_name = "typed-code count"
-        verbose_name_plural = "typed-code counts"
-        default_permissions = ()
-
-    def __str__(self) -> str:
-        return f"{self.address}: {self.tries}"

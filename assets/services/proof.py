@@ -1,11 +1,13 @@
-"""Deletions proven by an independent read: an asset is gone upstream when its group's listing no
-longer shows it, not when one call said so.
+"""Deletions proven by an independent read: an asset or a group is gone upstream when the
+group's listing no longer shows it, not when one call said so.
 
 GetAsset cannot be trusted for LivenessFace assets (docs/upstream.md G10: it may answer NotFound
 for an asset ListAssets still lists Active), and a DeleteAsset answered 5xx or not at all may or
 may not have acted. So after any ambiguous or NotFound answer the group is listed
-(``ListAssets`` with its ``GroupIds``), and only what that listing no longer shows is confirmed;
-each confirmation says how it was proven (``WithdrawalProof``).
+(``ListAssets`` with its ``GroupIds``), and only what that listing no longer shows is confirmed.
+A LivenessFace group never appears in ListAssetGroups (G3), so a group's deletion is proven by
+the same read, whatever DeleteAssetGroup answered: ListAssets of the group shows nothing of it.
+Each confirmation says how it was proven (``WithdrawalProof``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from upstream import (
     GroupNotFound,
     TransientUpstreamError,
     UpstreamAsset,
+    UpstreamError,
 )
 
 STILL_LISTED_EXPLANATION = (
@@ -26,9 +29,30 @@ STILL_LISTED_EXPLANATION = (
 )
 
 
+GROUP_STILL_LISTED_EXPLANATION = (
+    "The upstream's answer to DeleteAssetGroup ({answer}) is not proof on its own, and ListAssets "
+    "of the group still lists assets in it: the group is not confirmed deleted. The portal "
+    "deletes it again later."
+)
+GROUP_UNPROVEN_EXPLANATION = (
+    "DeleteAssetGroup gave no clear answer ({answer}), and ListAssets lists nothing in the group, "
+    "which does not tell a deleted group from one its assets' deletions emptied: the group is not "
+    "confirmed deleted yet. The portal sends DeleteAssetGroup again; its answer settles it."
+)
+# What ListAssets of a deleted group said (an audit event records it).
+GROUP_LISTING_NOT_FOUND = "NotFound.group_id"
+GROUP_LISTING_EMPTY = "no assets"
+
+
 class StillListed(TransientUpstreamError):
-    """DeleteAsset answered ambiguously or NotFound, but the group's listing still shows the
-    asset: not deleted (yet); try again later."""
+    """DeleteAsset answered ambiguously or NotFound (or DeleteAssetGroup answered anything), but
+    the group's listing still shows the asset (or assets of the group): not deleted (yet); try
+    again later."""
+
+
+class Unproven(TransientUpstreamError):
+    """DeleteAssetGroup answered ambiguously and the group's listing shows nothing, which proves
+    nothing either: try again later (the next answer, OK or NotFound, settles it)."""
 
 
 def listed_asset(
@@ -92,6 +116,57 @@ def _prove_absent(
         http_status=answer.http_status,
         explanation=STILL_LISTED_EXPLANATION.format(answer=said),
     )
+
+
+def delete_group_proven(
+    upstream: AnyfastClient, group: AssetGroup, *, sent_before: bool
+) -> tuple[str, str, str]:
+    """DeleteAssetGroup, proven by ListAssets of the group: ``(WithdrawalOutcome,
+    WithdrawalProof.GROUP_LISTING, what the listing said)``. The caller has checked that the
+    portal's key owns the group (another key's listing shows nothing either).
+
+    Whatever DeleteAssetGroup answers, the group is listed, and confirmed only when the listing
+    shows nothing of it: ``NotFound.group_id``, or no asset. After OK or NotFound either will do;
+    after an ambiguous answer (5xx, timeout) only ``NotFound.group_id`` does, since an empty
+    listing cannot tell a deleted group from one emptied by the assets' own deletions:
+    ``Unproven`` is raised and the next attempt's OK or NotFound settles it. While the listing
+    shows assets of the group, ``StillListed`` is raised. NotFound is ``already_gone`` only when no
+    DeleteAssetGroup of the portal was sent before (``sent_before``).
+    """
+    answer: UpstreamError | None = None
+    try:
+        upstream.delete_asset_group(group.group_id)
+    except (AmbiguousWrite, GroupNotFound) as error:
+        answer = error
+    try:
+        page = upstream.list_assets(group_type=group.group_type, group_ids=[group.group_id])
+    except GroupNotFound:
+        listing = GROUP_LISTING_NOT_FOUND
+    else:
+        said = "OK" if answer is None else answer.code or type(answer).__name__
+        if page.items or page.total_count:
+            shown = ", ".join(asset.id for asset in page.items[:5])
+            raise StillListed(
+                f"DeleteAssetGroup answered {said}, but ListAssets of group {group.group_id} "
+                f"still lists {max(page.total_count, len(page.items))} asset(s): {shown}",
+                action="DeleteAssetGroup",
+                code="StillListed",
+                http_status=answer.http_status if answer else None,
+                explanation=GROUP_STILL_LISTED_EXPLANATION.format(answer=said),
+            )
+        if isinstance(answer, AmbiguousWrite):
+            raise Unproven(
+                f"DeleteAssetGroup answered {said}; ListAssets lists nothing in group "
+                f"{group.group_id}, which does not prove the group deleted",
+                action="DeleteAssetGroup",
+                code="Unproven",
+                http_status=answer.http_status,
+                explanation=GROUP_UNPROVEN_EXPLANATION.format(answer=said),
+            )
+        listing = GROUP_LISTING_EMPTY
+    if isinstance(answer, GroupNotFound) and not sent_before:
+        return WithdrawalOutcome.ALREADY_GONE, WithdrawalProof.GROUP_LISTING, listing
+    return WithdrawalOutcome.DELETED, WithdrawalProof.GROUP_LISTING, listing
 
 
 def is_liveness(group: AssetGroup) -> bool:

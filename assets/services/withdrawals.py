@@ -3,7 +3,8 @@
 ``withdrawal_start`` runs in the transaction that ends the consent: queued uploads fail, and one
 ``WithdrawalItem`` per asset and group to delete is made. ``withdrawal_item_process`` deletes
 each upstream and confirms it only when an independent read proves it (``proof``: the
-DeleteAsset answer, or the group's listing no longer showing the asset), recording how;
+DeleteAsset answer, or the group's listing no longer showing the asset; for a group, its
+listing showing nothing of it after DeleteAssetGroup), recording how;
 ``withdrawals_sweep`` finds items whose task was lost or whose worker died. Producers who copied
 the references are told (``notices``).
 """
@@ -34,7 +35,7 @@ from assets.models import (
 )
 from assets.services.common import CLAIM_SLACK, POLL_BATCH, WORKER, retry_delay, settle
 from assets.services.notices import reference_copies_notify_withdrawn
-from assets.services.proof import delete_proven
+from assets.services.proof import delete_group_proven, delete_proven
 from audit.models import AuditEvent
 from audit.services import audit_record
 from consent.models import ConsentRecord, Person
@@ -43,7 +44,6 @@ from portal.queue import enqueue_after_commit
 from upstream import (
     AmbiguousWrite,
     AnyfastClient,
-    GroupNotFound,
     PermanentUpstreamError,
     TransientUpstreamError,
     UpstreamError,
@@ -350,11 +350,11 @@ def withdrawal_item_process(*, item_id: int, client: AnyfastClient | None = None
     """Work one withdrawal item: delete its asset (or group) upstream and record the proof.
 
     Does nothing unless the item is pending and due (a group's item: and its assets' items of the
-    same withdrawal have settled). Confirmed when DeleteAsset answers OK or, after an ambiguous or
-    NotFound answer, once ListAssets of the group no longer lists it (``StillListed`` otherwise:
-    tried again); a
-    transient error sets the next attempt (exponential backoff with jitter, for ever); an error
-    no retry can fix fails the item, for staff to retry.
+    same withdrawal have settled). An asset is confirmed when DeleteAsset answers OK or, after an
+    ambiguous or NotFound answer, once ListAssets of the group no longer lists it; a group once
+    ListAssets shows nothing of it after DeleteAssetGroup (``StillListed`` otherwise: tried
+    again). A transient error sets the next attempt (exponential backoff with jitter, for ever);
+    an error no retry can fix fails the item, for staff to retry.
     """
     item = _claim_item(item_id)
     if item is None:
@@ -551,21 +551,15 @@ def _withdraw_group(item: WithdrawalItem, upstream: AnyfastClient) -> None:
         return
     sent_before = item.delete_sent_at is not None
     _mark_delete_sent(item)
-    try:
-        upstream.delete_asset_group(group.group_id)
-    except GroupNotFound:
-        # The key owns it (checked): it is gone; by our own earlier call if one was sent.
-        outcome = WithdrawalOutcome.DELETED if sent_before else WithdrawalOutcome.ALREADY_GONE
-    else:
-        outcome = WithdrawalOutcome.DELETED
-    # An AmbiguousWrite (no answer) is raised: the next attempt's answer settles it, NotFound
-    # meaning that this one went through.
+    # Raises StillListed while the group's listing shows assets, Unproven when an ambiguous
+    # answer meets an empty listing: the item is tried again later.
+    outcome, proven_by, listing = delete_group_proven(upstream, group, sent_before=sent_before)
     now = timezone.now()
     with transaction.atomic():
         if not _claimed_item(item).update(
             status=WithdrawalItemStatus.CONFIRMED,
             outcome=outcome,
-            proven_by=WithdrawalProof.GROUP_DELETED,
+            proven_by=proven_by,
             confirmed_at=now,
             next_attempt_at=None,
             last_error_code="",
@@ -592,7 +586,7 @@ def _withdraw_group(item: WithdrawalItem, upstream: AnyfastClient) -> None:
         ).exclude(status=WithdrawalItemStatus.CONFIRMED).update(
             status=WithdrawalItemStatus.CONFIRMED,
             outcome=WithdrawalOutcome.DELETED_WITH_GROUP,
-            proven_by=WithdrawalProof.GROUP_DELETED,
+            proven_by=proven_by,
             confirmed_at=now,
             next_attempt_at=None,
             updated_at=now,
@@ -607,6 +601,8 @@ def _withdraw_group(item: WithdrawalItem, upstream: AnyfastClient) -> None:
                 "item_id": item.pk,
                 "group_id": group.group_id,
                 "outcome": outcome,
+                "proven_by": proven_by,
+                "listing": listing,
                 "confirmed_at": now,
                 "attempts": item.attempts,
                 "assets_withdrawn_with_it": swept,

@@ -187,7 +187,7 @@ def test_deletes_answered_500_after_acting_are_confirmed_by_listing_through_a_wo
         == [(WithdrawalOutcome.DELETED, WithdrawalProof.LISTING)] * 3
     )
     assert [item.proven_by for item in items if item.asset_id is None] == [
-        WithdrawalProof.GROUP_DELETED
+        WithdrawalProof.GROUP_LISTING
     ]
     assert all(item.delete_sent_at <= item.confirmed_at for item in items)
     assert not SandboxAsset.objects.filter(asset_id__in=[a.upstream_id for a in assets]).exists()

@@ -1,7 +1,8 @@
 """A withdrawal is proven by listing (issue 14): after an ambiguous or NotFound DeleteAsset, an
 item is confirmed only once ListAssets of its group no longer lists the asset, never because
-GetAsset (blind to LivenessFace assets, docs/upstream.md G10) said NotFound. Against the sandbox
-over real HTTP, which plays G10 and deletes that act and then answer 500.
+GetAsset (blind to LivenessFace assets, docs/upstream.md G10) said NotFound; a group only once
+ListAssets shows nothing of it, whatever DeleteAssetGroup answered. Against the sandbox over
+real HTTP, which plays G10 and deletes that act and then answer 500.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import zipfile
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
 
 from assets.models import Asset, AssetGroup, Withdrawal, WithdrawalItem
 from assets.services import pipeline as asset_pipeline
@@ -21,7 +23,7 @@ from assets.services import withdrawals
 from assets.services.proof import StillListed
 from audit.models import AuditEvent
 from consent import services
-from sandbox.models import SandboxAsset
+from sandbox.models import SandboxAsset, SandboxGroup
 from tests.assets.test_asset_pipeline import calls, quick_client, submit, upload, verified_group
 from tests.factories import UserFactory
 from upstream import AssetNotFound
@@ -69,7 +71,7 @@ def revoke(group: AssetGroup) -> Withdrawal:
     return Withdrawal.objects.get(consent=consent)
 
 
-def work_asset_item(item: Item) -> Item:
+def work_item(item: Item) -> Item:
     """Run the item's task now, as a worker would (due at once); the row afterwards."""
     Item.objects.filter(pk=item.pk).update(next_attempt_at=None)
     withdrawals.withdrawal_item_process(item_id=item.pk, client=quick_client())
@@ -84,7 +86,7 @@ def test_a_delete_that_acted_but_answered_500_is_confirmed_by_the_listing(g10):
     g10.SANDBOX_FAULT_RATE_500_AFTER = 1.0  # DeleteAsset deletes, then answers 500
     lists_before = calls("ListAssets")
 
-    item = work_asset_item(withdrawal.items.get(asset=asset))
+    item = work_item(withdrawal.items.get(asset=asset))
 
     assert not listed(asset)
     assert (item.status, item.outcome, item.proven_by) == (
@@ -105,7 +107,7 @@ def test_a_delete_answered_500_without_acting_is_not_confirmed_while_still_liste
     withdrawal = revoke(group)
     g10.SANDBOX_FAULT_RATE_500 = 1.0  # DeleteAsset answers 500 and deletes nothing
 
-    item = work_asset_item(withdrawal.items.get(asset=asset))
+    item = work_item(withdrawal.items.get(asset=asset))
 
     assert listed(asset)  # still Active upstream: GetAsset's NotFound would have lied
     assert (item.status, item.outcome, item.last_error_code) == (
@@ -120,7 +122,7 @@ def test_a_delete_answered_500_without_acting_is_not_confirmed_while_still_liste
     assert AuditEvent.objects.filter(action="withdrawal.upstream_error").exists()
 
     g10.SANDBOX_FAULT_RATE_500 = 0.0  # the retry goes through
-    item = work_asset_item(item)
+    item = work_item(item)
 
     assert not listed(asset)
     assert (item.status, item.outcome, item.proven_by) == (
@@ -135,13 +137,13 @@ def test_a_not_found_after_our_own_lost_delete_is_recorded_as_our_deletion(g10):
     asset = active_asset(group)
     withdrawal = revoke(group)
     g10.SANDBOX_FAULT_RATE_500 = 1.0
-    item = work_asset_item(withdrawal.items.get(asset=asset))
+    item = work_item(withdrawal.items.get(asset=asset))
     assert item.status == Item.Status.PENDING and item.delete_sent_at is not None
     # The portal's delayed call lands after all (as a gateway holding it would let it).
     SandboxAsset.objects.filter(asset_id=asset.upstream_id).delete()
     g10.SANDBOX_FAULT_RATE_500 = 0.0
 
-    item = work_asset_item(item)  # DeleteAsset now answers NotFound
+    item = work_item(item)  # DeleteAsset now answers NotFound
 
     assert (item.status, item.outcome, item.proven_by) == (
         Item.Status.CONFIRMED,
@@ -156,7 +158,7 @@ def test_an_asset_gone_before_the_first_delete_is_already_gone_proven_by_listing
     quick_client().delete_asset(asset.upstream_id)  # someone else deleted it
     withdrawal = revoke(group)
 
-    item = work_asset_item(withdrawal.items.get(asset=asset))
+    item = work_item(withdrawal.items.get(asset=asset))
 
     assert (item.status, item.outcome, item.proven_by) == (
         Item.Status.CONFIRMED,
@@ -199,10 +201,10 @@ def test_the_withdrawal_page_and_the_evidence_bundle_show_how_each_item_was_prov
     ambiguous, plain = active_asset(group, "a.png"), active_asset(group, "b.png")
     withdrawal = revoke(group)
     g10.SANDBOX_FAULT_RATE_500_AFTER = 1.0
-    work_asset_item(withdrawal.items.get(asset=ambiguous))
+    work_item(withdrawal.items.get(asset=ambiguous))
     g10.SANDBOX_FAULT_RATE_500_AFTER = 0.0
-    work_asset_item(withdrawal.items.get(asset=plain))
-    work_asset_item(withdrawal.items.get(asset__isnull=True))  # the group, last
+    work_item(withdrawal.items.get(asset=plain))
+    work_item(withdrawal.items.get(asset__isnull=True))  # the group, last
     assert Withdrawal.objects.get(pk=withdrawal.pk).confirmed_at is not None
 
     page = superuser_client.get(reverse("admin:assets_withdrawal_change", args=[withdrawal.pk]))
@@ -210,7 +212,7 @@ def test_the_withdrawal_page_and_the_evidence_bundle_show_how_each_item_was_prov
     assert "proven by" in html.lower()
     assert "ListAssets of its group no longer lists it" in html
     assert "DeleteAsset answered OK" in html
-    assert "DeleteAssetGroup answered" in html
+    assert "ListAssets shows nothing of its group after DeleteAssetGroup" in html
     assert len(TO_THE_SECOND.findall(html)) >= 3
 
     legal = UserFactory(username="legal-proof")
@@ -228,12 +230,104 @@ def test_the_withdrawal_page_and_the_evidence_bundle_show_how_each_item_was_prov
         "listing",
         "delete_answer",
     )
-    assert rows[None]["proven_by"] == "group_deleted"
+    assert rows[None]["proven_by"] == "group_listing"
     assert rows[ambiguous.pk]["proof"] == "ListAssets of its group no longer lists it"
     assert rows[ambiguous.pk]["upstream_confirmed_at"]
     summary = bundle.read("summary.html").decode()
     assert "ListAssets of its group no longer lists it" in summary
     assert TO_THE_SECOND.search(summary)
+
+
+# --- Groups: DeleteAssetGroup, proven by ListAssets of the group -------------------------------
+
+
+def test_a_group_is_confirmed_deleted_only_once_its_listing_shows_nothing_of_it(g10, queued):
+    group = verified_group()
+    asset = active_asset(group)
+    withdrawal = revoke(group)
+    work_item(withdrawal.items.get(asset=asset))
+    # Made upstream with the studio's key outside the portal: still in the group.
+    stray = SandboxAsset.objects.create(
+        asset_id="asset-20261203000000-stray",
+        group=SandboxGroup.objects.get(group_id=group.group_id),
+        name="made-elsewhere",
+        asset_type="Image",
+        source_url="https://elsewhere.test/face.png",
+        ready_at=timezone.now(),
+    )
+    g10.SANDBOX_FAULT_ACTIONS = ["DeleteAssetGroup"]
+    g10.SANDBOX_FAULT_RATE_500 = 1.0  # answered 500, nothing deleted
+    group_item = withdrawal.items.get(asset__isnull=True)
+
+    item = work_item(group_item)
+
+    assert (item.status, item.proven_by, item.last_error_code) == (
+        Item.Status.PENDING,
+        "",
+        "StillListed",
+    )
+    assert "still lists 1 asset(s): asset-20261203000000-stray" in item.last_error
+    assert ("assets.tasks.withdraw_item", (item.pk,)) in queued.calls  # tried again later
+    assert SandboxGroup.objects.filter(group_id=group.group_id).exists()
+    assert AssetGroup.objects.get(pk=group.pk).withdrawn_at is None
+    assert Withdrawal.objects.get(pk=withdrawal.pk).confirmed_at is None
+
+    g10.SANDBOX_FAULT_RATE_500 = 0.0
+    lists_before = calls("ListAssets")
+    item = work_item(item)
+
+    assert (item.status, item.outcome, item.proven_by) == (
+        Item.Status.CONFIRMED,
+        Outcome.DELETED,
+        Proof.GROUP_LISTING,
+    )
+    assert calls("ListAssets") == lists_before + 1  # the independent read
+    assert not SandboxAsset.objects.filter(pk=stray.pk).exists()
+    assert AssetGroup.objects.get(pk=group.pk).withdrawn_at is not None
+    assert Withdrawal.objects.get(pk=withdrawal.pk).confirmed_at is not None
+    event = AuditEvent.objects.get(action="asset_group.deleted_upstream")
+    assert (event.detail["proven_by"], event.detail["listing"]) == ("group_listing", "no assets")
+
+
+def test_a_group_delete_that_acted_but_answered_500_is_confirmed_by_the_next_attempt(g10):
+    group = verified_group()
+    withdrawal = revoke(group)
+    g10.SANDBOX_FAULT_ACTIONS = ["DeleteAssetGroup"]
+    g10.SANDBOX_FAULT_RATE_500_AFTER = 1.0  # deleted, then answered 500
+
+    item = work_item(withdrawal.items.get(asset__isnull=True))
+
+    # Gone, but an empty listing cannot tell a deleted group from an empty one: not yet proven.
+    assert not SandboxGroup.objects.filter(group_id=group.group_id).exists()
+    assert (item.status, item.proven_by, item.last_error_code) == (
+        Item.Status.PENDING,
+        "",
+        "Unproven",
+    )
+    assert "answered InternalServiceError" in item.last_error
+
+    g10.SANDBOX_FAULT_RATE_500_AFTER = 0.0
+    item = work_item(item)  # DeleteAssetGroup now answers NotFound; the listing shows nothing
+
+    assert (item.status, item.outcome, item.proven_by) == (
+        Item.Status.CONFIRMED,
+        Outcome.DELETED,  # the portal's own earlier call, not "already gone"
+        Proof.GROUP_LISTING,
+    )
+
+
+def test_a_group_gone_before_the_first_delete_is_already_gone_proven_by_its_listing(g10):
+    group = verified_group()
+    quick_client().delete_asset_group(group.group_id)  # someone else deleted it
+    withdrawal = revoke(group)
+
+    item = work_item(withdrawal.items.get(asset__isnull=True))
+
+    assert (item.status, item.outcome, item.proven_by) == (
+        Item.Status.CONFIRMED,
+        Outcome.ALREADY_GONE,
+        Proof.GROUP_LISTING,
+    )
 
 
 def test_a_liveness_assets_status_comes_from_the_group_listing_never_getasset(g10):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 import time_machine
 from django.contrib.auth.models import Group
-from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -18,12 +21,15 @@ from PIL import Image
 from assets import tasks as asset_tasks
 from assets.models import ProducerNotice, Withdrawal, WithdrawalReason
 from audit.models import AuditEvent
-from consent import person_links
+from consent import person_links, person_pages
 from consent.models import ConsentRecord, PersonalLink, RevocationChannel, personal_link_issue
 from consent.services import consent_warn_expiring
 from mail.models import OutboundEmail
 from portal.logredact import mask_file_tokens
+from portal.models import ThrottleCount
 from sandbox.samples import make_image
+from sandbox.servers import gunicorn
+from tests.celery_helpers import database_url
 from tests.factories import (
     ConsentRecordFactory,
     PersonFactory,
@@ -36,13 +42,6 @@ from verification.services import invitations
 pytestmark = pytest.mark.django_db
 
 LINK = re.compile(r"https?://\S+/me/[A-Za-z0-9_-]+/")
-
-
-@pytest.fixture(autouse=True)
-def fresh_limits():
-    cache.clear()  # the link request's counters
-    yield
-    cache.clear()
 
 
 def link_in(email: OutboundEmail) -> str:
@@ -110,6 +109,65 @@ def test_link_requests_are_limited_per_address_and_per_client(client: Client, qu
         reverse("me:request"), {"email": "new@example.test"}, REMOTE_ADDR="10.0.0.9"
     )
     assert other_client.status_code == 200
+
+
+def test_past_the_address_limit_a_known_address_is_answered_like_an_unknown_one(
+    client: Client, queued
+):
+    PersonFactory(email="ada@example.test")
+    for _ in range(person_pages.EMAILS_PER_ADDRESS):
+        ask_for_link(client, "ada@example.test")
+
+    past_the_limit = ask_for_link(client, "Ada@example.test")
+    unknown = ask_for_link(client, "nobody@example.test")
+
+    assert past_the_limit == unknown
+    assert OutboundEmail.objects.filter(kind="personal_link").count() == 3
+    # The counts hold no address, not even one a list of addresses could be hashed to match.
+    keys = " ".join(ThrottleCount.objects.values_list("key", flat=True))
+    for address in ("ada@example.test", "nobody@example.test"):
+        assert address not in keys and hashlib.sha256(address.encode()).hexdigest() not in keys
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_the_link_limits_hold_across_two_gunicorn_workers(tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("the workers share the test's PostgreSQL database")
+    PersonFactory(email="ada@example.test")
+    env = {
+        "DEBUG": "true",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": "filesystem://",  # the emails' tasks stay in tmp_path
+        "TRUSTED_PROXY_COUNT": "1",  # so that the requests come from many client addresses
+    }
+    with gunicorn(env, workers=2, threads=4) as base_url:
+        browser = requests.Session()
+        form = browser.get(f"{base_url}/me/", timeout=30).text
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+        assert csrf is not None
+
+        def ask(email: str, client_address: str) -> tuple[int, str]:
+            response = browser.post(
+                f"{base_url}/me/",
+                data={"email": email, "csrfmiddlewaretoken": csrf.group(1)},
+                headers={"X-Forwarded-For": client_address},
+                timeout=30,
+            )
+            return response.status_code, response.text
+
+        with ThreadPoolExecutor(16) as pool:
+            # One address asked for from 12 client addresses, then one client asking 30 times.
+            known = list(pool.map(lambda n: ask("ada@example.test", f"198.51.100.{n}"), range(12)))
+            flood = list(
+                pool.map(lambda n: ask(f"someone{n}@example.test", "203.0.113.9"), range(30))
+            )
+        unknown = ask("nobody@example.test", "192.0.2.1")
+
+    assert OutboundEmail.objects.filter(kind="personal_link").count() == 3
+    assert set(known) == {unknown} and unknown[0] == 200  # the same answer past the limit
+    assert sorted(status for status, _ in flood) == [200] * 10 + [429] * 20
 
 
 def test_the_invitation_and_the_expiry_warning_carry_the_persons_link(client: Client, queued):

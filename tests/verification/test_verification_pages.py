@@ -7,7 +7,6 @@ import datetime
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -179,7 +178,6 @@ def test_a_typed_code_leads_to_the_invitation(client):
 
 @pytest.mark.django_db
 def test_a_wrong_code_is_refused_and_guessing_is_slowed_down(client):
-    cache.clear()
     _invitation()
     for _ in range(10):
         wrong = client.post("/verify/", {"code": "AAAA-AAAA"})
@@ -189,7 +187,6 @@ def test_a_wrong_code_is_refused_and_guessing_is_slowed_down(client):
     blocked = client.post("/verify/", {"code": "AAAA-AAAA"})
 
     assert blocked.status_code == 429 and "Too many tries" in blocked.content.decode()
-    cache.clear()
 
 
 # --- The callback page ------------------------------------------------------------------------

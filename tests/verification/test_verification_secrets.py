@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from portal import roles
+from portal.models import ThrottleCount
 from sandbox.servers import gunicorn
 from tests.factories import (
     OutboundEmailFactory,
@@ -28,7 +29,7 @@ from tests.factories import (
 )
 from tests.verification_helpers import use_sandbox
 from verification import throttle
-from verification.models import CodeTries, UpstreamSession, VerificationSession
+from verification.models import UpstreamSession, VerificationSession
 from verification.services import sessions
 
 Status = UpstreamSession.Status
@@ -224,7 +225,7 @@ def test_simultaneous_guesses_are_counted_exactly():
     statuses = _at_once(30, lambda: _guess(Client(), REMOTE_ADDR="203.0.113.9"))
 
     assert sorted(statuses) == [404] * throttle.CODE_TRIES + [429] * 20
-    assert CodeTries.objects.get(address="203.0.113.9").tries == 30
+    assert ThrottleCount.objects.get(key=throttle.code_try_key("203.0.113.9")).taken == 30
 
 
 @pytest.mark.django_db(transaction=True)
