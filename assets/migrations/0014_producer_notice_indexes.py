@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assets', '0012_asset_copy_withdrawal_order_indexes'),
+        ('assets', '0013_withdrawal_item_proven_by_group_listing'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
