@@ -167,10 +167,12 @@ else:
     # or in memory, where it then joins whole tables (50,000 people) by hash to show a page of
     # 100 (issue 16, measured: the People queues 2x, the admin home 1.6x, search 5x slower). The
     # portal's sessions plan with DATABASE_RANDOM_PAGE_COST (1.1, the usual value for SSDs),
-    # passed at connection (no query more); an `options` given in DATABASE_URL is kept instead.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "options", f"-c random_page_cost={env.float('DATABASE_RANDOM_PAGE_COST', default=1.1)}"
-    )
+    # passed at connection (no query more); an `options` given in DATABASE_URL is kept instead,
+    # and an empty value passes none (a PgBouncer refuses them: set it on the server then).
+    if random_page_cost := env.str("DATABASE_RANDOM_PAGE_COST", default="1.1"):
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+            "options", f"-c random_page_cost={float(random_page_cost)}"
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

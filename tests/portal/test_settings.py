@@ -296,6 +296,9 @@ def test_an_operators_database_options_are_kept(tmp_path: Path):
                            DATABASE_RANDOM_PAGE_COST="1.5")  # fmt: skip
     own = _settings_with(tmp_path / "own", "DATABASES", DEBUG="true",
                          DATABASE_URL=f"{url}?options=-c%20work_mem%3D64MB")  # fmt: skip
+    none = _settings_with(tmp_path / "none", "DATABASES", DEBUG="true", DATABASE_URL=url,
+                          DATABASE_RANDOM_PAGE_COST="")  # fmt: skip
 
     assert tuned["DATABASES"]["default"]["OPTIONS"] == {"options": "-c random_page_cost=1.5"}  # type: ignore[index]
+    assert not none["DATABASES"]["default"].get("OPTIONS")  # type: ignore[attr-defined]
     assert own["DATABASES"]["default"]["OPTIONS"] == {"options": "-c work_mem=64MB"}  # type: ignore[index]
