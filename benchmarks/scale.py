@@ -110,7 +110,7 @@ def table(measured: dict[int, dict[str, Any]]) -> tuple[list[str], int]:
             values[(*key, size)] = row
     header = ["page", "role"]
     for size in sizes:
-        header += [f"q@{size:,}", f"ms@{size:,}"]
+        header += [f"q@{size:,}", f"ms@{size:,} (rows)"]
     header += [f"x {size:,}/{base:,}" for size in sizes[1:]] + ["flag"]
     rows = [header]
     flagged = 0
@@ -118,7 +118,11 @@ def table(measured: dict[int, dict[str, Any]]) -> tuple[list[str], int]:
         cells = [page, role]
         found = [values.get((page, role, size)) for size in sizes]
         for row in found:
-            cells += [str(row["queries"] or "-"), _number(row["ms"])] if row else ["-", "-"]
+            if row is None:
+                cells += ["-", "-"]
+                continue
+            rows_listed = f" ({row['rows']})" if row.get("rows") is not None else ""
+            cells += [str(row["queries"] or "-"), _number(row["ms"]) + rows_listed]
         ratios = [
             row["ms"] / (found[0]["ms"] or 1e-9) if row and found[0] else None for row in found[1:]
         ]
@@ -148,9 +152,13 @@ def _flags(
     last = found[-1]
     flags = []
     if kind == "page":
-        for size, ratio in zip(sizes[1:], ratios, strict=True):
+        for size, ratio, row in zip(sizes[1:], ratios, found[1:], strict=True):
             if ratio is not None and ratio > TARGET_RATIO:
-                flags.append(f">{TARGET_RATIO:.0f}x at {size:,}")
+                more_rows = (
+                    found[0] and row and (found[0].get("rows") or 0) < (row.get("rows") or 0)
+                )
+                rows = f" (rows {found[0]['rows']} to {row['rows']})" if more_rows else ""  # type: ignore[index]
+                flags.append(f">{TARGET_RATIO:.0f}x at {size:,}{rows}")
         if last and sizes[-1] >= 10_000 and last["ms"] >= TARGET_MS:
             flags.append(f">={TARGET_MS:.0f} ms")
         if len({row["queries"] for row in found if row and row["queries"] is not None}) > 1:
@@ -323,8 +331,10 @@ def measure(client: Any, url: str) -> dict[str, Any] | None:
     """
     from django.db import connection
 
-    if _get(client, url)[0] != 200:
+    response = client.get(url)
+    if response.status_code != 200:
         return None
+    rows = _rows_listed(response)
     executed: list[str] = []
 
     def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
@@ -339,7 +349,25 @@ def measure(client: Any, url: str) -> dict[str, Any] | None:
         started = time.perf_counter()
         _get(client, url)
         durations.append((time.perf_counter() - started) * 1000)
-    return {"queries": len(executed), "ms": statistics.median(durations), "max_ms": max(durations)}
+    return {
+        "queries": len(executed),
+        "ms": statistics.median(durations),
+        "max_ms": max(durations),
+        "rows": rows,
+    }
+
+
+def _rows_listed(response: Any) -> int | None:
+    """How many rows a list page shows (a changelist's or /references/'s table), else None:
+    a list's cost grows with its rows (1 to 100 on a page) as well as with the tables."""
+    if getattr(response, "streaming", False):
+        return None
+    html = response.content.decode()
+    marker = next((m for m in ('id="result_list"', 'class="ref-table') if m in html), None)
+    if marker is None:
+        return None
+    body = html.split(marker, 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return body.count("<tr") - body.count("colspan=")  # not the "nothing found" row
 
 
 def _get(client: Any, url: str) -> tuple[int, int]:

@@ -75,3 +75,23 @@ def test_an_exports_total_is_shown_not_judged_but_its_first_bytes_and_memory_are
     assert ">=300 ms" in rows["first bytes"]
     assert "grows >1.5x from 10,000" in rows["peak MB growing"]
     assert ">2x the read" in rows["full check / read"]
+
+
+def test_a_list_that_fills_its_page_says_so_beside_its_flag():
+    sizes = {100: (30, 1), 10_000: (90, 100), 50_000: (95, 100)}
+    lines, flagged = table(
+        {
+            size: {
+                "size": size,
+                "built_seconds": 1.0,
+                "rows": [
+                    {"page": "Withdrawals", "role": "legal", "ms": ms, "queries": 8, "rows": rows}
+                ],
+            }
+            for size, (ms, rows) in sizes.items()
+        }  # fmt: skip
+    )
+
+    assert flagged == 1
+    assert "30 (1)" in lines[2] and "95 (100)" in lines[2]
+    assert ">2x at 10,000 (rows 1 to 100)" in lines[2]
