@@ -79,17 +79,12 @@ def test_an_exports_total_is_shown_not_judged_but_its_first_bytes_and_memory_are
 
 def test_a_list_that_fills_its_page_says_so_beside_its_flag():
     sizes = {100: (30, 1), 10_000: (90, 100), 50_000: (95, 100)}
+    row = {"page": "Withdrawals", "role": "legal", "queries": 8}
     lines, flagged = table(
         {
-            size: {
-                "size": size,
-                "built_seconds": 1.0,
-                "rows": [
-                    {"page": "Withdrawals", "role": "legal", "ms": ms, "queries": 8, "rows": rows}
-                ],
-            }
+            size: {"size": size, "built_seconds": 1.0, "rows": [{**row, "ms": ms, "rows": rows}]}
             for size, (ms, rows) in sizes.items()
-        }  # fmt: skip
+        }
     )
 
     assert flagged == 1
