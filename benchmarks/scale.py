@@ -408,8 +408,8 @@ def export_memory(client: Any, url: str, role: str) -> dict[str, Any]:
 
 def verify_audit_rows() -> list[dict[str, Any]]:
     """``verify_audit``: as it runs by default, from the last verified anchor with
-    ``INCREMENTAL_EVENTS`` after it (a page-like bound: flat in the size), and ``--full``, timed
-    against reading the same rows alone (the database's pace; its row holds the ratio)."""
+    ``INCREMENTAL_EVENTS`` after it, and ``--full``, timed against reading the same rows alone
+    (the database's pace; its row holds the ratio, judged: at most 2x)."""
     from audit.anchors import Anchor
     from audit.models import AuditEvent
     from audit.verification import verify_chain
@@ -437,7 +437,10 @@ def verify_audit_rows() -> list[dict[str, Any]]:
         raise SystemExit(f"bench scale: the incremental check went wrong: {incremental}")
     name = f"verify_audit ({INCREMENTAL_EVENTS:,} events after the last anchor)"
     return [
-        {"page": name, "role": "-", "queries": None, "ms": statistics.median(durations)},
+        # Shown, not judged as a page: besides walking the events after the anchor, it counts
+        # the events before it (one index-only COUNT, linear) to prove none was removed.
+        {"page": name, "role": "-", "queries": None, "ms": statistics.median(durations),
+         "kind": "total"},
         {"page": f"verify_audit --full, total ({read:,} events)", "role": "-",
          "queries": None, "ms": full_ms, "kind": "total"},
         {"page": "verify_audit --full / reading its rows (ratio in ms column)", "role": "-",
