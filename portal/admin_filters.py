@@ -166,6 +166,11 @@ class ScalableChangelist:
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return FilteredLinksChangeList
 
+    def get_empty_value_display(self) -> SafeString:
+        """Django's, without the exception and the lazy-string check it pays for every cell."""
+        display = getattr(self, "empty_value_display", None)
+        return SafeString(self.admin_site.empty_value_display if display is None else display)
+
     def action_checkbox(self, obj: Model) -> SafeString:
         """Django's checkbox column, the same HTML, without rendering a widget's template."""
         return format_html(
