@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import uuid
@@ -15,11 +16,13 @@ import redis
 from django.conf import settings as django_settings
 from django.db import connections
 from django.test import Client
+from hypothesis import settings as hypothesis_settings
 from playwright.sync_api import Browser, sync_playwright
 
 from portal import queue as portal_queue
 from portal.celery import app as celery_app
 from sandbox import counters
+from tests import database
 from tests.factories import UserFactory
 from tests.upstream_helpers import SANDBOX_KEY
 
@@ -32,11 +35,18 @@ RUN_PREFIX = f"test:{uuid.uuid4().hex[:12]}:"
 # unacknowledged messages); a test's worker process gets the same transport option.
 CELERY_KEY_PREFIX = f"{RUN_PREFIX}celery:"
 
+# The property tests' example count: Hypothesis' own 100, which CI and a plain pytest keep;
+# bin/test's quick run asks for "dev". Loaded before the test modules make their settings.
+hypothesis_settings.register_profile("dev", max_examples=20)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Django's default PBKDF2 takes a good part of a second per password on this machine, and
     # the factories set one for every user; the tests never need a hash that resists guessing.
     django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    database.commit_without_waiting_for_the_disk()
+    database.flush_by_delete()
     django_settings.ANYFAST_RATE_LIMIT_REDIS_PREFIX = f"{RUN_PREFIX}ratelimit:"
     # Before anything opens a broker connection, which would keep the options it was made with;
     # the environment variable reaches the worker processes the integration tests start.
@@ -71,10 +81,18 @@ def delete_prefixed(url: str, prefix: str) -> None:
         pass  # nothing was written where nothing answers
 
 
+_test_folders = itertools.count()
+
+
 @pytest.fixture(autouse=True)
-def private_files(settings, tmp_path: Path) -> Path:
-    """Every test writes private files to its own temporary folder, never to var/."""
-    root = tmp_path / "private"
+def private_files(settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test writes private files to its own temporary folder, never to var/.
+
+    The folder is made by the first file written there: most tests write none, and a folder
+    made and deleted for each of them (as ``tmp_path`` does) costs seconds a run.
+    """
+    folder = tmp_path_factory.getbasetemp() / "files" / str(next(_test_folders))
+    root = folder / "private"
     storage = {
         "BACKEND": "portal.storage.PrivateFileSystemStorage",
         "OPTIONS": {"location": root, "base_url": None},
@@ -86,7 +104,7 @@ def private_files(settings, tmp_path: Path) -> Path:
     }
     settings.PRIVATE_MEDIA_ROOT = root
     # The audit chain's anchors too: verify_audit reads every anchor in that file.
-    settings.AUDIT_ANCHOR_PATH = tmp_path / "audit-anchors.jsonl"
+    settings.AUDIT_ANCHOR_PATH = folder / "audit-anchors.jsonl"
     return root
 
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,9 +39,14 @@ def portal_modules() -> list[Path]:
     return files
 
 
-def imported_modules(path: Path) -> Iterator[str]:
+@functools.cache  # each rule reads every file: parse each once a run
+def imported_modules(path: Path) -> tuple[str, ...]:
     """The absolute module names ``path`` imports (``from a import b`` gives ``a`` and ``a.b``)."""
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    return tuple(_imports(ast.parse(path.read_text(), filename=str(path))))
+
+
+def _imports(tree: ast.AST) -> Iterator[str]:
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

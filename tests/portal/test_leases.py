@@ -13,8 +13,9 @@ from assets.models import Asset
 from portal.leases import renewed_lease
 from tests.factories import AssetFactory
 
-# The renewal runs in a thread with its own database connection: committed rows only.
-pytestmark = pytest.mark.django_db(transaction=True)
+# The renewal runs in a thread with its own database connection: committed rows only. Each test
+# waits on the real clock for leases to be renewed or to lapse, seconds in all (slow).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 LEASE = 0.6
 

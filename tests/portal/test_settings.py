@@ -75,6 +75,13 @@ def _run_settings(
     )
 
 
+def _start_in_production(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """The settings as ``_manage`` starts them (DEBUG=false, every production secret blank unless
+    given), run alone: they refuse before Django's commands load, so a refusal needs no more."""
+    blank = dict.fromkeys(PRODUCTION_SECRETS, "")
+    return _run_settings(tmp_path, **{"DEBUG": "false", **blank, **variables})
+
+
 def _settings_with(tmp_path: Path, *names: str, **variables: str) -> dict[str, object]:
     """The values of ``names`` when the settings run with exactly ``variables`` set."""
     result = _run_settings(tmp_path, *names, **variables)
@@ -83,7 +90,7 @@ def _settings_with(tmp_path: Path, *names: str, **variables: str) -> dict[str, o
 
 
 def test_production_refuses_to_start_without_secrets_and_names_them(tmp_path: Path):
-    result = _manage(tmp_path, "check")
+    result = _start_in_production(tmp_path)
 
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
@@ -92,7 +99,7 @@ def test_production_refuses_to_start_without_secrets_and_names_them(tmp_path: Pa
 
 
 def test_production_refuses_a_short_secret_key(tmp_path: Path):
-    result = _manage(tmp_path, "check", **{**PRODUCTION_SECRETS, "SECRET_KEY": "short"})
+    result = _start_in_production(tmp_path, **{**PRODUCTION_SECRETS, "SECRET_KEY": "short"})
 
     assert result.returncode != 0
     assert "SECRET_KEY must be a random string" in result.stderr
@@ -107,7 +114,7 @@ def test_production_refuses_a_short_secret_key(tmp_path: Path):
     ],
 )
 def test_production_refuses_a_weak_audit_chain_key(tmp_path: Path, key: str, refusal: str):
-    result = _manage(tmp_path, "check", **{**PRODUCTION_SECRETS, "AUDIT_CHAIN_KEY": key})
+    result = _start_in_production(tmp_path, **{**PRODUCTION_SECRETS, "AUDIT_CHAIN_KEY": key})
 
     assert result.returncode != 0
     assert "AUDIT_CHAIN_KEY" in result.stderr and refusal in result.stderr
@@ -143,7 +150,7 @@ def test_without_any_environment_the_portal_refuses_to_start_in_production(tmp_p
 def test_production_refuses_the_sandbox_and_names_the_setting(tmp_path: Path, api_key: str):
     # Before, with no key, the sandbox also filled in its development key.
     secrets = {**PRODUCTION_SECRETS, "ANYFAST_API_KEY": api_key}
-    result = _manage(tmp_path, "check", **secrets, SANDBOX_ENABLED="true")
+    result = _start_in_production(tmp_path, **secrets, SANDBOX_ENABLED="true")
 
     assert result.returncode != 0
     assert "ImproperlyConfigured: SANDBOX_ENABLED=true is refused with DEBUG=false" in result.stderr
@@ -161,7 +168,7 @@ def test_only_the_sandbox_gets_a_default_api_key(tmp_path: Path):
 
 @pytest.mark.parametrize("blank", [" ", "\t  "])
 def test_production_counts_a_blank_api_key_as_missing(tmp_path: Path, blank: str):
-    result = _manage(tmp_path, "check", **{**PRODUCTION_SECRETS, "ANYFAST_API_KEY": blank})
+    result = _start_in_production(tmp_path, **{**PRODUCTION_SECRETS, "ANYFAST_API_KEY": blank})
 
     assert result.returncode != 0
     assert "DEBUG=false needs these environment variables: ANYFAST_API_KEY" in result.stderr
@@ -169,7 +176,7 @@ def test_production_counts_a_blank_api_key_as_missing(tmp_path: Path, blank: str
 
 @pytest.mark.parametrize("hosts", ["*", "portal.example.com, *"])
 def test_production_refuses_allowed_hosts_star(tmp_path: Path, hosts: str):
-    result = _manage(tmp_path, "check", **{**PRODUCTION_SECRETS, "ALLOWED_HOSTS": hosts})
+    result = _start_in_production(tmp_path, **{**PRODUCTION_SECRETS, "ALLOWED_HOSTS": hosts})
 
     assert result.returncode != 0
     assert "ALLOWED_HOSTS='*' is refused with DEBUG=false" in result.stderr
@@ -199,12 +206,15 @@ def test_hsts_covers_subdomains_and_asks_for_preload_only_when_opted_in(tmp_path
 
 
 def test_hsts_preload_without_subdomains_is_refused(tmp_path: Path):
-    result = _manage(tmp_path, "check", **PRODUCTION_SECRETS, SECURE_HSTS_PRELOAD="true")
+    result = _start_in_production(tmp_path, **PRODUCTION_SECRETS, SECURE_HSTS_PRELOAD="true")
 
     assert result.returncode != 0
     assert "SECURE_HSTS_PRELOAD=true needs SECURE_HSTS_INCLUDE_SUBDOMAINS=true" in result.stderr
 
 
+# The deployment checklist: Django's whole check framework in a process of its own, seconds
+# each (slow: CI runs them, as bin/test --all does).
+@pytest.mark.slow
 def test_production_with_hsts_opted_in_passes_the_deployment_checklist(tmp_path: Path):
     result = _manage(
         tmp_path,
@@ -221,6 +231,7 @@ def test_production_with_hsts_opted_in_passes_the_deployment_checklist(tmp_path:
     assert "System check identified no issues (0 silenced)" in result.stdout
 
 
+@pytest.mark.slow
 def test_production_with_all_secrets_passes_the_deployment_checklist(tmp_path: Path):
     result = _manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_SECRETS)
 
