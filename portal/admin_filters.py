@@ -17,7 +17,7 @@ page of 100 rows must not cost several times one of 4 (the People "waiting" list
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qsl
 
 from django.contrib import admin
@@ -169,7 +169,9 @@ class ScalableChangelist:
     def get_empty_value_display(self) -> SafeString:
         """Django's, without the exception and the lazy-string check it pays for every cell."""
         display = getattr(self, "empty_value_display", None)
-        return SafeString(self.admin_site.empty_value_display if display is None else display)
+        if display is None:
+            display = cast(admin.ModelAdmin, self).admin_site.empty_value_display
+        return SafeString(display)
 
     def action_checkbox(self, obj: Model) -> SafeString:
         """Django's checkbox column, the same HTML, without rendering a widget's template."""
