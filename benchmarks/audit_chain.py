@@ -1,9 +1,10 @@
 """Benchmark 5: ``verify_audit --full`` on a long audit chain.
 
 Writes ``EVENTS`` events of the keyed chain straight into the table (COPY; each hashed as
-``audit_record`` would), then times the full check against reading the same rows alone (the
-database's pace, the floor). Target: the check takes at most twice as long as the read, i.e.
-Python's HMAC work does not dominate.
+``audit_record`` would), then times the full check against two reads of the same rows that do
+nothing with them: the check's own query on a server-side cursor (the database's pace, the
+floor) and the ORM's ``values_list`` (what the target was set against). Each is timed
+``RUNS`` times, the median counts. Target: the check takes at most twice as long as the ORM read.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import statistics
 import time
+from collections.abc import Callable
 
 from benchmarks.results import Result
 
 NAME = "audit chain"
 EVENTS = int(os.environ.get("BENCH_AUDIT_EVENTS", "250000"))
+RUNS = 3
 TARGET_RATIO = 2.0
 
 
@@ -60,31 +64,60 @@ def populate(count: int) -> None:
             previous = digest
 
 
-def run() -> list[Result]:
+def _median_seconds(work: Callable[[], object]) -> float:
+    durations = []
+    for _ in range(RUNS):
+        began = time.monotonic()
+        work()
+        durations.append(time.monotonic() - began)
+    return statistics.median(durations)
+
+
+def _read_as_the_check_does() -> None:
+    from django.db import connection, transaction
+
+    from audit.verification import _CHUNK, _SELECT_AFTER
+
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.execute(_SELECT_AFTER, [0])
+        while cursor.fetchmany(_CHUNK):
+            pass
+
+
+def _read_with_the_orm() -> None:
     from audit.models import AuditEvent
+
+    for _ in (
+        AuditEvent.objects.order_by("pk")
+        .values_list("pk", "hash", "occurred_at", "before", "after", "detail", "action")
+        .iterator(chunk_size=5000)
+    ):
+        pass
+
+
+def run() -> list[Result]:
     from audit.verification import verify_chain
 
     populate(EVENTS)
-    began = time.monotonic()
-    read = sum(
-        1
-        for _ in AuditEvent.objects.order_by("pk")
-        .values_list("pk", "hash", "occurred_at", "before", "after", "detail", "action")
-        .iterator(chunk_size=5000)
-    )
-    read_seconds = time.monotonic() - began
-    began = time.monotonic()
     report = verify_chain(full=True)
-    check_seconds = time.monotonic() - began
-    if not report.intact or report.events != read:
+    if not report.intact or report.events != EVENTS:
         raise RuntimeError(f"the benchmark's chain does not verify: {report.problems[:3]}")
-    ratio = check_seconds / read_seconds
+    read_seconds = _median_seconds(_read_as_the_check_does)
+    orm_seconds = _median_seconds(_read_with_the_orm)
+    check_seconds = _median_seconds(lambda: verify_chain(full=True))
+    ratio = check_seconds / orm_seconds
     return [
-        Result(NAME, f"read {read:,} events (the floor)", f"{read / read_seconds:,.0f}/s"),
-        Result(NAME, "verify_audit --full", f"{report.events / check_seconds:,.0f}/s"),
         Result(
             NAME,
-            "check time / read time",
+            f"read {EVENTS:,} events, the check's query alone (the floor)",
+            f"{EVENTS / read_seconds:,.0f}/s",
+        ),
+        Result(NAME, "read them with the ORM's values_list", f"{EVENTS / orm_seconds:,.0f}/s"),
+        Result(NAME, "verify_audit --full", f"{EVENTS / check_seconds:,.0f}/s"),
+        Result(NAME, "check time / floor read time", f"{check_seconds / read_seconds:.2f}"),
+        Result(
+            NAME,
+            "check time / ORM read time",
             f"{ratio:.2f}",
             f"<= {TARGET_RATIO:.1f}",
             ratio <= TARGET_RATIO,

@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from audit import verification
 from audit.anchors import read_anchors, write_anchor
 from audit.chain import canonical
 from audit.models import GENESIS_HASH, AuditEvent
@@ -173,6 +174,20 @@ def test_an_event_slipped_in_between_two_is_named_as_inserted(capsys):
     report = verify_chain()
     assert [(p.kind, p.event_id) for p in report.problems] == [("inserted", first.pk + 5)]
     assert f"(#{after.pk}) follows the one before it" in str(report.problems[0])
+
+
+def test_a_chain_read_in_several_chunks_is_checked_across_their_edges(monkeypatch, capsys):
+    """The walk reads the next chunk of events while it hashes one: each event is checked
+    once, in order, and a change at a chunk's first event is named."""
+    monkeypatch.setattr(verification, "_CHUNK", 2)
+    events = _events(5)
+    call_command("verify_audit", "--full")
+    assert "intact: 5 events checked" in capsys.readouterr().out
+    _as_owner("UPDATE audit_auditevent SET action = %s WHERE id = %s", ["x", events[2].pk])
+
+    report = verify_chain(full=True)
+    assert [(p.kind, p.event_id) for p in report.problems] == [("changed", events[2].pk)]
+    assert (report.events, report.head_id, report.head) == (5, events[4].pk, events[4].hash)
 
 
 def test_events_under_a_retired_key_still_verify_and_an_unknown_key_is_named(settings, capsys):
