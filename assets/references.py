@@ -166,6 +166,9 @@ def projects_of(usable: QuerySet[Asset]) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 @dataclass(frozen=True)
 class Position:
     """Where a page starts or ends in the newest-first order: an asset's creation time and id.
@@ -189,12 +192,10 @@ class Position:
         micros, _, pk = (value or "").partition("-")
         if not (micros.isdigit() and pk.isdigit() and len(micros) <= 17 and len(pk) <= 18):
             return None
-        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-        return cls(epoch + datetime.timedelta(microseconds=int(micros)), int(pk))
+        return cls(_EPOCH + datetime.timedelta(microseconds=int(micros)), int(pk))
 
     def __str__(self) -> str:
-        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-        return f"{(self.created_at - epoch) // datetime.timedelta(microseconds=1)}-{self.pk}"
+        return f"{(self.created_at - _EPOCH) // datetime.timedelta(microseconds=1)}-{self.pk}"
 
     def older(self) -> Q:
         """Assets after this position in the newest-first order. The first term bounds the
